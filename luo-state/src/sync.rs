@@ -1,0 +1,107 @@
+//! The three primitives [`crate::StateCell`] is built from, in one place so that each build
+//! picks its own implementation: `core`'s atomics in userspace, loom's under `cfg(loom)` (the
+//! model checker explores every interleaving and every weak-memory outcome), and the kernel's
+//! own LKMM primitives when the module compiles this file (`cfg(luo_kernel)`).
+//!
+//! | here | C11 / loom | kernel |
+//! |---|---|---|
+//! | [`Word::load`], [`Word::store`] | `Relaxed` load, store | `READ_ONCE`, `WRITE_ONCE` |
+//! | [`write_barrier`] | `fence(Release)` | `smp_wmb()` |
+//! | [`read_barrier`] | `fence(Acquire)` | `smp_rmb()` |
+//!
+//! `smp_wmb` only orders stores against later stores, which is weaker than a release fence in
+//! general, but is all the message-passing pattern needs; the litmus tests in
+//! `Documentation/litmus/` check the kernel side under the LKMM.
+
+pub(crate) use imp::{read_barrier, write_barrier, Word};
+
+#[cfg(all(not(loom), not(luo_kernel)))]
+mod imp {
+    use core::sync::atomic::{fence, AtomicU32, Ordering};
+
+    /// A 32-bit word accessed with relaxed (`*_ONCE`) loads and stores.
+    pub(crate) struct Word(AtomicU32);
+
+    impl Word {
+        pub(crate) const fn new(value: u32) -> Self {
+            Word(AtomicU32::new(value))
+        }
+
+        pub(crate) fn load(&self) -> u32 {
+            self.0.load(Ordering::Relaxed)
+        }
+
+        pub(crate) fn store(&self, value: u32) {
+            self.0.store(value, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn write_barrier() {
+        fence(Ordering::Release);
+    }
+
+    pub(crate) fn read_barrier() {
+        fence(Ordering::Acquire);
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    use loom::sync::atomic::{fence, AtomicU32, Ordering};
+
+    pub(crate) struct Word(AtomicU32);
+
+    impl Word {
+        // loom's atomics register with the running model, so they cannot be built in a const.
+        pub(crate) fn new(value: u32) -> Self {
+            Word(AtomicU32::new(value))
+        }
+
+        pub(crate) fn load(&self) -> u32 {
+            self.0.load(Ordering::Relaxed)
+        }
+
+        pub(crate) fn store(&self, value: u32) {
+            self.0.store(value, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn write_barrier() {
+        fence(Ordering::Release);
+    }
+
+    pub(crate) fn read_barrier() {
+        fence(Ordering::Acquire);
+    }
+}
+
+#[cfg(all(luo_kernel, not(loom)))]
+mod imp {
+    use kernel::sync::atomic::{Atomic, Relaxed};
+    use kernel::sync::barrier::{smp_rmb, smp_wmb};
+
+    /// A 32-bit word accessed with `READ_ONCE`/`WRITE_ONCE` semantics.
+    pub(crate) struct Word(Atomic<u32>);
+
+    impl Word {
+        pub(crate) const fn new(value: u32) -> Self {
+            Word(Atomic::new(value))
+        }
+
+        pub(crate) fn load(&self) -> u32 {
+            self.0.load(Relaxed)
+        }
+
+        pub(crate) fn store(&self, value: u32) {
+            self.0.store(value, Relaxed);
+        }
+    }
+
+    pub(crate) fn write_barrier() {
+        smp_wmb();
+    }
+
+    pub(crate) fn read_barrier() {
+        smp_rmb();
+    }
+}

@@ -1,0 +1,23 @@
+//! The sysfs ABI of the live update orchestrator: where the files are, the exact bytes the
+//! `state` attribute shows, a strict parser for what userspace reads, and the generator of
+//! `Documentation/ABI/testing/sysfs-kernel-liveupdate`.
+//!
+//! The kernel module compiles `path.rs` and `show.rs` from this directory; they use nothing
+//! but `core` and reach [`State`] through `crate::State`, which both this crate and the module
+//! re-export at their roots. The parser keeps what it read in a `heapless` buffer, so an error
+//! can quote the bytes without an allocator; the module does not compile it.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+mod abi_doc;
+mod parse;
+pub mod path;
+mod show;
+
+pub use abi_doc::write_abi_doc;
+pub use luo_state::State;
+pub use parse::{parse_state, Content, ParseError};
+pub use show::{show, SHOW_MAX_LEN};

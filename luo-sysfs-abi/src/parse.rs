@@ -1,0 +1,151 @@
+//! The strict parser for what userspace reads from the `state` attribute.
+
+use core::fmt;
+
+use crate::State;
+
+/// What was read, kept for an error message: up to [`Content::CAPACITY`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Content {
+    bytes: heapless::Vec<u8, { Content::CAPACITY }>,
+    truncated: bool,
+}
+
+impl Content {
+    /// How many bytes an error quotes; a longer read is cut and marked as such.
+    pub const CAPACITY: usize = 32;
+
+    fn new(read: &[u8]) -> Self {
+        let kept = &read[..read.len().min(Self::CAPACITY)];
+        let mut bytes = heapless::Vec::new();
+        // Cannot fail: `kept` is at most CAPACITY bytes long.
+        let _ = bytes.extend_from_slice(kept);
+        Content {
+            bytes,
+            truncated: kept.len() < read.len(),
+        }
+    }
+
+    /// The bytes quoted (the start of the read when it was longer than the capacity).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether the read was longer than what is quoted.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+impl fmt::Display for Content {
+    /// The bytes with anything unprintable escaped (`\n`, `\x00`), and `...` when cut.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.bytes {
+            write!(f, "{}", byte.escape_ascii())?;
+        }
+        if self.truncated {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the bytes read from the `state` attribute are not a state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Nothing was read.
+    Empty,
+    /// The content does not end in a newline, so it is not what `show` writes (a short read or
+    /// a file that is not the attribute).
+    MissingNewline(Content),
+    /// A line that is not one of the four words: a newer kernel's state, or garbage. Quotes
+    /// the line without its newline.
+    UnknownState(Content),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Empty => f.write_str("empty state (expected a word and a newline)"),
+            ParseError::MissingNewline(content) => {
+                write!(f, "state '{content}' does not end in a newline")
+            }
+            ParseError::UnknownState(content) => write!(f, "unknown state '{content}'"),
+        }
+    }
+}
+
+/// Parses exactly what `show` writes: one of the four documented words and one newline.
+///
+/// Anything else is an error that quotes what was read, so a word a future kernel adds is
+/// reported as unknown, never mistaken for another state. `undefined` is refused too: an
+/// initialised orchestrator never shows it.
+pub fn parse_state(read: &[u8]) -> Result<State, ParseError> {
+    let Some((last, line)) = read.split_last() else {
+        return Err(ParseError::Empty);
+    };
+    if *last != b'\n' {
+        return Err(ParseError::MissingNewline(Content::new(read)));
+    }
+    State::from_word(line)
+        .filter(|state| State::OBSERVABLE.contains(state))
+        .ok_or_else(|| ParseError::UnknownState(Content::new(line)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn each_documented_word_parses() {
+        assert_eq!(parse_state(b"normal\n"), Ok(State::Normal));
+        assert_eq!(parse_state(b"prepared\n"), Ok(State::Prepared));
+        assert_eq!(parse_state(b"frozen\n"), Ok(State::Frozen));
+        assert_eq!(parse_state(b"updated\n"), Ok(State::Updated));
+    }
+
+    #[test]
+    fn empty_is_its_own_error() {
+        assert_eq!(parse_state(b""), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn a_word_without_newline_is_refused() {
+        let err = parse_state(b"normal").unwrap_err();
+        assert_eq!(err.to_string(), "state 'normal' does not end in a newline");
+    }
+
+    #[test]
+    fn a_new_word_is_reported_as_unknown_with_its_text() {
+        let err = parse_state(b"xyz\n").unwrap_err();
+        assert_eq!(err.to_string(), "unknown state 'xyz'");
+    }
+
+    #[test]
+    fn undefined_is_not_a_documented_state() {
+        let err = parse_state(b"undefined\n").unwrap_err();
+        assert_eq!(err.to_string(), "unknown state 'undefined'");
+    }
+
+    #[test]
+    fn extra_whitespace_is_refused() {
+        for bad in [&b"normal\n\n"[..], b" normal\n", b"normal \n", b"normal\r\n"] {
+            assert!(matches!(parse_state(bad), Err(ParseError::UnknownState(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unprintable_bytes_are_escaped_and_long_reads_cut() {
+        let err = parse_state(b"\x00\xffab\n").unwrap_err();
+        assert_eq!(err.to_string(), "unknown state '\\x00\\xffab'");
+        let long = [b'a'; 40];
+        let ParseError::MissingNewline(content) = parse_state(&long).unwrap_err() else {
+            panic!("expected MissingNewline");
+        };
+        assert!(content.is_truncated());
+        assert_eq!(content.bytes().len(), Content::CAPACITY);
+        assert!(content.to_string().ends_with("a..."));
+    }
+}

@@ -1,0 +1,61 @@
+//! The exact bytes the `state` attribute shows: the state's word and one newline.
+
+use crate::State;
+
+/// The length of the longest output of [`show`] (`"undefined\n"`).
+pub const SHOW_MAX_LEN: usize = longest_word() + 1;
+
+const fn longest_word() -> usize {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < State::ALL.len() {
+        let len = State::ALL[i].word().len();
+        if len > longest {
+            longest = len;
+        }
+        i += 1;
+    }
+    longest
+}
+
+/// Writes what reading the `state` attribute returns for `state` at the start of `buf` (the
+/// kernel's page) and returns its length, or `None` if `buf` is shorter than that.
+pub fn show(state: State, buf: &mut [u8]) -> Option<usize> {
+    let word = state.word().as_bytes();
+    let len = word.len() + 1;
+    let out = buf.get_mut(..len)?;
+    let (text, newline) = out.split_at_mut(word.len());
+    text.copy_from_slice(word);
+    newline.copy_from_slice(b"\n");
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_writes_the_word_and_a_newline() {
+        let mut page = [0xAAu8; 64];
+        let len = show(State::Prepared, &mut page).unwrap();
+        assert_eq!(&page[..len], b"prepared\n");
+        assert_eq!(page[len], 0xAA, "show wrote past its length");
+    }
+
+    #[test]
+    fn show_refuses_a_buffer_too_short() {
+        let mut small = [0u8; 6];
+        assert_eq!(show(State::Normal, &mut small), None);
+        let mut exact = [0u8; 7];
+        assert_eq!(show(State::Normal, &mut exact), Some(7));
+    }
+
+    #[test]
+    fn the_longest_output_fits_show_max_len() {
+        let mut buf = [0u8; SHOW_MAX_LEN];
+        for state in State::ALL {
+            assert!(show(state, &mut buf).is_some(), "{state}");
+        }
+        assert_eq!(SHOW_MAX_LEN, "undefined\n".len());
+    }
+}
