@@ -82,8 +82,10 @@ pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
         let word = state.word();
         for (i, line) in describe(state).iter().enumerate() {
             let label = if i == 0 { word } else { "" };
-            // Labels are at most 8 columns wide, so one tab stop separates them from the text.
-            writeln!(out, "\t\t{label:<8}\t{line}")?;
+            // The text starts at column 32 (tab stops of 8): two tabs after a label shorter
+            // than a tab stop, one after a label that fills it.
+            let pad = if label.len() < 8 { "\t\t" } else { "\t" };
+            writeln!(out, "\t\t{label}{pad}{line}")?;
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ fn abi_doc_names_every_observable_state() {
     let mut doc = String::new();
     luo_sysfs_abi::write_abi_doc(&mut doc).unwrap();
     for state in luo_state::State::OBSERVABLE {
-        let label = format!("\t\t{:<8}\t", state.word());
+        let label = format!("\t\t{}\t", state.word());
         assert!(doc.contains(&label), "no entry for {state}");
     }
     assert!(!doc.contains("undefined\t"));

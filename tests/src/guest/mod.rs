@@ -1,0 +1,23 @@
+//! The kernel tests, one module per claim group; each runs in a fresh guest.
+
+pub mod errors;
+pub mod layout;
+pub mod model;
+pub mod poll;
+pub mod rmmod;
+pub mod transitions;
+
+use std::fs::File;
+
+use luo_state::State;
+
+use crate::{dev, ensure, sysfs, Outcome};
+
+/// Checks that sysfs and `GET_STATE` both show `expected`, right now.
+pub fn assert_state(device: &File, expected: State, context: &str) -> Outcome {
+    let shown = sysfs::read_fresh()?;
+    let got = dev::get_state(device)?;
+    ensure!(shown == expected, "{context}: sysfs shows '{shown}', expected '{expected}'");
+    ensure!(got == expected, "{context}: GET_STATE says '{got}', expected '{expected}'");
+    Ok(())
+}

@@ -1,0 +1,37 @@
+//! Test 2: every transition reachable without a kexec, by ioctl and by the test hook; sysfs
+//! shows the new word as soon as the call returns, and `GET_STATE` agrees.
+
+use std::path::Path;
+
+use luo_state::{Event, State};
+
+use crate::guest::assert_state;
+use crate::{dev, module, Outcome};
+
+/// Runs the transition checks with the module at `ko`.
+pub fn run(ko: &Path) -> Outcome {
+    module::load_with_selftest(ko)?;
+    let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
+    assert_state(&control, State::Normal, "after load")?;
+    let steps = [
+        (Some(Event::Prepare), State::Prepared),
+        (Some(Event::Cancel), State::Normal),
+        (Some(Event::Prepare), State::Prepared),
+        (None, State::Frozen),
+        (Some(Event::Cancel), State::Normal),
+    ];
+    for (event, expected) in steps {
+        let context = match event {
+            Some(event) => {
+                dev::set_event(&control, event).map_err(|e| format!("SET_EVENT {event}: errno {e}"))?;
+                format!("right after SET_EVENT {event}")
+            }
+            None => {
+                dev::selftest_freeze().map_err(|e| format!("test hook freeze: errno {e}"))?;
+                "right after the test hook's freeze".to_owned()
+            }
+        };
+        assert_state(&control, expected, &context)?;
+    }
+    Ok(())
+}

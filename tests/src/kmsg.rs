@@ -1,0 +1,36 @@
+//! The kernel log: the module's messages, and the splats that fail any test.
+
+use std::process::Command;
+
+/// Markers of a kernel splat: WARN, BUG, oops, lockdep and sleeping-in-atomic reports.
+const SPLATS: &[&str] = &[
+    "WARNING:",
+    "BUG:",
+    "Oops",
+    "general protection fault",
+    "possible circular locking",
+    "possible recursive locking",
+    "inconsistent lock state",
+    "suspicious RCU usage",
+    "sleeping function called from invalid context",
+    "Call Trace:",
+];
+
+/// The whole kernel log.
+pub fn dmesg() -> Result<String, String> {
+    let out = Command::new("dmesg").output().map_err(|err| format!("cannot run dmesg: {err}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Fails when the log holds a splat, quoting the lines around it.
+pub fn assert_clean() -> Result<(), String> {
+    let log = dmesg()?;
+    let lines: Vec<&str> = log.lines().collect();
+    match lines.iter().position(|line| SPLATS.iter().any(|s| line.contains(s))) {
+        None => Ok(()),
+        Some(at) => Err(format!(
+            "the kernel log has a splat:\n{}",
+            lines[at.saturating_sub(5)..lines.len().min(at + 40)].join("\n")
+        )),
+    }
+}

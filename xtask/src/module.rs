@@ -1,0 +1,68 @@
+//! `cargo xtask module`: `luo.ko` built by Kbuild against the guest kernel (or `KDIR`), with
+//! the kernel's clippy lints (`CLIPPY=1`) and the tree's rustfmt settings, warnings refused.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::cache;
+use crate::kernel::{self, Kernel};
+use crate::run::{self, Result};
+use crate::setup;
+
+/// The module's source directory in the workspace.
+pub fn source_dir() -> PathBuf {
+    cache::workspace().join("luo-kmod")
+}
+
+/// A built module and the kernel it was built for.
+pub struct Module {
+    /// The kernel build the module matches.
+    pub kernel: Kernel,
+    /// The path of `luo.ko`.
+    pub ko: PathBuf,
+}
+
+/// Builds `luo.ko` (about 2 s) and checks lints and formatting.
+pub fn ensure() -> Result<Module> {
+    let kernel = kernel::ensure()?;
+    run::step("module: luo.ko");
+    let dir = source_dir();
+    let log = cache::log("module")?;
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(&kernel.build)
+        .arg(format!("M={}", dir.display()))
+        .arg("CLIPPY=1")
+        .arg("modules");
+    setup::kernel_build_env(&mut make)?;
+    run::run_logged("make M=luo-kmod CLIPPY=1", &mut make, &log)?;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("warning")).collect();
+    if !warnings.is_empty() {
+        return Err(format!(
+            "the module build has warnings (full log: {}):\n{}",
+            log.display(),
+            run::tail(&log, 60)
+        ));
+    }
+    check_format(&kernel)?;
+    let ko = dir.join("luo.ko");
+    let size = std::fs::metadata(&ko).map_err(|err| format!("{} was not built: {err}", ko.display()))?.len();
+    eprintln!("    {} ({size} bytes)", ko.display());
+    Ok(Module { kernel, ko })
+}
+
+/// The module's sources against the kernel tree's `.rustfmt.toml`.
+fn check_format(kernel: &Kernel) -> Result {
+    let source_tree = kernel.build.join("source");
+    let config = source_tree.join(".rustfmt.toml");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(source_dir().join("src"))
+        .map_err(|err| format!("cannot list luo-kmod/src: {err}"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    files.sort();
+    let mut rustfmt = Command::new("rustfmt");
+    rustfmt.args(["--check", "--edition", "2021", "--config-path"]).arg(&config).args(&files);
+    run::run(&mut rustfmt).map_err(|err| format!("{err}: luo-kmod is not formatted as the kernel tree wants; run rustfmt with --config-path {}", config.display()))
+}

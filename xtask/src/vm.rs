@@ -1,0 +1,118 @@
+//! The guest runner: boots the kernel under QEMU (TCG, 2 CPUs) with virtme-ng, which shares the
+//! host's files over 9p, runs one shell command in it, and returns the command's exit code and
+//! everything the guest printed (the kernel console included).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cache;
+use crate::kernel;
+use crate::run::{self, Result};
+use crate::setup;
+
+/// What a guest run produced.
+pub struct GuestRun {
+    /// The command's exit code; `None` when the guest did not report one (timeout, crash).
+    pub code: Option<i32>,
+    /// Whether the outer timeout ended the run.
+    pub timed_out: bool,
+    /// Standard output of the command.
+    pub stdout: String,
+    /// The guest's console (kernel messages) and virtme-ng's own messages.
+    pub console: String,
+    /// How long the run took, boot included.
+    pub elapsed: Duration,
+}
+
+impl GuestRun {
+    /// Whether the command exited 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// The per-guest time limit: `LUO_VM_TIMEOUT` seconds, default 300 (a TCG boot takes seconds,
+/// the longest test about a minute).
+fn timeout() -> Duration {
+    let secs = std::env::var("LUO_VM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Boots `kernel_build` and runs `script` with `sh -c` in the guest, as root, in the workspace.
+pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
+    let limit = timeout();
+    let vng = setup::venv_dir().join("bin/vng");
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--kill-after=10")
+        .arg(limit.as_secs().to_string())
+        .arg(&vng)
+        .arg("--run")
+        .arg(kernel_build)
+        // No KVM here: without this flag vng picks KVM and hangs. 9p because bookworm's
+        // virtiofsd is too old and costs seconds before vng falls back.
+        .args(["--disable-kvm", "--force-9p", "--skip-modules", "--cpus", "2", "--memory", "1G"])
+        .arg("--verbose")
+        .arg("--cwd")
+        .arg(cache::workspace())
+        .args(["--", "sh", "-c", script])
+        .current_dir(cache::workspace())
+        // vng crashes on a closed stdin.
+        .stdin(std::process::Stdio::null());
+    let start = Instant::now();
+    let out = cmd.output().map_err(|err| format!("cannot start {}: {err}", vng.display()))?;
+    let elapsed = start.elapsed();
+    let code = out.status.code();
+    let timed_out = matches!(code, Some(124 | 137));
+    Ok(GuestRun {
+        code: if timed_out { None } else { code },
+        timed_out,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        console: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    })
+}
+
+/// `cargo xtask vm -- CMD...`: run a command in a guest booted on our kernel, interactively
+/// readable output, and its exit code as ours.
+pub fn run_command(args: &[String]) -> Result {
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+    if args.is_empty() {
+        return Err("usage: cargo xtask vm -- COMMAND [ARGS...]".to_owned());
+    }
+    let kernel = kernel::ensure()?;
+    run::step("guest");
+    let script = args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+    let run = run_in_guest(&kernel.build, &script)?;
+    print!("{}", run.stdout);
+    if run.success() {
+        Ok(())
+    } else {
+        Err(failure_report("the command", &run))
+    }
+}
+
+/// A failure message with the end of the guest's console.
+pub fn failure_report(what: &str, run: &GuestRun) -> String {
+    let how = match (run.timed_out, run.code) {
+        (true, _) => format!("timed out after {:.0?}", run.elapsed),
+        (false, Some(code)) => format!("exited {code}"),
+        (false, None) => "ended without an exit code (guest crash?)".to_owned(),
+    };
+    let console: Vec<&str> = run.console.lines().collect();
+    let stdout: Vec<&str> = run.stdout.lines().collect();
+    format!(
+        "{what} {how}\n--- output (last 40 lines) ---\n{}\n--- guest console (last 60 lines) ---\n{}",
+        stdout[stdout.len().saturating_sub(40)..].join("\n"),
+        console[console.len().saturating_sub(60)..].join("\n")
+    )
+}
+
+/// Quotes `arg` for `sh`.
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=,:".contains(&b)) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
