@@ -147,10 +147,15 @@ impl fmt::Display for AbiError {
             AbiError::ArgTooSmall { size, needed } => {
                 write!(f, "argument size {size} is below the {needed} bytes needed")
             }
-            AbiError::NonZeroTail => f.write_str("argument has non-zero bytes past the known struct"),
+            AbiError::NonZeroTail => {
+                f.write_str("argument has non-zero bytes past the known struct")
+            }
             AbiError::UnknownEvent(raw) => write!(f, "unknown event number {raw}"),
             AbiError::EventNotFromUserspace(event) => {
-                write!(f, "event '{event}' is raised by the kernel, not by userspace")
+                write!(
+                    f,
+                    "event '{event}' is raised by the kernel, not by userspace"
+                )
             }
             AbiError::NotAllowed(err) => err.fmt(f),
         }
@@ -242,7 +247,10 @@ mod tests {
 
     #[test]
     fn an_unknown_event_number_is_einval() {
-        assert_eq!(set_event(State::Normal, 4).unwrap_err(), AbiError::UnknownEvent(4));
+        assert_eq!(
+            set_event(State::Normal, 4).unwrap_err(),
+            AbiError::UnknownEvent(4)
+        );
     }
 
     #[test]
@@ -257,7 +265,10 @@ mod tests {
         let err = set_event(State::Normal, Event::Finish.as_u32()).unwrap_err();
         assert_eq!(
             err,
-            AbiError::NotAllowed(TransitionError { state: State::Normal, event: Event::Finish })
+            AbiError::NotAllowed(TransitionError {
+                state: State::Normal,
+                event: Event::Finish
+            })
         );
     }
 }

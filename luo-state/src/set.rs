@@ -99,8 +99,14 @@ mod tests {
 
     #[test]
     fn an_unknown_word_is_named_in_the_error() {
-        assert_eq!(StateSet::parse_list("normal,frozn"), Err(ParseStateSetError { word: "frozn" }));
-        assert_eq!(StateSet::parse_list(""), Err(ParseStateSetError { word: "" }));
+        assert_eq!(
+            StateSet::parse_list("normal,frozn"),
+            Err(ParseStateSetError { word: "frozn" })
+        );
+        assert_eq!(
+            StateSet::parse_list(""),
+            Err(ParseStateSetError { word: "" })
+        );
     }
 
     #[test]

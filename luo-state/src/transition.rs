@@ -54,17 +54,26 @@ mod tests {
 
     #[test]
     fn prepare_leads_from_normal_to_prepared() {
-        assert_eq!(next_state(State::Normal, Event::Prepare), Ok(State::Prepared));
+        assert_eq!(
+            next_state(State::Normal, Event::Prepare),
+            Ok(State::Prepared)
+        );
     }
 
     #[test]
     fn freeze_leads_from_prepared_to_frozen() {
-        assert_eq!(next_state(State::Prepared, Event::Freeze), Ok(State::Frozen));
+        assert_eq!(
+            next_state(State::Prepared, Event::Freeze),
+            Ok(State::Frozen)
+        );
     }
 
     #[test]
     fn cancel_returns_to_normal_from_prepared_and_frozen() {
-        assert_eq!(next_state(State::Prepared, Event::Cancel), Ok(State::Normal));
+        assert_eq!(
+            next_state(State::Prepared, Event::Cancel),
+            Ok(State::Normal)
+        );
         assert_eq!(next_state(State::Frozen, Event::Cancel), Ok(State::Normal));
     }
 
@@ -86,7 +95,13 @@ mod tests {
     #[test]
     fn a_refusal_names_state_and_event() {
         let err = next_state(State::Updated, Event::Prepare).unwrap_err();
-        assert_eq!(err, TransitionError { state: State::Updated, event: Event::Prepare });
+        assert_eq!(
+            err,
+            TransitionError {
+                state: State::Updated,
+                event: Event::Prepare
+            }
+        );
     }
 
     #[test]

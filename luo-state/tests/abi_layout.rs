@@ -17,5 +17,8 @@ assert_impl_all!(State: Copy, Send, Sync);
 #[test]
 fn request_structs_carry_their_own_size() {
     assert_eq!(GetStateArg::request().size, 8);
-    assert_eq!(SetEventArg::new(Event::Cancel), SetEventArg { size: 8, event: 3 });
+    assert_eq!(
+        SetEventArg::new(Event::Cancel),
+        SetEventArg { size: 8, event: 3 }
+    );
 }

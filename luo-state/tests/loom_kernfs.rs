@@ -93,7 +93,10 @@ impl<C: Cell> SysfsFile<C> {
 }
 
 fn position(state: State) -> usize {
-    SEQUENCE.iter().position(|s| *s == state).unwrap_or(usize::MAX)
+    SEQUENCE
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or(usize::MAX)
 }
 
 /// Two transitions against two readers that read twice each; panics with "stale" when a
@@ -137,8 +140,7 @@ fn check_protocol<C: Cell>() {
             if last_event == TRANSITIONS {
                 // The counter will not change again, so poll never wakes this reader.
                 assert_eq!(
-                    last_state,
-                    SEQUENCE[TRANSITIONS],
+                    last_state, SEQUENCE[TRANSITIONS],
                     "stale reader asleep: final counter with state {last_state}"
                 );
             }

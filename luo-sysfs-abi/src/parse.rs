@@ -131,8 +131,16 @@ mod tests {
 
     #[test]
     fn extra_whitespace_is_refused() {
-        for bad in [&b"normal\n\n"[..], b" normal\n", b"normal \n", b"normal\r\n"] {
-            assert!(matches!(parse_state(bad), Err(ParseError::UnknownState(_))), "{bad:?}");
+        for bad in [
+            &b"normal\n\n"[..],
+            b" normal\n",
+            b"normal \n",
+            b"normal\r\n",
+        ] {
+            assert!(
+                matches!(parse_state(bad), Err(ParseError::UnknownState(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -22,7 +22,11 @@ pub fn open() -> io::Result<File> {
 unsafe fn ioctl_ptr<T>(file: &File, cmd: u32, arg: *mut T) -> Result<(), i32> {
     // SAFETY: the fd is open for the call's duration; the caller guarantees `arg`.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::c_ulong::from(cmd), arg) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error().raw_os_error().unwrap_or(0)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
 }
 
 /// `GET_STATE`: the state's raw number.
@@ -41,7 +45,10 @@ pub fn get_state(file: &File) -> Result<State, String> {
 
 /// `SET_EVENT` with any event number.
 pub fn set_event_raw(file: &File, event: u32) -> Result<(), i32> {
-    let mut arg = SetEventArg { size: SetEventArg::new(Event::Prepare).size, event };
+    let mut arg = SetEventArg {
+        size: SetEventArg::new(Event::Prepare).size,
+        event,
+    };
     // SAFETY: `arg` is a live SetEventArg whose size field is its own size.
     unsafe { ioctl_ptr(file, SET_EVENT, &mut arg) }
 }
@@ -57,7 +64,10 @@ pub fn ioctl_with_buffer(file: &File, cmd: u32, size: u32, bytes: &mut [u8]) -> 
     if let Some(head) = bytes.get_mut(..4) {
         head.copy_from_slice(&size.to_ne_bytes());
     }
-    assert!(bytes.len() >= size as usize, "test bug: buffer shorter than size");
+    assert!(
+        bytes.len() >= size as usize,
+        "test bug: buffer shorter than size"
+    );
     // SAFETY: the kernel reads or writes at most `size` bytes, and the buffer is that long.
     unsafe { ioctl_ptr(file, cmd, bytes.as_mut_ptr()) }
 }

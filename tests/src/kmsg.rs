@@ -18,7 +18,9 @@ const SPLATS: &[&str] = &[
 
 /// The whole kernel log.
 pub fn dmesg() -> Result<String, String> {
-    let out = Command::new("dmesg").output().map_err(|err| format!("cannot run dmesg: {err}"))?;
+    let out = Command::new("dmesg")
+        .output()
+        .map_err(|err| format!("cannot run dmesg: {err}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -26,7 +28,10 @@ pub fn dmesg() -> Result<String, String> {
 pub fn assert_clean() -> Result<(), String> {
     let log = dmesg()?;
     let lines: Vec<&str> = log.lines().collect();
-    match lines.iter().position(|line| SPLATS.iter().any(|s| line.contains(s))) {
+    match lines
+        .iter()
+        .position(|line| SPLATS.iter().any(|s| line.contains(s)))
+    {
         None => Ok(()),
         Some(at) => Err(format!(
             "the kernel log has a splat:\n{}",

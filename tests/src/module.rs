@@ -21,15 +21,24 @@ pub fn load_with_selftest(ko: &Path) -> Result<(), String> {
 
 /// Mounts debugfs at its usual place unless it is there already.
 pub fn mount_debugfs() -> Result<(), String> {
-    let mounts = std::fs::read_to_string("/proc/mounts").map_err(|err| format!("/proc/mounts: {err}"))?;
-    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("debugfs")) {
+    let mounts =
+        std::fs::read_to_string("/proc/mounts").map_err(|err| format!("/proc/mounts: {err}"))?;
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("debugfs"))
+    {
         return Ok(());
     }
-    run(Command::new("mount").args(["-t", "debugfs", "none", "/sys/kernel/debug"]), "mount debugfs")
+    run(
+        Command::new("mount").args(["-t", "debugfs", "none", "/sys/kernel/debug"]),
+        "mount debugfs",
+    )
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd.output().map_err(|err| format!("cannot run {what}: {err}"))?;
+    let out = cmd
+        .output()
+        .map_err(|err| format!("cannot run {what}: {err}"))?;
     if out.status.success() {
         Ok(())
     } else {

@@ -44,7 +44,11 @@ pub struct Revents {
 
 /// Waits up to `timeout` for `POLLPRI`; `None` when the time ran out.
 pub fn poll_pri(file: &File, timeout: Duration) -> io::Result<Option<Revents>> {
-    let mut pfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
     let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     loop {
         // SAFETY: `pfd` is one valid pollfd for the call's duration.

@@ -14,7 +14,8 @@ pub fn root() -> PathBuf {
 /// A directory under the cache root, created if missing.
 pub fn dir(name: &str) -> Result<PathBuf, String> {
     let dir = root().join(name);
-    std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
     Ok(dir)
 }
 

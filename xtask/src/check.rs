@@ -29,11 +29,22 @@ fn userspace() -> Result {
     run::step("cargo fmt --check");
     run::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
     run::step("cargo clippy (warnings denied)");
-    run::run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
+    run::run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run::step("cargo test (unit, property, integration, doc tests, ABI document)");
     run::run(&mut cargo(&["test", "--workspace", "--all-features"]))?;
     run::step("cargo doc (warnings denied)");
-    run::run(cargo(&["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))
+    run::run(
+        cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
 }
 
 /// The loom models of the sysfs poll protocol, in release mode and their own target directory
@@ -42,9 +53,16 @@ fn loom() -> Result {
     run::step("loom models (release, --cfg loom)");
     let start = Instant::now();
     run::run(
-        cargo(&["test", "--release", "-p", "luo-state", "--test", "loom_kernfs"])
-            .env("RUSTFLAGS", "--cfg loom")
-            .env("CARGO_TARGET_DIR", cache::workspace().join("target/loom")),
+        cargo(&[
+            "test",
+            "--release",
+            "-p",
+            "luo-state",
+            "--test",
+            "loom_kernfs",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", cache::workspace().join("target/loom")),
     )?;
     eprintln!("    loom: {:.1?} (build included)", start.elapsed());
     Ok(())

@@ -17,7 +17,14 @@ pub fn run_all() -> Result {
     run::step("guest test binary");
     run::run(
         Command::new("cargo")
-            .args(["build", "--quiet", "-p", "luo-tests", "--bin", "luo-guest-tests"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luo-tests",
+                "--bin",
+                "luo-guest-tests",
+            ])
             .current_dir(cache::workspace()),
     )?;
     let binary = cache::workspace().join("target/debug/luo-guest-tests");

@@ -47,7 +47,9 @@ pub fn ensure() -> Result<Module> {
     }
     check_format(&kernel)?;
     let ko = dir.join("luo.ko");
-    let size = std::fs::metadata(&ko).map_err(|err| format!("{} was not built: {err}", ko.display()))?.len();
+    let size = std::fs::metadata(&ko)
+        .map_err(|err| format!("{} was not built: {err}", ko.display()))?
+        .len();
     eprintln!("    {} ({size} bytes)", ko.display());
     Ok(Module { kernel, ko })
 }
@@ -63,6 +65,9 @@ fn check_format(kernel: &Kernel) -> Result {
         .collect();
     files.sort();
     let mut rustfmt = Command::new("rustfmt");
-    rustfmt.args(["--check", "--edition", "2021", "--config-path"]).arg(&config).args(&files);
+    rustfmt
+        .args(["--check", "--edition", "2021", "--config-path"])
+        .arg(&config)
+        .args(&files);
     run::run(&mut rustfmt).map_err(|err| format!("{err}: luo-kmod is not formatted as the kernel tree wants; run rustfmt with --config-path {}", config.display()))
 }

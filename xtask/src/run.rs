@@ -108,7 +108,11 @@ fn wait_with_progress(
         }
         if Instant::now() >= next_report {
             let last = tail(log, 1);
-            eprintln!("    {what}: {:.0?} so far: {}", start.elapsed(), last.trim());
+            eprintln!(
+                "    {what}: {:.0?} so far: {}",
+                start.elapsed(),
+                last.trim()
+            );
             next_report += PROGRESS_EVERY;
         }
         std::thread::sleep(Duration::from_millis(200));

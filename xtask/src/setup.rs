@@ -66,8 +66,12 @@ pub fn run() -> Result {
     let rustc = rustc_version()?;
     let mut wanted: Vec<String> = BOOKWORM_PACKAGES.iter().map(|p| (*p).to_owned()).collect();
     wanted.push(KERNEL_SOURCE_PACKAGE.to_owned());
-    let missing: Vec<&String> = wanted.iter().filter(|p| installed_version(p).is_none()).collect();
-    let rust_src_ok = installed_version("rust-src").is_some_and(|v| v.starts_with(&format!("{rustc}+")));
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|p| installed_version(p).is_none())
+        .collect();
+    let rust_src_ok =
+        installed_version("rust-src").is_some_and(|v| v.starts_with(&format!("{rustc}+")));
     if !missing.is_empty() || !rust_src_ok {
         apt_install(&rustc, &missing)?;
     } else {
@@ -83,7 +87,11 @@ fn apt_install(rustc: &str, missing: &[&String]) -> Result {
         return Err(format!(
             "these Debian packages are missing and installing them needs root: {}; \
              run `sudo cargo xtask setup` once, or install them yourself",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
         ));
     }
     write_if_changed(Path::new(APT_SOURCE), APT_SOURCE_TEXT)?;
@@ -96,7 +104,12 @@ fn apt_install(rustc: &str, missing: &[&String]) -> Result {
     let rust_src = rust_src_candidate(rustc)?;
     let mut apt = Command::new("apt-get");
     apt.env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends", "--allow-downgrades"])
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "--allow-downgrades",
+        ])
         .args(BOOKWORM_PACKAGES)
         .arg(format!("{KERNEL_SOURCE_PACKAGE}/trixie-backports"))
         .arg(format!("rust-src={rust_src}"));
@@ -166,7 +179,11 @@ fn install_bindgen() -> Result {
         .args(["install", "--locked", "--root"])
         .arg(tools_dir()?)
         .arg(format!("bindgen-cli@{BINDGEN_VERSION}"));
-    run::run_logged("cargo install bindgen-cli", &mut cargo, &cache::log("bindgen")?)
+    run::run_logged(
+        "cargo install bindgen-cli",
+        &mut cargo,
+        &cache::log("bindgen")?,
+    )
 }
 
 /// The virtme-ng venv, whose `bin/vng` runs the guest.
@@ -178,12 +195,19 @@ fn install_virtme_ng() -> Result {
     let venv = venv_dir();
     let pip = venv.join("bin/pip");
     let installed = run::output(Command::new(&pip).args(["show", "virtme-ng"])).unwrap_or_default();
-    if installed.lines().any(|l| l == format!("Version: {VIRTME_NG_VERSION}")) {
+    if installed
+        .lines()
+        .any(|l| l == format!("Version: {VIRTME_NG_VERSION}"))
+    {
         eprintln!("    virtme-ng {VIRTME_NG_VERSION}: present");
         return Ok(());
     }
     let log = cache::log("virtme-ng")?;
-    run::run_logged("python3 -m venv", Command::new("python3").args(["-m", "venv"]).arg(&venv), &log)?;
+    run::run_logged(
+        "python3 -m venv",
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        &log,
+    )?;
     run::run_logged(
         "pip install virtme-ng",
         Command::new(&pip).args(["install", &format!("virtme-ng=={VIRTME_NG_VERSION}")]),

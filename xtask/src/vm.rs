@@ -35,7 +35,10 @@ impl GuestRun {
 /// The per-guest time limit: `LUO_VM_TIMEOUT` seconds, default 300 (a TCG boot takes seconds,
 /// the longest test about a minute).
 fn timeout() -> Duration {
-    let secs = std::env::var("LUO_VM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let secs = std::env::var("LUO_VM_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     Duration::from_secs(secs)
 }
 
@@ -51,7 +54,15 @@ pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
         .arg(kernel_build)
         // No KVM here: without this flag vng picks KVM and hangs. 9p because bookworm's
         // virtiofsd is too old and costs seconds before vng falls back.
-        .args(["--disable-kvm", "--force-9p", "--skip-modules", "--cpus", "2", "--memory", "1G"])
+        .args([
+            "--disable-kvm",
+            "--force-9p",
+            "--skip-modules",
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+        ])
         .arg("--verbose")
         .arg("--cwd")
         .arg(cache::workspace())
@@ -60,7 +71,9 @@ pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
         // vng crashes on a closed stdin.
         .stdin(std::process::Stdio::null());
     let start = Instant::now();
-    let out = cmd.output().map_err(|err| format!("cannot start {}: {err}", vng.display()))?;
+    let out = cmd
+        .output()
+        .map_err(|err| format!("cannot start {}: {err}", vng.display()))?;
     let elapsed = start.elapsed();
     let code = out.status.code();
     let timed_out = matches!(code, Some(124 | 137));
@@ -82,7 +95,11 @@ pub fn run_command(args: &[String]) -> Result {
     }
     let kernel = kernel::ensure()?;
     run::step("guest");
-    let script = args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+    let script = args
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
     let run = run_in_guest(&kernel.build, &script)?;
     print!("{}", run.stdout);
     if run.success() {
@@ -110,7 +127,11 @@ pub fn failure_report(what: &str, run: &GuestRun) -> String {
 
 /// Quotes `arg` for `sh`.
 pub fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=,:".contains(&b)) {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=,:".contains(&b))
+    {
         arg.to_owned()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))

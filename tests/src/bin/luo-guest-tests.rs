@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use luo_tests::{guest, kmsg, Outcome};
+use luo_tests::{Outcome, guest, kmsg};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -13,7 +13,7 @@ use luo_state::{Event, State};
 use luo_sysfs_abi::path::{DEVICE_PATH, STATE_PATH};
 
 use crate::guest::assert_state;
-use crate::{dev, ensure, module, Outcome};
+use crate::{Outcome, dev, ensure, module};
 
 /// The uid and gid of `nobody`.
 const NOBODY: u32 = 65534;
@@ -44,19 +44,32 @@ fn refused_events(control: &File) -> Outcome {
     for state in [State::Normal, State::Prepared, State::Frozen] {
         drive_to(control, state)?;
         for raw in (0..Event::ALL.len() as u32).chain([4, 7, u32::MAX]) {
-            let Err(refusal) = ioctl::set_event(state, raw) else { continue };
+            let Err(refusal) = ioctl::set_event(state, raw) else {
+                continue;
+            };
             let got = dev::set_event_raw(control, raw);
             ensure!(
                 got == Err(refusal.errno()),
                 "in '{state}', SET_EVENT {raw} answered {got:?}, expected errno {} ({refusal})",
                 refusal.errno()
             );
-            assert_state(control, state, &format!("after the refused SET_EVENT {raw} in '{state}'"))?;
+            assert_state(
+                control,
+                state,
+                &format!("after the refused SET_EVENT {raw} in '{state}'"),
+            )?;
         }
         if state != State::Prepared {
             let got = dev::selftest_freeze();
-            ensure!(got == Err(EINVAL), "hook freeze in '{state}' answered {got:?}, expected EINVAL");
-            assert_state(control, state, &format!("after the refused hook freeze in '{state}'"))?;
+            ensure!(
+                got == Err(EINVAL),
+                "hook freeze in '{state}' answered {got:?}, expected EINVAL"
+            );
+            assert_state(
+                control,
+                state,
+                &format!("after the refused hook freeze in '{state}'"),
+            )?;
         }
         if state != State::Normal {
             dev::set_event(control, Event::Cancel).map_err(|e| format!("CANCEL: errno {e}"))?;
@@ -70,7 +83,10 @@ fn bad_arguments(control: &File) -> Outcome {
     for (cmd, name) in [(SET_EVENT, "SET_EVENT"), (GET_STATE, "GET_STATE")] {
         for size in [0, 4, 7] {
             let got = dev::ioctl_with_buffer(control, cmd, size, &mut buf);
-            ensure!(got == Err(EINVAL), "{name} with size {size} answered {got:?}, expected EINVAL");
+            ensure!(
+                got == Err(EINVAL),
+                "{name} with size {size} answered {got:?}, expected EINVAL"
+            );
         }
     }
     // A larger struct from a newer caller: accepted when the tail is zero, E2BIG otherwise.
@@ -78,22 +94,38 @@ fn bad_arguments(control: &File) -> Outcome {
     buf[4..8].copy_from_slice(&Event::Prepare.as_u32().to_ne_bytes());
     buf[20] = 1;
     let got = dev::ioctl_with_buffer(control, SET_EVENT, 32, &mut buf);
-    ensure!(got == Err(E2BIG), "SET_EVENT with a non-zero tail answered {got:?}, expected E2BIG");
+    ensure!(
+        got == Err(E2BIG),
+        "SET_EVENT with a non-zero tail answered {got:?}, expected E2BIG"
+    );
     assert_state(control, State::Normal, "after the E2BIG SET_EVENT")?;
     buf[20] = 0;
     let got = dev::ioctl_with_buffer(control, SET_EVENT, 32, &mut buf);
-    ensure!(got == Ok(()), "SET_EVENT with a zero tail answered {got:?}, expected success");
-    assert_state(control, State::Prepared, "after the SET_EVENT with a zero tail")?;
+    ensure!(
+        got == Ok(()),
+        "SET_EVENT with a zero tail answered {got:?}, expected success"
+    );
+    assert_state(
+        control,
+        State::Prepared,
+        "after the SET_EVENT with a zero tail",
+    )?;
 
     buf = [0; 32];
     let got = dev::ioctl_with_buffer(control, GET_STATE, 32, &mut buf);
     let state = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
     ensure!(got == Ok(()), "GET_STATE with size 32 answered {got:?}");
-    ensure!(state == State::Prepared.as_u32(), "GET_STATE with size 32 wrote state {state}");
+    ensure!(
+        state == State::Prepared.as_u32(),
+        "GET_STATE with size 32 wrote state {state}"
+    );
     buf = [0; 32];
     buf[31] = 0xff;
     let got = dev::ioctl_with_buffer(control, GET_STATE, 32, &mut buf);
-    ensure!(got == Err(E2BIG), "GET_STATE with a non-zero tail answered {got:?}, expected E2BIG");
+    ensure!(
+        got == Err(E2BIG),
+        "GET_STATE with a non-zero tail answered {got:?}, expected E2BIG"
+    );
     dev::set_event(control, Event::Cancel).map_err(|e| format!("CANCEL: errno {e}"))?;
     Ok(())
 }
@@ -101,9 +133,20 @@ fn bad_arguments(control: &File) -> Outcome {
 fn unknown_commands(control: &File) -> Outcome {
     let mut buf = [0u8; 32];
     // 0x00-0x02 and 0x05-0x06 are other patches' per-file commands; 0x5401 is TCGETS.
-    for cmd in [ioctl::io(0x00), ioctl::io(0x01), ioctl::io(0x02), ioctl::io(0x05), ioctl::io(0x06), ioctl::io(0xff), 0x5401] {
+    for cmd in [
+        ioctl::io(0x00),
+        ioctl::io(0x01),
+        ioctl::io(0x02),
+        ioctl::io(0x05),
+        ioctl::io(0x06),
+        ioctl::io(0xff),
+        0x5401,
+    ] {
         let got = dev::ioctl_with_buffer(control, cmd, 8, &mut buf);
-        ensure!(got == Err(ENOTTY), "command {cmd:#x} answered {got:?}, expected ENOTTY");
+        ensure!(
+            got == Err(ENOTTY),
+            "command {cmd:#x} answered {got:?}, expected ENOTTY"
+        );
     }
     assert_state(control, State::Normal, "after the unknown commands")
 }
@@ -111,7 +154,11 @@ fn unknown_commands(control: &File) -> Outcome {
 fn second_opener(control: File) -> Outcome {
     match dev::open() {
         Err(err) if err.raw_os_error() == Some(libc::EBUSY) => {}
-        Err(err) => return Err(format!("a second open of {DEVICE_PATH}: expected EBUSY, got {err}")),
+        Err(err) => {
+            return Err(format!(
+                "a second open of {DEVICE_PATH}: expected EBUSY, got {err}"
+            ));
+        }
         Ok(_) => return Err(format!("a second open of {DEVICE_PATH} succeeded")),
     }
     drop(control);
@@ -146,7 +193,9 @@ pub fn unprivileged_probe() -> Outcome {
     ensure!(text == "normal\n", "an unprivileged user read {text:?}");
     match dev::open() {
         Err(err) if err.kind() == ErrorKind::PermissionDenied => Ok(()),
-        Err(err) => Err(format!("an unprivileged open of {DEVICE_PATH}: expected EACCES, got {err}")),
+        Err(err) => Err(format!(
+            "an unprivileged open of {DEVICE_PATH}: expected EACCES, got {err}"
+        )),
         Ok(_) => Err(format!("an unprivileged user opened {DEVICE_PATH}")),
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use luo_state::{Event, State};
 use luo_sysfs_abi::path::{DEVICE_MODE, DEVICE_PATH, STATE_MODE, STATE_PATH, SYSFS_DIR};
 
-use crate::{dev, ensure, module, Outcome};
+use crate::{Outcome, dev, ensure, module};
 
 /// Runs the layout checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -19,7 +19,10 @@ pub fn run(ko: &Path) -> Outcome {
         .map_err(|err| format!("{SYSFS_DIR}: {err}"))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
-    ensure!(names == ["state"], "{SYSFS_DIR} holds {names:?}, expected just [\"state\"]");
+    ensure!(
+        names == ["state"],
+        "{SYSFS_DIR} holds {names:?}, expected just [\"state\"]"
+    );
 
     let meta = fs::metadata(STATE_PATH).map_err(|err| format!("{STATE_PATH}: {err}"))?;
     ensure!(meta.is_file(), "{STATE_PATH} is not a regular file");
@@ -28,10 +31,18 @@ pub fn run(ko: &Path) -> Outcome {
         "{STATE_PATH} has mode {:o}, expected {STATE_MODE:o}",
         meta.mode() & 0o7777
     );
-    ensure!(meta.uid() == 0 && meta.gid() == 0, "{STATE_PATH} is owned by {}:{}", meta.uid(), meta.gid());
+    ensure!(
+        meta.uid() == 0 && meta.gid() == 0,
+        "{STATE_PATH} is owned by {}:{}",
+        meta.uid(),
+        meta.gid()
+    );
 
     let device = fs::metadata(DEVICE_PATH).map_err(|err| format!("{DEVICE_PATH}: {err}"))?;
-    ensure!(device.file_type().is_char_device(), "{DEVICE_PATH} is not a character device");
+    ensure!(
+        device.file_type().is_char_device(),
+        "{DEVICE_PATH} is not a character device"
+    );
     ensure!(
         device.mode() & 0o7777 == u32::from(DEVICE_MODE),
         "{DEVICE_PATH} has mode {:o}, expected {DEVICE_MODE:o}",
@@ -50,7 +61,11 @@ pub fn run(ko: &Path) -> Outcome {
     // kernfs refuses to open an attribute without `store` for writing, root included.
     match fs::OpenOptions::new().write(true).open(STATE_PATH) {
         Err(err) if err.kind() == ErrorKind::PermissionDenied => {}
-        Err(err) => return Err(format!("opening {STATE_PATH} for writing: expected EACCES, got {err}")),
+        Err(err) => {
+            return Err(format!(
+                "opening {STATE_PATH} for writing: expected EACCES, got {err}"
+            ));
+        }
         Ok(_) => return Err(format!("{STATE_PATH} opened for writing")),
     }
     expect_content(State::Normal)

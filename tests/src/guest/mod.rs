@@ -11,13 +11,19 @@ use std::fs::File;
 
 use luo_state::State;
 
-use crate::{dev, ensure, sysfs, Outcome};
+use crate::{Outcome, dev, ensure, sysfs};
 
 /// Checks that sysfs and `GET_STATE` both show `expected`, right now.
 pub fn assert_state(device: &File, expected: State, context: &str) -> Outcome {
     let shown = sysfs::read_fresh()?;
     let got = dev::get_state(device)?;
-    ensure!(shown == expected, "{context}: sysfs shows '{shown}', expected '{expected}'");
-    ensure!(got == expected, "{context}: GET_STATE says '{got}', expected '{expected}'");
+    ensure!(
+        shown == expected,
+        "{context}: sysfs shows '{shown}', expected '{expected}'"
+    );
+    ensure!(
+        got == expected,
+        "{context}: GET_STATE says '{got}', expected '{expected}'"
+    );
     Ok(())
 }

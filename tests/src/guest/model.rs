@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use luo_state::ioctl::{self, EINVAL};
-use luo_state::{next_state, Event, State};
+use luo_state::{Event, State, next_state};
 
-use crate::{dev, ensure, module, sysfs, Outcome};
+use crate::{Outcome, dev, ensure, module, sysfs};
 
 const EVENTS: usize = 10_000;
 
@@ -51,7 +51,11 @@ pub fn run(ko: &Path) -> Outcome {
         } else {
             let raw = pick as u32;
             let expected = ioctl::set_event(model, raw).map_err(|err| err.errno());
-            (format!("SET_EVENT {raw}"), dev::set_event_raw(&control, raw), expected)
+            (
+                format!("SET_EVENT {raw}"),
+                dev::set_event_raw(&control, raw),
+                expected,
+            )
         };
         ensure!(
             got.is_ok() == expected.is_ok() && got.err() == expected.err(),

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use luo_state::{Event, State};
 
-use crate::{dev, ensure, module, sysfs, Outcome};
+use crate::{Outcome, dev, ensure, module, sysfs};
 
 /// Long enough that a wake which should come always does, even on a loaded TCG guest.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,31 +41,49 @@ fn wakes_for_each_transition() -> Outcome {
         let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
         sysfs::read(&file)?;
         for want in expected {
-            armed_tx.send(()).map_err(|_| "main thread gone".to_owned())?;
-            let revents = sysfs::poll_pri(&file, WAKE_TIMEOUT).map_err(|err| format!("poll: {err}"))?;
-            ensure!(revents.is_some(), "no wake within {WAKE_TIMEOUT:?} for the change to '{want}'");
+            armed_tx
+                .send(())
+                .map_err(|_| "main thread gone".to_owned())?;
+            let revents =
+                sysfs::poll_pri(&file, WAKE_TIMEOUT).map_err(|err| format!("poll: {err}"))?;
+            ensure!(
+                revents.is_some(),
+                "no wake within {WAKE_TIMEOUT:?} for the change to '{want}'"
+            );
             let got = sysfs::read(&file)?;
             ensure!(got == want, "woke and read '{got}', expected '{want}'");
         }
         Ok(())
     });
     for (event, _) in steps {
-        armed_rx.recv().map_err(|_| "the watcher stopped early".to_owned())?;
+        armed_rx
+            .recv()
+            .map_err(|_| "the watcher stopped early".to_owned())?;
         match event {
-            Some(event) => dev::set_event(&control, event).map_err(|e| format!("{event}: errno {e}"))?,
+            Some(event) => {
+                dev::set_event(&control, event).map_err(|e| format!("{event}: errno {e}"))?
+            }
             None => dev::selftest_freeze().map_err(|e| format!("hook freeze: errno {e}"))?,
         }
     }
-    watcher.join().map_err(|_| "the watcher panicked".to_owned())?
+    watcher
+        .join()
+        .map_err(|_| "the watcher panicked".to_owned())?
 }
 
 fn idle_watcher_sleeps() -> Outcome {
     let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
     let fresh = sysfs::poll_pri(&file, Duration::ZERO).map_err(|err| format!("poll: {err}"))?;
-    ensure!(fresh.is_some(), "a fresh fd must report a change until its first read");
+    ensure!(
+        fresh.is_some(),
+        "a fresh fd must report a change until its first read"
+    );
     sysfs::read(&file)?;
     let idle = sysfs::poll_pri(&file, IDLE_WAIT).map_err(|err| format!("poll: {err}"))?;
-    ensure!(idle.is_none(), "an idle watcher woke ({idle:?}) with no transition");
+    ensure!(
+        idle.is_none(),
+        "an idle watcher woke ({idle:?}) with no transition"
+    );
     Ok(())
 }
 
@@ -86,7 +104,9 @@ fn stress() -> Outcome {
                     // Read `done` before polling: a watcher stops only after a poll that began
                     // once every transition had been made, and found nothing new.
                     let finished = done.load(Ordering::Acquire);
-                    match sysfs::poll_pri(&file, Duration::from_millis(200)).map_err(|e| format!("poll: {e}"))? {
+                    match sysfs::poll_pri(&file, Duration::from_millis(200))
+                        .map_err(|e| format!("poll: {e}"))?
+                    {
                         Some(_) => {
                             wakes += 1;
                             last = sysfs::read(&file)?;
@@ -99,18 +119,32 @@ fn stress() -> Outcome {
         })
         .collect();
     for _ in 0..STRESS_WATCHERS {
-        ready_rx.recv().map_err(|_| "a watcher stopped early".to_owned())?;
+        ready_rx
+            .recv()
+            .map_err(|_| "a watcher stopped early".to_owned())?;
     }
     for i in 0..STRESS_TRANSITIONS {
-        let event = if i % 2 == 0 { Event::Prepare } else { Event::Cancel };
-        dev::set_event(&control, event).map_err(|e| format!("transition {i} ({event}): errno {e}"))?;
+        let event = if i % 2 == 0 {
+            Event::Prepare
+        } else {
+            Event::Cancel
+        };
+        dev::set_event(&control, event)
+            .map_err(|e| format!("transition {i} ({event}): errno {e}"))?;
     }
     let final_state = dev::get_state(&control)?;
     done.store(true, Ordering::Release);
     for (i, watcher) in watchers.into_iter().enumerate() {
-        let (last, wakes) = watcher.join().map_err(|_| format!("watcher {i} panicked"))??;
-        ensure!(last == final_state, "watcher {i} ended on '{last}', the final state is '{final_state}'");
-        println!("note: stress watcher {i}: {wakes} wakes for {STRESS_TRANSITIONS} transitions (they coalesce)");
+        let (last, wakes) = watcher
+            .join()
+            .map_err(|_| format!("watcher {i} panicked"))??;
+        ensure!(
+            last == final_state,
+            "watcher {i} ended on '{last}', the final state is '{final_state}'"
+        );
+        println!(
+            "note: stress watcher {i}: {wakes} wakes for {STRESS_TRANSITIONS} transitions (they coalesce)"
+        );
     }
     Ok(())
 }

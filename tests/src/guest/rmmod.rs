@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use luo_state::{Event, State};
 
-use crate::{dev, ensure, module, sysfs, Outcome};
+use crate::{Outcome, dev, ensure, module, sysfs};
 
 const WATCHERS: usize = 3;
 
@@ -18,8 +18,14 @@ pub fn run(ko: &Path) -> Outcome {
     let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
     dev::set_event(&control, Event::Prepare).map_err(|e| format!("PREPARE: errno {e}"))?;
     let refused = module::rmmod();
-    ensure!(refused.is_err(), "rmmod succeeded while /dev/liveupdate was open");
-    ensure!(sysfs::read_fresh()? == State::Prepared, "the refused rmmod changed the state");
+    ensure!(
+        refused.is_err(),
+        "rmmod succeeded while /dev/liveupdate was open"
+    );
+    ensure!(
+        sysfs::read_fresh()? == State::Prepared,
+        "the refused rmmod changed the state"
+    );
     drop(control);
 
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -30,33 +36,52 @@ pub fn run(ko: &Path) -> Outcome {
                 let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
                 sysfs::read(&file)?;
                 ready.send(()).map_err(|_| "main thread gone".to_owned())?;
-                let revents = sysfs::poll_pri(&file, Duration::from_secs(30)).map_err(|e| format!("poll: {e}"))?;
+                let revents = sysfs::poll_pri(&file, Duration::from_secs(30))
+                    .map_err(|e| format!("poll: {e}"))?;
                 let Some(revents) = revents else {
                     return Err("a poller was not woken by the unload".to_owned());
                 };
                 ensure!(revents.err, "a poller woke without POLLERR: {revents:?}");
                 match sysfs::read_raw(&file) {
                     Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
-                    other => return Err(format!("a read after unload gave {other:?}, expected ENODEV")),
+                    other => {
+                        return Err(format!(
+                            "a read after unload gave {other:?}, expected ENODEV"
+                        ));
+                    }
                 }
                 // Gone for good: poll must keep returning at once, never block.
-                let again = sysfs::poll_pri(&file, Duration::from_secs(5)).map_err(|e| format!("poll: {e}"))?;
-                ensure!(again.is_some_and(|r| r.err), "poll after unload blocked or lost POLLERR: {again:?}");
+                let again = sysfs::poll_pri(&file, Duration::from_secs(5))
+                    .map_err(|e| format!("poll: {e}"))?;
+                ensure!(
+                    again.is_some_and(|r| r.err),
+                    "poll after unload blocked or lost POLLERR: {again:?}"
+                );
                 Ok(())
             })
         })
         .collect();
     for _ in 0..WATCHERS {
-        ready_rx.recv().map_err(|_| "a watcher stopped early".to_owned())?;
+        ready_rx
+            .recv()
+            .map_err(|_| "a watcher stopped early".to_owned())?;
     }
     // Let the watchers enter poll before the unload.
     thread::sleep(Duration::from_millis(300));
     module::rmmod()?;
     for (i, watcher) in watchers.into_iter().enumerate() {
-        watcher.join().map_err(|_| format!("watcher {i} panicked"))??;
+        watcher
+            .join()
+            .map_err(|_| format!("watcher {i} panicked"))??;
     }
-    ensure!(!Path::new(luo_sysfs_abi::path::SYSFS_DIR).exists(), "the sysfs directory outlived the module");
+    ensure!(
+        !Path::new(luo_sysfs_abi::path::SYSFS_DIR).exists(),
+        "the sysfs directory outlived the module"
+    );
     module::load_with_selftest(ko)?;
-    ensure!(sysfs::read_fresh()? == State::Normal, "a reload does not start in 'normal'");
+    ensure!(
+        sysfs::read_fresh()? == State::Normal,
+        "a reload does not start in 'normal'"
+    );
     Ok(())
 }

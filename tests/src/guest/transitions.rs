@@ -6,7 +6,7 @@ use std::path::Path;
 use luo_state::{Event, State};
 
 use crate::guest::assert_state;
-use crate::{dev, module, Outcome};
+use crate::{Outcome, dev, module};
 
 /// Runs the transition checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -23,7 +23,8 @@ pub fn run(ko: &Path) -> Outcome {
     for (event, expected) in steps {
         let context = match event {
             Some(event) => {
-                dev::set_event(&control, event).map_err(|e| format!("SET_EVENT {event}: errno {e}"))?;
+                dev::set_event(&control, event)
+                    .map_err(|e| format!("SET_EVENT {event}: errno {e}"))?;
                 format!("right after SET_EVENT {event}")
             }
             None => {
