@@ -78,7 +78,7 @@ mod imp {
 #[cfg(all(luo_kernel, not(loom)))]
 mod imp {
     use kernel::sync::atomic::{Atomic, Relaxed};
-    use kernel::sync::barrier::{smp_rmb, smp_wmb};
+    use kernel::sync::barrier::{smp_mb, Read, Write};
 
     /// A 32-bit word accessed with `READ_ONCE`/`WRITE_ONCE` semantics.
     pub(crate) struct Word(Atomic<u32>);
@@ -97,11 +97,13 @@ mod imp {
         }
     }
 
+    /// `smp_wmb()`.
     pub(crate) fn write_barrier() {
-        smp_wmb();
+        smp_mb(Write);
     }
 
+    /// `smp_rmb()`.
     pub(crate) fn read_barrier() {
-        smp_rmb();
+        smp_mb(Read);
     }
 }

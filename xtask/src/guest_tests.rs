@@ -11,8 +11,15 @@ use crate::vm;
 /// The tests of `luo-tests/src/bin/luo-guest-tests.rs`, one guest each.
 const TESTS: &[&str] = &["layout", "transitions", "errors", "poll", "model", "rmmod"];
 
-/// Builds the module and the guest test binary, then runs every test; reports all failures.
-pub fn run_all() -> Result {
+/// Builds the module and the guest test binary, then runs the tests named in `only` (all when
+/// empty); reports every failure.
+pub fn run_all(only: &[String]) -> Result {
+    if let Some(unknown) = only.iter().find(|name| !TESTS.contains(&name.as_str())) {
+        return Err(format!(
+            "no kernel test '{unknown}' (there are: {})",
+            TESTS.join(", ")
+        ));
+    }
     let module = module::ensure()?;
     run::step("guest test binary");
     run::run(
@@ -30,7 +37,10 @@ pub fn run_all() -> Result {
     let binary = cache::workspace().join("target/debug/luo-guest-tests");
     run::step("kernel tests under QEMU (TCG, 2 CPUs, one guest per test)");
     let mut failures = Vec::new();
-    for test in TESTS {
+    for test in TESTS
+        .iter()
+        .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
+    {
         let script = format!(
             "{} {test} --ko {}",
             vm::shell_quote(&binary.to_string_lossy()),

@@ -40,8 +40,10 @@ pub fn ensure() -> Result<Kernel> {
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
+        link_current(&build)?;
         return Ok(Kernel { build });
     }
+    eprintln!("    building in {}", build.display());
     configure(&src, &build)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut make = Command::new("make");
@@ -57,7 +59,22 @@ pub fn ensure() -> Result<Kernel> {
         &cache::log("kernel-build")?,
     )?;
     std::fs::write(&done, "").map_err(|err| format!("cannot write {}: {err}", done.display()))?;
+    link_current(&build)?;
     Ok(Kernel { build })
+}
+
+/// Points `build-current` at `build`: the default `KDIR` of `luo-kmod/Makefile`, so a plain
+/// `make` in `luo-kmod/` builds against the kernel the tests use.
+fn link_current(build: &Path) -> Result {
+    let link = cache::root().join("kernel/build-current");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(build, &link).map_err(|err| {
+        format!(
+            "cannot link {} to {}: {err}",
+            link.display(),
+            build.display()
+        )
+    })
 }
 
 /// The extracted source of the installed `linux-source` package, re-extracted when the

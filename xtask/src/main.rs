@@ -30,6 +30,8 @@ Commands:
                 update cycle watched by luoctl
   test          every check: fmt, clippy, unit, property, loom, doc tests, the ABI document,
                 and the kernel tests under QEMU
+  test-kernel [TEST...]
+                only the kernel tests under QEMU (all, or the ones named)
   gen-abi-doc   rewrite Documentation/ABI/testing/sysfs-kernel-liveupdate
   help          this text
 
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         "vm" => vm::run_command(rest),
         "demo" => demo::run(),
         "test" => check::run(),
+        "test-kernel" => guest_tests::run_all(rest),
         "gen-abi-doc" => abi_doc::write(),
         "help" | "--help" | "-h" => {
             print!("{HELP}");

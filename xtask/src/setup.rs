@@ -215,14 +215,18 @@ fn install_virtme_ng() -> Result {
     )
 }
 
+/// `PATH` with `dir` in front.
+pub fn path_with(dir: &Path) -> Result<std::ffi::OsString> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(&path));
+    std::env::join_paths(dirs).map_err(|err| format!("PATH: {err}"))
+}
+
 /// Sets the environment a Rust-enabled kernel build needs on `cmd`.
 pub fn kernel_build_env(cmd: &mut Command) -> Result<&mut Command> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs = vec![tools_dir()?.join("bin")];
-    dirs.extend(std::env::split_paths(&path));
-    let joined = std::env::join_paths(dirs).map_err(|err| format!("PATH: {err}"))?;
     Ok(cmd
         .env("RUST_LIB_SRC", RUST_LIB_SRC)
         .env("LIBCLANG_PATH", LIBCLANG_PATH)
-        .env("PATH", joined))
+        .env("PATH", path_with(&tools_dir()?.join("bin"))?))
 }

@@ -68,6 +68,8 @@ pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
         .arg(cache::workspace())
         .args(["--", "sh", "-c", script])
         .current_dir(cache::workspace())
+        // vng starts its helpers (virtme-run) from PATH.
+        .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?)
         // vng crashes on a closed stdin.
         .stdin(std::process::Stdio::null());
     let start = Instant::now();

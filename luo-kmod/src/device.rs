@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/liveupdate`: the control device, with the v3 ioctls `GET_STATE` and `SET_EVENT`.
+//!
+//! The numbers, the argument structs and every rule (size checks, zero tail, which events
+//! userspace may send) come from `ioctl.rs` of `luo-state`; this file only moves bytes between
+//! userspace and those functions and turns their refusals into errnos.
+
+use kernel::{
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    prelude::*,
+    sync::atomic::{AtomicFlag, Relaxed},
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{
+    ioctl::{self, AbiError, Command, GetStateArg, SetEventArg},
+    orchestrator,
+    path::DEVICE_NAME,
+};
+
+// SAFETY: `repr(C)` with two `u32` fields and no padding (its size is asserted to be 8 in
+// `ioctl.rs`), so every bit pattern is a valid value.
+unsafe impl FromBytes for GetStateArg {}
+// SAFETY: As above: no padding, so every byte of a value is initialised.
+unsafe impl AsBytes for GetStateArg {}
+// SAFETY: `repr(C)` with two `u32` fields and no padding (its size is asserted to be 8 in
+// `ioctl.rs`), so every bit pattern is a valid value.
+unsafe impl FromBytes for SetEventArg {}
+
+/// Whether `/dev/liveupdate` is open: v3 admits one opener at a time.
+///
+/// Set by the `open` that wins, cleared by its `release`.
+static OPEN: AtomicFlag = AtomicFlag::new(false);
+
+/// Registers `/dev/liveupdate`.
+///
+/// The node's mode is devtmpfs's default for a misc device without its own mode: 0600. Fails
+/// with `EEXIST` when a misc device of that name exists (the kernel's own `CONFIG_LIVEUPDATE`).
+pub(crate) fn register() -> Result<Pin<KBox<MiscDeviceRegistration<Control>>>> {
+    let options = MiscDeviceOptions { name: DEVICE_NAME };
+    KBox::pin_init(MiscDeviceRegistration::register(options), GFP_KERNEL).inspect_err(|err| {
+        if *err == EEXIST {
+            pr_err!(
+                "a misc device named 'liveupdate' already exists (the kernel's own \
+                 CONFIG_LIVEUPDATE?); not loading\n"
+            );
+        }
+    })
+}
+
+/// An open `/dev/liveupdate`. It holds nothing: the state is the orchestrator's.
+pub(crate) struct Control;
+
+#[vtable]
+impl MiscDevice for Control {
+    type Ptr = ();
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<()> {
+        // Relaxed is enough: the flag guards no data, it only counts openers.
+        if OPEN.cmpxchg(false, true, Relaxed).is_err() {
+            return Err(EBUSY);
+        }
+        Ok(())
+    }
+
+    fn release(_device: (), _file: &File) {
+        OPEN.store(false, Relaxed);
+    }
+
+    fn ioctl(_device: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(arg);
+        match Command::decode(cmd).map_err(to_error)? {
+            Command::GetState => get_state(arg)?,
+            Command::SetEvent => set_event(arg)?,
+        }
+        Ok(0)
+    }
+}
+
+/// `GET_STATE`: writes the current state into the caller's struct.
+fn get_state(arg: UserPtr) -> Result {
+    let request = read_arg::<GetStateArg>(arg, Command::GetState)?;
+    let reply = GetStateArg {
+        size: request.size,
+        state: orchestrator::current().as_u32(),
+    };
+    // The caller's struct is at least as large as ours and its tail is zero already, so
+    // copying our struct is copying the output for the caller's size.
+    UserSlice::new(arg, Command::GetState.arg_size())
+        .writer()
+        .write(&reply)
+}
+
+/// `SET_EVENT`: applies the event, or refuses it with the state unchanged.
+fn set_event(arg: UserPtr) -> Result {
+    let request = read_arg::<SetEventArg>(arg, Command::SetEvent)?;
+    orchestrator::change(|current| ioctl::set_event(current, request.event)).map_err(to_error)?;
+    Ok(())
+}
+
+/// Reads the argument struct of `command` the way `copy_struct_from_user` does: the caller's
+/// `size` must cover our struct (`EINVAL`), and any bytes past it must be zero (`E2BIG`).
+///
+/// `T` is the struct of `command`.
+fn read_arg<T: FromBytes>(arg: UserPtr, command: Command) -> Result<T> {
+    let size = UserSlice::new(arg, size_of::<u32>())
+        .reader()
+        .read::<u32>()?;
+    let tail = ioctl::tail_len(size, command.arg_size()).map_err(to_error)?;
+    let mut reader = UserSlice::new(arg, command.arg_size() + tail).reader();
+    let value = reader.read::<T>()?;
+    let mut chunk = [0u8; 64];
+    while !reader.is_empty() {
+        let len = reader.len().min(chunk.len());
+        let bytes = &mut chunk[..len];
+        reader.read_slice(bytes)?;
+        ioctl::check_tail(bytes).map_err(to_error)?;
+    }
+    Ok(value)
+}
+
+/// The errno for a refusal, as `AbiError::errno` says.
+fn to_error(err: AbiError) -> Error {
+    Error::from_errno(-err.errno())
+}

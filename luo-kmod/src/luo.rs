@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! luo: the v3 Live Update Orchestrator's state machine and monitoring interface as an
+//! out-of-tree module.
+//!
+//! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change),
+//! `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a kexec reboot, and
+//! optionally the debugfs test hook `liveupdate/luo_selftest`.
+//!
+//! The states, events, transition rules, ioctl checks, the state cell and the sysfs bytes are
+//! not written here: the module compiles the very files of the userspace crates `luo-state` and
+//! `luo-sysfs-abi` (the `#[path]` modules below), so the two sides cannot drift apart. Those
+//! files reach each other through the crate root (`crate::State`, `crate::next_state`,
+//! `crate::sync`), so the root re-exports exactly what their `lib.rs` files do.
+
+#[path = "../../luo-state/src/cell.rs"]
+pub mod cell;
+#[path = "../../luo-state/src/event.rs"]
+pub mod event;
+#[path = "../../luo-state/src/ioctl.rs"]
+pub mod ioctl;
+#[path = "../../luo-state/src/state.rs"]
+pub mod state;
+#[path = "../../luo-state/src/sync.rs"]
+mod sync;
+#[path = "../../luo-state/src/transition.rs"]
+pub mod transition;
+
+#[path = "../../luo-sysfs-abi/src/path.rs"]
+pub mod path;
+#[path = "../../luo-sysfs-abi/src/show.rs"]
+pub mod show;
+
+pub use cell::StateCell;
+pub use event::{Event, UnknownEvent};
+pub use show::{show, SHOW_MAX_LEN};
+pub use state::{State, UnknownState};
+pub use transition::{boot_state, next_state, TransitionError};
+
+mod device;
+mod orchestrator;
+mod reboot;
+mod selftest;
+mod sysfs;
+
+use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
+
+module! {
+    type: Luo,
+    name: "luo",
+    authors: ["The luo developers"],
+    description: "Live Update Orchestrator state machine with a pollable sysfs state (v3 ABI)",
+    license: "GPL",
+    params: {
+        selftest: bool {
+            default: false,
+            description: "Create the test hook debugfs liveupdate/luo_selftest (ioctl 0xBA05 freezes)",
+        },
+    },
+}
+
+/// The module: every interface of the orchestrator, each registered for the module's lifetime.
+///
+/// Fields drop in declaration order, so unloading first removes what can change the state (the
+/// test hook, the reboot notifier, the device) and last the sysfs group that shows it. Init
+/// registers them in the opposite order, so the state is visible before anything can change it.
+#[pin_data]
+struct Luo {
+    _selftest: Option<selftest::Selftest>,
+    #[pin]
+    _reboot: reboot::RebootNotifier,
+    _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
+    _sysfs: sysfs::StateGroup,
+}
+
+impl kernel::InPlaceModule for Luo {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        orchestrator::init();
+        try_pin_init!(Self {
+            _sysfs: sysfs::StateGroup::register()?,
+            _device: device::register()?,
+            _reboot <- reboot::RebootNotifier::register(),
+            _selftest: if module_parameters::selftest.value() {
+                Some(selftest::Selftest::create()?)
+            } else {
+                None
+            },
+        })
+        .pin_chain(|_| {
+            pr_info!("Ready in state [{}]\n", orchestrator::current().word());
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The orchestrator's state and its one setter.
+//!
+//! Every change of state, whatever triggers it (an ioctl, a kexec reboot, the test hook), goes
+//! through [`change`]: under one lock it reads the current state, asks the caller for the next
+//! one, publishes it, logs it and notifies sysfs, all before the triggering call returns, so a
+//! read of `/sys/kernel/liveupdate/state` right after an ioctl returns shows the new word.
+//! Readers ([`current`]) take no lock: the [`StateCell`] orders them against the notify.
+
+use kernel::{prelude::*, sync::global_lock};
+
+use crate::{boot_state, next_state, sysfs, Event, State, StateCell, TransitionError};
+
+/// The current state. `Undefined` only until [`init`] runs, before any interface exists.
+static STATE: StateCell = StateCell::new(State::Undefined);
+
+global_lock! {
+    // SAFETY: `init` initialises the lock, and module init calls it before it registers any
+    // interface that could reach `change`.
+    unsafe(uninit) static TRANSITION: Mutex<()> = ();
+}
+
+/// Sets up the lock and the boot state.
+///
+/// Module init calls this exactly once, first, before it registers any interface.
+pub(crate) fn init() {
+    // SAFETY: Module init runs once per load and calls this function once, before any
+    // interface that takes the lock exists; a new load gets fresh statics.
+    unsafe { TRANSITION.init() };
+    let boot = boot_state(handover_found());
+    // No reader exists yet, so this is the initial value rather than a change to notify.
+    STATE.publish(boot);
+}
+
+/// Whether the previous kernel handed over a live update (v3 looks for its kexec handover
+/// data). Detecting that is not implemented yet, so every boot starts `normal`.
+fn handover_found() -> bool {
+    false
+}
+
+/// The current state, read without the lock (sysfs `show`, `GET_STATE`).
+pub(crate) fn current() -> State {
+    STATE.observe()
+}
+
+/// The one setter: moves from the current state to what `decide` returns for it.
+///
+/// When `decide` refuses, nothing changes and its error is returned. Otherwise the new state is
+/// published, logged and notified to sysfs pollers before this returns.
+pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Result<State, E> {
+    let _guard = TRANSITION.lock();
+    let from = STATE.observe();
+    let to = decide(from)?;
+    // The cell's write barrier orders this store before the notify's counter increment.
+    STATE.publish(to);
+    pr_info!("Switched from [{}] to [{}]\n", from.word(), to.word());
+    sysfs::notify_state();
+    Ok(to)
+}
+
+/// Applies an event the kernel raises itself (the freeze), by the transition table alone.
+pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
+    change(|from| next_state(from, event))
+}

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The v3 test hook: debugfs `liveupdate/luo_selftest`, whose ioctl `SELFTEST_FREEZE` (0xBA05)
+//! performs the freeze (`prepared` to `frozen`) without a kexec.
+//!
+//! `kernel::debugfs` in 7.3 offers read and write files only, no ioctl, so this file uses the
+//! C API directly: a directory, one file with a static `file_operations`, removed in `Drop`.
+//! The module creates it only when its `selftest` parameter is set.
+
+use core::ptr;
+
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    ffi::{c_long, c_uint, c_ulong},
+    prelude::*,
+    str::CStrExt, //
+};
+
+use crate::{
+    ioctl::SELFTEST_FREEZE,
+    orchestrator,
+    path::{SELFTEST_DIR, SELFTEST_FILE},
+    Event,
+};
+
+/// The file's mode: root only.
+const SELFTEST_MODE: bindings::umode_t = 0o600;
+
+/// The file operations of `luo_selftest`.
+struct Fops(bindings::file_operations);
+
+// SAFETY: The table is never written after its constant initialisation; the kernel only reads
+// it.
+unsafe impl Sync for Fops {}
+
+/// Only `unlocked_ioctl`; `owner` makes an open file pin the module.
+static FOPS: Fops = Fops(bindings::file_operations {
+    owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
+    unlocked_ioctl: Some(selftest_ioctl),
+    ..pin_init::zeroed()
+});
+
+/// `unlocked_ioctl` of `luo_selftest`: the freeze, or `EINVAL` (state unchanged) when the state
+/// is not `prepared`; any other command is `ENOTTY`.
+extern "C" fn selftest_ioctl(_file: *mut bindings::file, cmd: c_uint, _arg: c_ulong) -> c_long {
+    if cmd != SELFTEST_FREEZE {
+        return ENOTTY.to_errno() as c_long;
+    }
+    match orchestrator::raise(Event::Freeze) {
+        Ok(_) => 0,
+        Err(_) => EINVAL.to_errno() as c_long,
+    }
+}
+
+/// The debugfs directory `liveupdate` holding the test hook.
+///
+/// # Invariants
+///
+/// `dir` is a directory created by `debugfs_create_dir` that holds `luo_selftest`, and it
+/// exists until this value is dropped.
+pub(crate) struct Selftest {
+    dir: *mut bindings::dentry,
+}
+
+// SAFETY: The dentry is only passed to `debugfs_remove`, which may run on any thread.
+unsafe impl Send for Selftest {}
+// SAFETY: `Selftest` has no `&self` methods.
+unsafe impl Sync for Selftest {}
+
+impl Selftest {
+    /// Creates `/sys/kernel/debug/liveupdate/luo_selftest`.
+    pub(crate) fn create() -> Result<Self> {
+        // SAFETY: The name is a NUL-terminated static; a NULL parent is the debugfs root.
+        let dir =
+            unsafe { bindings::debugfs_create_dir(SELFTEST_DIR.as_char_ptr(), ptr::null_mut()) };
+        let dir = from_err_ptr(dir).inspect_err(|err| {
+            pr_err!(
+                "cannot create debugfs liveupdate/ for the selftest hook ({:?})\n",
+                err
+            )
+        })?;
+        // SAFETY: `dir` is the directory just created; the name is a NUL-terminated static;
+        // `FOPS` is a static that outlives the file, which `Drop` removes. debugfs wraps the
+        // operations in its full proxy, so removal waits for running ioctls.
+        let file = unsafe {
+            bindings::debugfs_create_file_full(
+                SELFTEST_FILE.as_char_ptr(),
+                SELFTEST_MODE,
+                dir,
+                ptr::null_mut(),
+                ptr::null(),
+                &FOPS.0,
+            )
+        };
+        if let Err(err) = from_err_ptr(file) {
+            // SAFETY: `dir` is the directory created above, not yet shared with anyone.
+            unsafe { bindings::debugfs_remove(dir) };
+            pr_err!(
+                "cannot create debugfs liveupdate/luo_selftest ({:?})\n",
+                err
+            );
+            return Err(err);
+        }
+        // INVARIANT: The directory and its file exist.
+        Ok(Self { dir })
+    }
+}
+
+impl Drop for Selftest {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `dir` exists; removing it removes the file too and
+        // waits for running file operations to end.
+        unsafe { bindings::debugfs_remove(self.dir) };
+    }
+}
