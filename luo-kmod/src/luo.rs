@@ -56,6 +56,10 @@ module! {
             default: false,
             description: "Create the test hook debugfs liveupdate/luo_selftest (ioctl 0xBA05 freezes)",
         },
+        handover: u64 {
+            default: 0,
+            description: "Live update generation handed over by the previous kernel (luo.handover= on its command line); 0 for a cold boot",
+        },
     },
 }
 
@@ -75,7 +79,7 @@ struct Luo {
 
 impl kernel::InPlaceModule for Luo {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        orchestrator::init();
+        orchestrator::init(module_parameters::handover.value());
         try_pin_init!(Self {
             _sysfs: sysfs::StateGroup::register()?,
             _device: device::register()?,
@@ -87,7 +91,11 @@ impl kernel::InPlaceModule for Luo {
             },
         })
         .pin_chain(|_| {
-            pr_info!("Ready in state [{}]\n", orchestrator::current().word());
+            pr_info!(
+                "Ready in state [{}] (live update generation {})\n",
+                orchestrator::current().word(),
+                module_parameters::handover.value()
+            );
             Ok(())
         })
     }

@@ -21,22 +21,27 @@ global_lock! {
     unsafe(uninit) static TRANSITION: Mutex<()> = ();
 }
 
-/// Sets up the lock and the boot state.
+/// Sets up the lock and the boot state from the handover `generation` (0: none).
 ///
 /// Module init calls this exactly once, first, before it registers any interface.
-pub(crate) fn init() {
+pub(crate) fn init(generation: u64) {
     // SAFETY: Module init runs once per load and calls this function once, before any
     // interface that takes the lock exists; a new load gets fresh statics.
     unsafe { TRANSITION.init() };
-    let boot = boot_state(handover_found());
+    let boot = boot_state(handover_found(generation));
     // No reader exists yet, so this is the initial value rather than a change to notify.
     STATE.publish(boot);
 }
 
-/// Whether the previous kernel handed over a live update (v3 looks for its kexec handover
-/// data). Detecting that is not implemented yet, so every boot starts `normal`.
-fn handover_found() -> bool {
-    false
+/// Whether the previous kernel handed over a live update.
+///
+/// v3 finds its own kexec handover (KHO) data. KHO needs `kexec_file_load`, which fails in our
+/// QEMU guests (see `Documentation/design.md`), so the handover is a marker on the next
+/// kernel's command line, `luo.handover=GENERATION`, which only `luoctl kexec` writes and only
+/// from `prepared`; `modprobe` (or the caller of `insmod`) passes it to the `handover`
+/// parameter. A cold boot has no marker, so generation 0 means an ordinary boot.
+fn handover_found(generation: u64) -> bool {
+    generation != 0
 }
 
 /// The current state, read without the lock (sysfs `show`, `GET_STATE`).

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::cache;
 use crate::guest_tests;
+use crate::liveupdate;
 use crate::run::{self, Result};
 
 /// Runs all checks; the first failure stops the run.
@@ -13,6 +14,7 @@ pub fn run() -> Result {
     userspace()?;
     loom()?;
     guest_tests::run_all(&[])?;
+    liveupdate::test_all()?;
     eprintln!("all checks passed in {:.0?}", start.elapsed());
     Ok(())
 }

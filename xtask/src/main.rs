@@ -9,6 +9,7 @@ mod check;
 mod demo;
 mod guest_tests;
 mod kernel;
+mod liveupdate;
 mod module;
 mod run;
 mod setup;

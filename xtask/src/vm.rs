@@ -2,8 +2,11 @@
 //! host's files over 9p, runs one shell command in it, and returns the command's exit code and
 //! everything the guest printed (the kernel console included).
 
-use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cache;
@@ -42,8 +45,37 @@ fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// Which stream of the guest a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The command's standard output.
+    Stdout,
+    /// The kernel console and virtme-ng's messages (the command's stderr too).
+    Console,
+}
+
+/// How to boot the guest, beyond the kernel and the command.
+#[derive(Default)]
+pub struct GuestOptions {
+    /// Host directories the guest may write (`--rwdir`); everything else is read-only.
+    pub rw_dirs: Vec<PathBuf>,
+    /// Words appended to the kernel command line.
+    pub append: Vec<String>,
+}
+
 /// Boots `kernel_build` and runs `script` with `sh -c` in the guest, as root, in the workspace.
 pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
+    run_in_guest_with(kernel_build, script, &GuestOptions::default(), |_, _, _| {})
+}
+
+/// Like [`run_in_guest`], with options, calling `on_line` for every line as it arrives, with
+/// the host's time of arrival (the demo's timeline is made of these).
+pub fn run_in_guest_with(
+    kernel_build: &Path,
+    script: &str,
+    options: &GuestOptions,
+    mut on_line: impl FnMut(Stream, &str, Instant),
+) -> Result<GuestRun> {
     let limit = timeout();
     let vng = setup::venv_dir().join("bin/vng");
     let mut cmd = Command::new("timeout");
@@ -63,28 +95,84 @@ pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
             "--memory",
             "1G",
         ])
-        .arg("--verbose")
-        .arg("--cwd")
+        // The kernel console on stderr, with the module's pr_info lines.
+        .args(["--verbose", "--append", "loglevel=7"]);
+    for word in &options.append {
+        cmd.arg("--append").arg(word);
+    }
+    for dir in &options.rw_dirs {
+        cmd.arg(format!("--rwdir={}", dir.display()));
+    }
+    cmd.arg("--cwd")
         .arg(cache::workspace())
         .args(["--", "sh", "-c", script])
         .current_dir(cache::workspace())
         // vng starts its helpers (virtme-run) from PATH.
         .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?)
         // vng crashes on a closed stdin.
-        .stdin(std::process::Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let start = Instant::now();
-    let out = cmd
-        .output()
+    let mut child = cmd
+        .spawn()
         .map_err(|err| format!("cannot start {}: {err}", vng.display()))?;
-    let elapsed = start.elapsed();
-    let code = out.status.code();
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|out| forward_lines(out, Stream::Stdout, tx.clone())),
+        child
+            .stderr
+            .take()
+            .map(|err| forward_lines(err, Stream::Console, tx.clone())),
+    ];
+    drop(tx);
+    let (mut stdout, mut console) = (String::new(), String::new());
+    for (stream, line, at) in rx {
+        on_line(stream, &line, at);
+        let text = if stream == Stream::Stdout {
+            &mut stdout
+        } else {
+            &mut console
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.join();
+    }
+    let status = child
+        .wait()
+        .map_err(|err| format!("waiting for {}: {err}", vng.display()))?;
+    let code = status.code();
     let timed_out = matches!(code, Some(124 | 137));
     Ok(GuestRun {
         code: if timed_out { None } else { code },
         timed_out,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        console: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed,
+        stdout,
+        console,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Sends each line of `stream` with its arrival time until the stream ends.
+fn forward_lines(
+    stream: impl Read + Send + 'static,
+    which: Stream,
+    tx: mpsc::Sender<(Stream, String, Instant)>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_owned();
+            if tx.send((which, text, Instant::now())).is_err() {
+                break;
+            }
+        }
     })
 }
 

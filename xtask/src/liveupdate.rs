@@ -1,0 +1,341 @@
+//! The live update across kexec in a guest: the cycle the demo shows, and its failure paths.
+//!
+//! One guest runs one shell script; a kexec reboot starts the next kernel with the same
+//! command line, so virtme-ng runs the same script again in the new kernel, which tells the
+//! boots apart by the handover generation on its command line (`luoctl handover`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+
+use crate::cache;
+use crate::module::{self, Module};
+use crate::run::{self, Result};
+use crate::vm::{self, GuestOptions, Stream};
+
+/// The binaries the guest runs, built on the host and seen through 9p.
+pub struct Tools {
+    module: Module,
+    /// A scratch directory the guest may write; it lives on the host, so it survives kexec.
+    dir: PathBuf,
+}
+
+/// Builds the module, `luoctl`, the agent and the workload, and clears the scratch directory.
+pub fn prepare_tools() -> Result<Tools> {
+    let module = module::ensure()?;
+    run::step("userspace for the guest: luoctl, agent, counter");
+    run::run(
+        Command::new("cargo")
+            .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
+            .current_dir(cache::workspace()),
+    )?;
+    let dir = cache::dir("liveupdate")?;
+    for entry in std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))? {
+        let path = entry
+            .map_err(|err| format!("{}: {err}", dir.display()))?
+            .path();
+        std::fs::remove_file(&path)
+            .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
+    }
+    Ok(Tools { module, dir })
+}
+
+impl Tools {
+    fn bzimage(&self) -> PathBuf {
+        self.module.kernel.build.join("arch/x86/boot/bzImage")
+    }
+
+    /// The script's preamble: variables, and the module loaded with this boot's handover.
+    fn preamble(&self) -> String {
+        format!(
+            "set -eu\n\
+             LUOCTL=target/debug/luoctl\n\
+             AGENT=target/debug/examples/agent\n\
+             COUNTER=target/debug/examples/counter\n\
+             DIR={dir}\n\
+             BZIMAGE={bz}\n\
+             GEN=$($LUOCTL handover)\n\
+             insmod {ko} handover=$GEN\n\
+             {SHELL_HELPERS}",
+            dir = vm::shell_quote(&self.dir.to_string_lossy()),
+            bz = vm::shell_quote(&self.bzimage().to_string_lossy()),
+            ko = vm::shell_quote(&self.module.ko.to_string_lossy()),
+        )
+    }
+
+    fn run(
+        &self,
+        what: &str,
+        body: &str,
+        on_line: impl FnMut(Stream, &str, Instant),
+    ) -> Result<vm::GuestRun> {
+        let options = GuestOptions {
+            rw_dirs: vec![self.dir.clone()],
+            append: Vec::new(),
+        };
+        let script = format!("{}{body}", self.preamble());
+        let run = vm::run_in_guest_with(&self.module.kernel.build, &script, &options, on_line)?;
+        if run.success() {
+            Ok(run)
+        } else {
+            Err(vm::failure_report(what, &run))
+        }
+    }
+}
+
+/// Shell helpers: `wait_file FILE TENTHS` waits for a file to appear; `start_agent` starts the
+/// agent in the background, mirrors its output, records its exit status in `$DIR/agent.exit`,
+/// and returns once its workload runs, so that `prepare` cannot overtake it.
+const SHELL_HELPERS: &str = r#"
+wait_file() {
+    i=0
+    while [ ! -e "$1" ]; do
+        i=$((i+1)); [ $i -lt "$2" ] || { echo "demo: timed out waiting for $1"; return 1; }
+        sleep 0.1
+    done
+}
+start_agent() {
+    ( $AGENT --dir "$DIR" --kernel "$1" --counter $COUNTER 2>&1; echo "agent-exit $?" ) |
+    while IFS= read -r line; do
+        echo "$line"
+        case "$line" in
+            *"workload running"*) touch "$DIR/agent.ready" ;;
+            agent-exit*) echo "${line#agent-exit }" > "$DIR/agent.exit" ;;
+        esac
+    done &
+    wait_file "$DIR/agent.ready" 600
+}
+"#;
+
+/// What the host saw of a live update, each moment taken when the line reached it.
+#[derive(Default)]
+pub struct Timeline {
+    /// `normal` to `prepared` (the module's log line).
+    pub prepared: Option<Instant>,
+    /// `prepared` to `frozen` in the reboot notifier: the blackout window opens.
+    pub frozen: Option<Instant>,
+    /// The old kernel jumps into the new one.
+    pub jump: Option<Instant>,
+    /// The new kernel's module found the handover: `updated`.
+    pub updated: Option<Instant>,
+    /// `finish`: back to `normal`.
+    pub normal: Option<Instant>,
+    /// The workload's counter at the checkpoint.
+    pub checkpointed: Option<u64>,
+    /// Where the restored workload started counting.
+    pub restored: Option<u64>,
+    /// The state the script read at the end.
+    pub final_state: Option<String>,
+    /// The lines worth showing a person, with their arrival times.
+    pub events: Vec<(Instant, String)>,
+    /// The host's wall clock and monotonic clock at the same moment, to print wall times.
+    pub origin: Option<(SystemTime, Instant)>,
+}
+
+impl Timeline {
+    fn see(&mut self, stream: Stream, line: &str, at: Instant) {
+        let text = line.trim();
+        let console_text = text.split_once("] ").map_or(text, |(_, rest)| rest);
+        let mut keep = true;
+        match stream {
+            Stream::Console
+                if console_text.starts_with("luo: Switched from [normal] to [prepared]") =>
+            {
+                self.prepared = Some(at)
+            }
+            Stream::Console
+                if console_text.starts_with("luo: Switched from [prepared] to [frozen]") =>
+            {
+                self.frozen = Some(at)
+            }
+            Stream::Console if console_text.starts_with("kexec_core: Starting new kernel") => {
+                self.jump = Some(at)
+            }
+            Stream::Console if console_text.starts_with("luo: Ready in state [updated]") => {
+                self.updated = Some(at)
+            }
+            Stream::Console
+                if console_text.starts_with("luo: Switched from [updated] to [normal]") =>
+            {
+                self.normal = Some(at)
+            }
+            Stream::Console if console_text.starts_with("luo: ") => {}
+            Stream::Stdout if text.starts_with("agent: checkpointed counter ") => {
+                self.checkpointed = number_after(text, "agent: checkpointed counter ")
+            }
+            Stream::Stdout if text.starts_with("agent: restored counter from ") => {
+                self.restored = number_after(text, "agent: restored counter from ")
+            }
+            Stream::Stdout if text.starts_with("demo: final state ") => {
+                self.final_state = text.strip_prefix("demo: final state ").map(str::to_owned)
+            }
+            Stream::Stdout => {}
+            Stream::Console => keep = false,
+        }
+        if keep && !text.is_empty() {
+            let shown = if stream == Stream::Console {
+                console_text
+            } else {
+                text
+            };
+            self.events.push((at, shown.to_owned()));
+        }
+    }
+
+    /// Checks that every step happened, in order, and that the workload resumed where it was.
+    pub fn verify(&self) -> Result {
+        let steps = [
+            ("prepared", self.prepared),
+            ("frozen", self.frozen),
+            ("kexec jump", self.jump),
+            ("updated", self.updated),
+            ("normal", self.normal),
+        ];
+        let mut last: Option<(&str, Instant)> = None;
+        for (name, at) in steps {
+            let at = at.ok_or_else(|| format!("the guest never reached '{name}'"))?;
+            if let Some((before, then)) = last {
+                if at < then {
+                    return Err(format!("'{name}' came before '{before}'"));
+                }
+            }
+            last = Some((name, at));
+        }
+        match (self.checkpointed, self.restored) {
+            (Some(before), Some(after)) if before == after && before > 0 => {}
+            (before, after) => {
+                return Err(format!(
+                    "the workload did not resume: checkpointed {before:?}, restored {after:?}"
+                ));
+            }
+        }
+        match self.final_state.as_deref() {
+            Some("normal") => Ok(()),
+            other => Err(format!("the final state is {other:?}, expected 'normal'")),
+        }
+    }
+}
+
+fn number_after(text: &str, prefix: &str) -> Option<u64> {
+    text.strip_prefix(prefix)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The whole cycle in one guest: prepare, checkpoint, kexec, updated, restore, finish.
+pub fn cycle(tools: &Tools, mut on_line: impl FnMut(Stream, &str, Instant)) -> Result<Timeline> {
+    let body = r#"
+$LUOCTL watch &
+if [ "$GEN" = 0 ]; then
+    echo "demo: cold boot, state $($LUOCTL state); starting the agent and its workload"
+    start_agent "$BZIMAGE"
+    sleep 1
+    echo "demo: luoctl prepare"
+    $LUOCTL prepare
+    wait_file "$DIR/agent.exit" 1200 || true
+    echo "demo: still in the old kernel: the live update did not happen"
+    exit 1
+fi
+echo "demo: new kernel, live update generation $GEN, state $($LUOCTL state)"
+$AGENT --dir "$DIR" --kernel "$BZIMAGE" --counter $COUNTER
+sleep 1
+echo "demo: final state $($LUOCTL state)"
+"#;
+    let mut timeline = Timeline {
+        origin: Some((SystemTime::now(), Instant::now())),
+        ..Timeline::default()
+    };
+    tools.run("the live update cycle", body, |stream, line, at| {
+        timeline.see(stream, line, at);
+        on_line(stream, line, at);
+    })?;
+    Ok(timeline)
+}
+
+/// The failure paths of `v3-facts.md`, each in its own guest; returns the first failure.
+pub fn failure_paths(tools: &Tools) -> Result {
+    let paths: [(&str, &str, &str); 3] = [
+        (
+            "kexec from normal comes up normal",
+            r#"
+if grep -q luo_plain_kexec /proc/cmdline; then
+    S=$($LUOCTL state)
+    echo "second kernel: generation $GEN, state $S"
+    [ "$GEN" = 0 ] && [ "$S" = normal ]
+    dmesg | grep -q 'to \[frozen\]' && { echo "the new kernel saw a freeze"; exit 1; }
+    exit 0
+fi
+kexec -l "$BZIMAGE" --reuse-cmdline --append=luo_plain_kexec
+kexec -e
+echo "kexec -e returned"; exit 1
+"#,
+            "second kernel: generation 0, state normal",
+        ),
+        (
+            "a kexec reboot with no image loaded leaves prepared; cancel returns to normal",
+            r#"
+$LUOCTL prepare
+kexec -u || true
+if kexec -e; then echo "kexec -e without an image returned success"; exit 1; fi
+S=$($LUOCTL state)
+[ "$S" = prepared ] || { echo "after the failed reboot the state is $S"; exit 1; }
+$LUOCTL cancel
+echo "after cancel: $($LUOCTL state)"
+"#,
+            "after cancel: normal",
+        ),
+        (
+            "a failing agent hook cancels and leaves normal",
+            r#"
+start_agent /nonexistent/bzImage
+$LUOCTL prepare
+wait_file "$DIR/agent.exit" 600
+[ "$(cat "$DIR/agent.exit")" = 1 ] || { echo "the agent exited $(cat "$DIR/agent.exit")"; exit 1; }
+echo "after the failed hook: $($LUOCTL state)"
+"#,
+            "after the failed hook: normal",
+        ),
+    ];
+    for (name, body, expected) in paths {
+        let run = tools.run(name, body, |_, _, _| {})?;
+        if !run.stdout.lines().any(|line| line.trim() == expected) {
+            return Err(format!(
+                "{name}: expected the line '{expected}'; the guest printed:\n{}",
+                run.stdout
+            ));
+        }
+        if name.contains("failing agent hook") && !run.stdout.contains("agent: hook failed") {
+            return Err(format!(
+                "{name}: the agent did not report its failed hook:\n{}",
+                run.stdout
+            ));
+        }
+        eprintln!("    {name}: ok ({:.1?})", run.elapsed);
+    }
+    Ok(())
+}
+
+/// The cycle and the failure paths as tests.
+pub fn test_all() -> Result {
+    let tools = prepare_tools()?;
+    run::step("live update across kexec (QEMU)");
+    let timeline = cycle(&tools, |_, _, _| {})?;
+    timeline.verify()?;
+    eprintln!("    cycle: ok ({})", summary(&timeline));
+    failure_paths(&tools)
+}
+
+/// The two numbers the note reports.
+pub fn summary(timeline: &Timeline) -> String {
+    let span = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}s", b.saturating_duration_since(a).as_secs_f64()),
+        _ => "?".to_owned(),
+    };
+    format!(
+        "blackout (frozen -> updated) {}, prepare -> normal {}",
+        span(timeline.frozen, timeline.updated),
+        span(timeline.prepared, timeline.normal)
+    )
+}
