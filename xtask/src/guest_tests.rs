@@ -9,7 +9,15 @@ use crate::run::{self, Result};
 use crate::vm;
 
 /// The tests of `luo-tests/src/bin/luo-guest-tests.rs`, one guest each.
-const TESTS: &[&str] = &["layout", "transitions", "errors", "poll", "model", "rmmod"];
+const TESTS: &[&str] = &[
+    "layout",
+    "transitions",
+    "errors",
+    "poll",
+    "model",
+    "rmmod",
+    "luoctl",
+];
 
 /// Builds the module and the guest test binary, then runs the tests named in `only` (all when
 /// empty); reports every failure.

@@ -194,10 +194,10 @@ impl Timeline {
         let mut last: Option<(&str, Instant)> = None;
         for (name, at) in steps {
             let at = at.ok_or_else(|| format!("the guest never reached '{name}'"))?;
-            if let Some((before, then)) = last {
-                if at < then {
-                    return Err(format!("'{name}' came before '{before}'"));
-                }
+            if let Some((before, then)) = last
+                && at < then
+            {
+                return Err(format!("'{name}' came before '{before}'"));
             }
             last = Some((name, at));
         }

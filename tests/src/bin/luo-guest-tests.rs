@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let outcome = match args.as_slice() {
         [probe] if probe == "unprivileged-probe" => guest::errors::unprivileged_probe(),
         [test, flag, ko] if flag == "--ko" => run(test, PathBuf::from(ko)),
-        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod)".to_owned()),
+        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl)".to_owned()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,6 +32,7 @@ fn run(test: &str, ko: PathBuf) -> Outcome {
         "poll" => guest::poll::run(&ko),
         "model" => guest::model::run(&ko),
         "rmmod" => guest::rmmod::run(&ko),
+        "luoctl" => guest::luoctl::run(&ko),
         other => Err(format!("unknown test '{other}'")),
     };
     // A splat fails the test even when every assertion held.

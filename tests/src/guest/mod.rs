@@ -2,6 +2,7 @@
 
 pub mod errors;
 pub mod layout;
+pub mod luoctl;
 pub mod model;
 pub mod poll;
 pub mod rmmod;

@@ -1,0 +1,207 @@
+//! `luoctl` against the real module: `watch` reports each transition that `luoctl prepare` and
+//! `luoctl cancel` drive, `wait` returns, and the device's refusals read as they should.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use luo_state::State;
+
+use crate::{Outcome, dev, ensure, module, sysfs};
+
+/// Long enough for a change to reach `luoctl watch` on a loaded TCG guest.
+const LINE_TIMEOUT: Duration = Duration::from_secs(30);
+const NOBODY: u32 = 65534;
+
+/// Runs the `luoctl` checks with the module at `ko`; `luoctl` sits next to this binary.
+pub fn run(ko: &Path) -> Outcome {
+    module::load_with_selftest(ko)?;
+    let luoctl = luoctl_path()?;
+    watch_reports_each_transition(&luoctl)?;
+    wait_returns_when_reached(&luoctl)?;
+    busy_device_is_explained(&luoctl)?;
+    non_root_is_explained(&luoctl)
+}
+
+fn luoctl_path() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
+    let path = exe.with_file_name("luoctl");
+    ensure!(
+        path.is_file(),
+        "{} is missing: build luo-user's luoctl first",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn run_luoctl(path: &Path, args: &[&str]) -> Result<Output, String> {
+    Command::new(path)
+        .args(args)
+        .output()
+        .map_err(|err| format!("running luoctl {args:?}: {err}"))
+}
+
+fn expect_success(out: &Output, what: &str) -> Outcome {
+    ensure!(
+        out.status.success(),
+        "luoctl {what} exited {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Spawns `luoctl watch --json` and forwards its stdout lines.
+fn spawn_watch(luoctl: &Path) -> Result<(Child, mpsc::Receiver<String>), String> {
+    let mut child = Command::new(luoctl)
+        .args(["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("spawning luoctl watch: {err}"))?;
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().ok_or("luoctl watch has no stdout")?;
+    let stderr = child.stderr.take().ok_or("luoctl watch has no stderr")?;
+    // The ready line comes on stderr after the first read: only then can no change be missed.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = ready_tx.send(line);
+        }
+    });
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = ready_rx
+        .recv_timeout(LINE_TIMEOUT)
+        .map_err(|_| "luoctl watch printed no ready line".to_owned())?;
+    ensure!(
+        ready.contains("normal"),
+        "the ready line does not name the state: {ready}"
+    );
+    Ok((child, rx))
+}
+
+fn watch_reports_each_transition(luoctl: &Path) -> Outcome {
+    let (mut child, lines) = spawn_watch(luoctl)?;
+    let steps = [
+        ("prepare", State::Normal, State::Prepared),
+        ("cancel", State::Prepared, State::Normal),
+    ];
+    let mut result = Ok(());
+    'outer: for _ in 0..3 {
+        for (command, prev, next) in steps {
+            let out = run_luoctl(luoctl, &[command])?;
+            if let Err(err) = expect_success(&out, command) {
+                result = Err(err);
+                break 'outer;
+            }
+            let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if printed != next.word() {
+                result = Err(format!(
+                    "luoctl {command} printed {printed:?}, expected '{next}'"
+                ));
+                break 'outer;
+            }
+            // Wait for watch's report before the next step, so no two changes coalesce.
+            let line = match lines.recv_timeout(LINE_TIMEOUT) {
+                Ok(line) => line,
+                Err(_) => {
+                    result = Err(format!(
+                        "luoctl watch reported nothing after luoctl {command}"
+                    ));
+                    break 'outer;
+                }
+            };
+            let want_prev = format!("\"prev\":\"{prev}\"");
+            let want_state = format!("\"state\":\"{next}\"");
+            if !(line.contains(&want_prev) && line.contains(&want_state)) {
+                result = Err(format!("after luoctl {command}, watch printed {line}"));
+                break 'outer;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+fn wait_returns_when_reached(luoctl: &Path) -> Outcome {
+    let out = run_luoctl(luoctl, &["wait", "normal", "--timeout", "5s"])?;
+    expect_success(&out, "wait normal (already there)")?;
+    let timed_out = run_luoctl(luoctl, &["wait", "frozen", "--timeout", "1s"])?;
+    ensure!(
+        timed_out.status.code() == Some(124),
+        "luoctl wait frozen --timeout 1s exited {}",
+        timed_out.status
+    );
+    let waiter = Command::new(luoctl)
+        .args(["wait", "prepared,frozen", "--timeout", "60s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("spawning luoctl wait: {err}"))?;
+    // Let the waiter make its first read; an early prepare would also satisfy it at once.
+    thread::sleep(Duration::from_millis(500));
+    expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare")?;
+    let out = waiter
+        .wait_with_output()
+        .map_err(|err| format!("luoctl wait: {err}"))?;
+    expect_success(&out, "wait prepared,frozen")?;
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    ensure!(printed == "prepared", "luoctl wait printed {printed:?}");
+    expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")
+}
+
+fn busy_device_is_explained(luoctl: &Path) -> Outcome {
+    let held = dev::open().map_err(|err| format!("opening the device: {err}"))?;
+    let out = run_luoctl(luoctl, &["prepare"])?;
+    drop(held);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1),
+        "luoctl prepare on a held device exited {}",
+        out.status
+    );
+    ensure!(
+        stderr.contains("busy") && stderr.contains("another agent"),
+        "the EBUSY message says: {stderr}"
+    );
+    ensure!(
+        sysfs::read_fresh()? == State::Normal,
+        "the refused prepare changed the state"
+    );
+    Ok(())
+}
+
+fn non_root_is_explained(luoctl: &Path) -> Outcome {
+    let as_nobody = |args: &[&str]| {
+        Command::new(luoctl)
+            .args(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .map_err(|err| format!("running luoctl {args:?} as nobody: {err}"))
+    };
+    let state = as_nobody(&["state"])?;
+    expect_success(&state, "state (as nobody)")?;
+    let out = as_nobody(&["prepare"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1),
+        "luoctl prepare as nobody exited {}",
+        out.status
+    );
+    ensure!(
+        stderr.contains("needs root"),
+        "the EACCES message says: {stderr}"
+    );
+    Ok(())
+}
