@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use luo_state::{Event, State};
 use luo_sysfs_abi::ParseError;
 
+use crate::handover::HandoverError;
+use crate::kexec::KexecError;
+
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -134,6 +137,28 @@ pub enum Error {
         /// The number the kernel wrote.
         raw: u32,
     },
+
+    /// A kernel command line (`/proc/cmdline` or a copy) could not be read.
+    #[error("cannot read the kernel command line {path}: {source}")]
+    CommandLine {
+        /// The path read.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+
+    /// The live update marker on a kernel command line is malformed.
+    #[error("{path}: {source}")]
+    Handover {
+        /// The command line's path.
+        path: PathBuf,
+        /// What is wrong with the marker.
+        source: HandoverError,
+    },
+
+    /// A live update kexec was refused or failed.
+    #[error(transparent)]
+    Kexec(#[from] KexecError),
 
     /// Any other failure of a system call.
     #[error("cannot {op} {path}: {source}{}", hint(*.op, source))]

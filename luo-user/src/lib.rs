@@ -5,6 +5,8 @@
 //!   [`Change`]; [`Watcher::wait_for`] waits for a set of states. [`AsyncWatcher`] (feature
 //!   `tokio`) does the same inside a tokio runtime.
 //! - [`Control`] drives the orchestrator through its control device: prepare, cancel, finish.
+//! - [`handover`] reads and writes the live update marker on the kernel command line
+//!   (`luo.handover=GENERATION`), and [`kexec`] performs the live update kexec with it.
 //!
 //! States, events and the ioctl ABI come from `luo-state`; paths and the strict parser of the
 //! attribute from `luo-sysfs-abi`.
@@ -46,7 +48,9 @@
 mod async_watch;
 mod control;
 mod error;
+pub mod handover;
 mod kernfs;
+pub mod kexec;
 mod state_file;
 mod watch;
 

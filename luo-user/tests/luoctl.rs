@@ -19,7 +19,8 @@ fn luoctl() -> Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("luoctl");
     cmd.timeout(RUN_LIMIT)
         .env_remove("LUO_STATE_FILE")
-        .env_remove("LUO_DEVICE");
+        .env_remove("LUO_DEVICE")
+        .env_remove("LUO_PROC_CMDLINE");
     cmd
 }
 
@@ -413,4 +414,317 @@ fn completions_and_man_page_are_generated() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains(".TH"));
+}
+
+/// A directory holding a copy of a kernel command line.
+fn cmdline_dir(cmdline: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cmdline");
+    fs::write(&path, cmdline).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn handover_prints_0_after_a_cold_boot() {
+    let (_dir, path) = cmdline_dir("console=ttyS0 root=/dev/vda ro\n");
+    luoctl()
+        .arg("handover")
+        .arg("--cmdline-file")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout("0\n")
+        .stderr("");
+}
+
+#[test]
+fn handover_prints_the_generation_of_the_marker() {
+    let (_dir, path) = cmdline_dir("console=ttyS0 luo.handover=3 ro\n");
+    luoctl()
+        .arg("handover")
+        .arg("--cmdline-file")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout("3\n");
+    // The same file through the environment.
+    luoctl()
+        .env("LUO_PROC_CMDLINE", &path)
+        .arg("handover")
+        .assert()
+        .code(0)
+        .stdout("3\n");
+}
+
+#[test]
+fn handover_with_a_malformed_marker_is_exit_1_naming_it() {
+    for cmdline in [
+        "ro luo.handover=x\n",
+        "luo.handover=0\n",
+        "luo.handover=1 luo.handover=2\n",
+    ] {
+        let (_dir, path) = cmdline_dir(cmdline);
+        luoctl()
+            .arg("handover")
+            .arg("--cmdline-file")
+            .arg(&path)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::contains(path.to_string_lossy()))
+            .stderr(predicate::str::contains("luo.handover="));
+    }
+}
+
+#[test]
+fn handover_without_the_file_is_exit_1_naming_it() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("absent");
+    luoctl()
+        .arg("handover")
+        .arg("--cmdline-file")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("kernel command line"))
+        .stderr(predicate::str::contains(path.to_string_lossy()));
+}
+
+/// A temporary setup for `luoctl kexec`: a state file, a command line, a kernel image, an
+/// initrd and a fake kexec that appends its arguments (one a line) to `args` and then, for
+/// `-e`, fails the way a refused reboot does.
+struct KexecSetup {
+    dir: TempDir,
+    state: PathBuf,
+    cmdline: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    kexec: PathBuf,
+    args: PathBuf,
+}
+
+impl KexecSetup {
+    fn new(state: State, cmdline: &str, load_status: u8) -> KexecSetup {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let setup = KexecSetup {
+            state: path("state"),
+            cmdline: path("cmdline"),
+            kernel: path("bzImage"),
+            initrd: path("initrd.img"),
+            kexec: path("kexec"),
+            args: path("args"),
+            dir,
+        };
+        write_state(&setup.state, state);
+        fs::write(&setup.cmdline, cmdline).unwrap();
+        fs::write(&setup.kernel, b"not really a kernel").unwrap();
+        fs::write(&setup.initrd, b"not really an initrd").unwrap();
+        let script = format!(
+            "#!/bin/sh\n\
+             printf '%s\\n' \"$@\" >> '{args}'\n\
+             echo -- >> '{args}'\n\
+             if [ \"$1\" = -e ]; then echo 'kexec_load failed: test machine' >&2; exit 1; fi\n\
+             if [ {load_status} -ne 0 ]; then echo 'Cannot determine the file type' >&2; fi\n\
+             exit {load_status}\n",
+            args = setup.args.display()
+        );
+        let tmp = setup.dir.path().join("kexec.tmp");
+        fs::write(&tmp, script).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, &setup.kexec).unwrap();
+        setup
+    }
+
+    fn luoctl(&self) -> Command {
+        let mut cmd = luoctl();
+        cmd.arg("--state-file")
+            .arg(&self.state)
+            .arg("--cmdline-file")
+            .arg(&self.cmdline)
+            .arg("kexec")
+            .arg(&self.kernel)
+            .arg("--kexec-bin")
+            .arg(&self.kexec);
+        cmd
+    }
+
+    /// The fake kexec's calls, each a list of arguments.
+    fn calls(&self) -> Vec<Vec<String>> {
+        let Ok(text) = fs::read_to_string(&self.args) else {
+            return Vec::new();
+        };
+        text.split_terminator("--\n")
+            .map(|call| call.lines().map(str::to_string).collect())
+            .collect()
+    }
+}
+
+#[test]
+fn kexec_in_normal_is_refused_naming_the_state_and_prepare() {
+    let setup = KexecSetup::new(State::Normal, "ro\n", 0);
+    setup
+        .luoctl()
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("'normal'"))
+        .stderr(predicate::str::contains("luoctl prepare"))
+        .stderr(predicate::str::contains(setup.state.to_string_lossy()));
+    assert!(setup.calls().is_empty(), "kexec ran: {:?}", setup.calls());
+}
+
+#[test]
+fn kexec_in_other_states_is_refused() {
+    for state in [State::Frozen, State::Updated] {
+        let setup = KexecSetup::new(state, "ro\n", 0);
+        setup
+            .luoctl()
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!("'{state}'")));
+        assert!(setup.calls().is_empty());
+    }
+}
+
+#[test]
+fn kexec_load_only_loads_with_the_next_marker() {
+    let setup = KexecSetup::new(
+        State::Prepared,
+        "console=ttyS0 luo.handover=2 virtme.exec=`ZWNobyBoaQo=` ro\n",
+        0,
+    );
+    setup
+        .luoctl()
+        .arg("--load-only")
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr(predicate::str::contains("live update generation 3"));
+    let kernel = setup.kernel.to_string_lossy().into_owned();
+    assert_eq!(
+        setup.calls(),
+        [vec![
+            "-l".to_string(),
+            kernel,
+            "--command-line=console=ttyS0 virtme.exec=`ZWNobyBoaQo=` ro luo.handover=3".into(),
+        ]]
+    );
+}
+
+#[test]
+fn kexec_load_only_passes_the_initrd_and_appended_words() {
+    let setup = KexecSetup::new(State::Prepared, "ro\n", 0);
+    setup
+        .luoctl()
+        .arg("--load-only")
+        .arg("--initrd")
+        .arg(&setup.initrd)
+        .args(["--append", "quiet loglevel=3", "--append", "panic=5"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        setup.calls(),
+        [vec![
+            "-l".to_string(),
+            setup.kernel.to_string_lossy().into_owned(),
+            "--command-line=ro quiet loglevel=3 panic=5 luo.handover=1".into(),
+            format!("--initrd={}", setup.initrd.display()),
+        ]]
+    );
+}
+
+#[test]
+fn kexec_refuses_to_append_the_marker() {
+    let setup = KexecSetup::new(State::Prepared, "ro\n", 0);
+    setup
+        .luoctl()
+        .args(["--load-only", "--append", "luo.handover=9"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "'luo.handover=9' cannot be appended",
+        ));
+    assert!(setup.calls().is_empty());
+}
+
+#[test]
+fn kexec_with_a_malformed_marker_is_refused() {
+    let setup = KexecSetup::new(State::Prepared, "ro luo.handover=oops\n", 0);
+    setup
+        .luoctl()
+        .arg("--load-only")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("luo.handover=oops"))
+        .stderr(predicate::str::contains(setup.cmdline.to_string_lossy()));
+    assert!(setup.calls().is_empty());
+}
+
+#[test]
+fn kexec_that_returns_is_exit_1_with_its_message_and_the_state() {
+    let setup = KexecSetup::new(State::Prepared, "ro luo.handover=1\n", 0);
+    setup
+        .luoctl()
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "luoctl: kexec into {}, live update generation 2\n",
+            setup.kernel.display()
+        )))
+        .stderr(predicate::str::contains("kexec_load failed: test machine"))
+        .stderr(predicate::str::contains("still 'prepared'"));
+    let calls = setup.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1], ["-e"]);
+}
+
+#[test]
+fn a_failed_load_is_exit_1_with_kexec_message_and_no_reboot() {
+    let setup = KexecSetup::new(State::Prepared, "ro\n", 3);
+    setup
+        .luoctl()
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("Cannot determine the file type"))
+        .stderr(predicate::str::contains("not loaded"));
+    assert_eq!(setup.calls().len(), 1, "kexec -e ran after a failed load");
+}
+
+#[test]
+fn a_missing_kexec_says_to_install_kexec_tools() {
+    let setup = KexecSetup::new(State::Prepared, "ro\n", 0);
+    luoctl()
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--cmdline-file")
+        .arg(&setup.cmdline)
+        .arg("kexec")
+        .arg(&setup.kernel)
+        .arg("--kexec-bin")
+        .arg(setup.dir.path().join("no-such-kexec"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("install kexec-tools"));
+}
+
+#[test]
+fn a_missing_kernel_is_exit_1_naming_it() {
+    let setup = KexecSetup::new(State::Prepared, "ro\n", 0);
+    let missing = setup.dir.path().join("no-such-bzImage");
+    luoctl()
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--cmdline-file")
+        .arg(&setup.cmdline)
+        .arg("kexec")
+        .arg(&missing)
+        .arg("--kexec-bin")
+        .arg(&setup.kexec)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(missing.to_string_lossy()));
+    assert!(setup.calls().is_empty());
 }

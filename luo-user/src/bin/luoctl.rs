@@ -10,9 +10,9 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use luo_user::{Control, Event, State, StateFile};
+use luo_user::{Control, Event, State, StateFile, handover, kexec};
 
-use crate::cli::{Cli, Command, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT};
+use crate::cli::{Cli, Command, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, KexecArgs};
 
 /// Why a command did not succeed, and so its exit status.
 #[derive(Debug)]
@@ -80,6 +80,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Prepare => send(cli, Event::Prepare),
         Command::Cancel => send(cli, Event::Cancel),
         Command::Finish => send(cli, Event::Finish),
+        Command::Handover => {
+            let generation = handover::generation_in_file(&cli.cmdline_file)?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "{generation}")?;
+            out.flush()?;
+            Ok(())
+        }
+        Command::Kexec(args) => live_update_kexec(cli, args, open_state()?),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let name = command.get_name().to_string();
@@ -96,6 +104,43 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `luoctl kexec`: load, then (unless --load-only) reboot; returns only on failure.
+fn live_update_kexec(cli: &Cli, args: &KexecArgs, state: StateFile) -> Result<(), Failure> {
+    let request = kexec::Request {
+        program: args.kexec_bin.clone(),
+        kernel: args.kernel.clone(),
+        initrd: args.initrd.clone(),
+        append: args.append.join(" "),
+        cmdline_file: cli.cmdline_file.clone(),
+    };
+    let loaded = kexec::load(&state, &request)?;
+    let mut err = io::stderr().lock();
+    if !loaded.warnings.is_empty() {
+        writeln!(err, "luoctl: kexec -l said: {}", loaded.warnings)?;
+    }
+    if args.load_only {
+        writeln!(
+            err,
+            "luoctl: loaded {} for live update generation {} (command line: {}); \
+             'kexec -e' reboots into it",
+            loaded.kernel.display(),
+            loaded.generation,
+            loaded.command_line
+        )?;
+        err.flush()?;
+        return Ok(());
+    }
+    writeln!(
+        err,
+        "luoctl: kexec into {}, live update generation {}",
+        loaded.kernel.display(),
+        loaded.generation
+    )?;
+    err.flush()?;
+    drop(err);
+    Err(kexec::execute(&state, &loaded).into())
 }
 
 fn send(cli: &Cli, event: Event) -> Result<(), Failure> {

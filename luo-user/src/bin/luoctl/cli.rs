@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use luo_sysfs_abi::path::{DEVICE_PATH, STATE_PATH};
+use luo_user::handover::PROC_CMDLINE;
+use luo_user::kexec::DEFAULT_PROGRAM;
 use luo_user::{DEFAULT_INTERVAL, State, StateSet};
 
 /// Exit status: done (the state was reached, or the changes were seen).
@@ -20,7 +22,7 @@ pub const EXIT_TIMEOUT: u8 = 124;
 /// Follow and drive a Linux live update.
 ///
 /// luoctl reads the live update orchestrator's state from sysfs, follows its changes, waits
-/// for a state, and sends events to the control device.
+/// for a state, sends events to the control device, and performs the live update kexec.
 #[derive(Debug, Parser)]
 #[command(name = "luoctl", version, after_long_help = after_long_help())]
 pub struct Cli {
@@ -36,6 +38,11 @@ pub struct Cli {
     /// notifications).
     #[arg(long, global = true, value_name = "DURATION", default_value_t = DEFAULT_INTERVAL.into())]
     pub interval: humantime::Duration,
+
+    /// The running kernel's command line, read by handover and kexec (a copy of
+    /// /proc/cmdline, for tests and containers).
+    #[arg(long, global = true, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = PROC_CMDLINE)]
+    pub cmdline_file: PathBuf,
 
     /// What to do.
     #[command(subcommand)]
@@ -81,6 +88,23 @@ pub enum Command {
     /// End a live update after restoration (updated to normal) and print the new state.
     Finish,
 
+    /// Print the live update generation of the running kernel: 0 after a cold boot.
+    ///
+    /// Reads the luo.handover=N marker that the live update kexec puts on the next kernel's
+    /// command line; the module takes it as its handover parameter:
+    /// insmod luo.ko handover=$(luoctl handover). A malformed marker is an error (exit 1).
+    Handover,
+
+    /// Reboot into KERNEL as a live update (from prepared only).
+    ///
+    /// Refuses unless the state is prepared. Loads KERNEL with
+    /// kexec -l KERNEL --command-line=CMDLINE [--initrd=FILE], where CMDLINE is the running
+    /// kernel's command line without its luo.handover= marker, then the --append words, then
+    /// luo.handover=N+1 (N: the running kernel's generation). Then, unless --load-only, runs
+    /// kexec -e: the module moves prepared to frozen and the machine reboots, so this does not
+    /// return. If kexec -e returns, the error carries kexec's message and the state (exit 1).
+    Kexec(KexecArgs),
+
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -117,6 +141,31 @@ pub struct WatchArgs {
         trailing_var_arg = true
     )]
     pub exec: Vec<OsString>,
+}
+
+/// The options of `kexec`.
+#[derive(Debug, Args)]
+pub struct KexecArgs {
+    /// The next kernel's image (a bzImage on x86).
+    #[arg(value_name = "KERNEL")]
+    pub kernel: PathBuf,
+
+    /// The next kernel's initrd.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+
+    /// Words to add to the next kernel's parameters (one argument, split at spaces; may be
+    /// given again).
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Vec<String>,
+
+    /// Only load the kernel (kexec -l); do not reboot.
+    #[arg(long)]
+    pub load_only: bool,
+
+    /// The kexec program of kexec-tools.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_PROGRAM)]
+    pub kexec_bin: PathBuf,
 }
 
 fn parse_states(list: &str) -> Result<StateSet, String> {
