@@ -64,6 +64,20 @@ pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Resul
     Ok(to)
 }
 
+/// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
+/// answers with `ENODEV`, and notifies.
+///
+/// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
+/// asleep on `state` would sleep forever after an unload. The notify wakes every poller; the
+/// read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
+/// removed), and a later `poll` returns at once because the event counter moved. The cell
+/// orders the store before the notify exactly as for a transition.
+pub(crate) fn retire() {
+    let _guard = TRANSITION.lock();
+    STATE.publish(State::Undefined);
+    sysfs::notify_state();
+}
+
 /// Applies an event the kernel raises itself (the freeze), by the transition table alone.
 pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
     change(|from| next_state(from, event))

@@ -8,8 +8,9 @@
 //! come from `show.rs` of `luo-sysfs-abi`, the names and mode from its `path.rs`.
 //!
 //! Removing the group in `Drop` is what makes unloading safe for open files: kernfs waits for
-//! running `show` calls to finish, then answers later reads with `ENODEV` and wakes pollers with
-//! `POLLERR`, and never calls into the module again.
+//! running `show` calls to finish, then answers later reads with `ENODEV` and later polls with
+//! `POLLERR` at once, and never calls into the module again. It does not wake a poll that is
+//! already asleep, so `Drop` first retires the orchestrator, which notifies.
 
 use core::ptr;
 
@@ -24,6 +25,7 @@ use kernel::{
 };
 
 use crate::path::{GROUP_NAME, STATE_ATTR, STATE_MODE};
+use crate::State;
 
 /// A C object in a static, read by the kernel through raw pointers.
 ///
@@ -87,10 +89,14 @@ unsafe extern "C" fn show_state(
     let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), PAGE_SIZE) };
     // kernfs sampled its event counter just before this call; `current` issues the read
     // barrier that pairs with the setter's write barrier (see `StateCell`).
-    match crate::show(crate::orchestrator::current(), page) {
-        Some(len) => len as isize,
-        // Unreachable: a page holds every word.
-        None => EINVAL.to_errno() as isize,
+    match crate::orchestrator::current() {
+        // The module is unloading (`orchestrator::retire`): the interface is gone.
+        State::Undefined => ENODEV.to_errno() as isize,
+        state => match crate::show(state, page) {
+            Some(len) => len as isize,
+            // Unreachable: a page holds every word.
+            None => EINVAL.to_errno() as isize,
+        },
     }
 }
 
@@ -125,6 +131,8 @@ impl StateGroup {
 
 impl Drop for StateGroup {
     fn drop(&mut self) {
+        // Wake the pollers first: removal alone would leave them asleep.
+        crate::orchestrator::retire();
         // SAFETY: By the type invariant the group is registered under `kernel_kobj`, and this
         // is the one owner that removes it. kernfs drains running `show` calls before this
         // returns.

@@ -1,6 +1,7 @@
 //! Tests that cross crates. `luo-guest-tests` runs inside a guest booted on our kernel (see
 //! `cargo xtask test`); the modules here are its building blocks.
 
+pub mod bench;
 pub mod dev;
 pub mod guest;
 pub mod kmsg;

@@ -4,6 +4,7 @@
 //! under `~/.cache/luo` (or `$LUO_CACHE`), keyed by their inputs, so a second run is quick.
 
 mod abi_doc;
+mod bench;
 mod cache;
 mod check;
 mod demo;
@@ -33,6 +34,7 @@ Commands:
                 and the kernel tests under QEMU
   test-kernel [TEST...]
                 only the kernel tests under QEMU (all, or the ones named)
+  bench         watcher latency, read cost and idle syscalls, in one guest; targets reported
   gen-abi-doc   rewrite Documentation/ABI/testing/sysfs-kernel-liveupdate
   help          this text
 
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(),
         "test" => check::run(),
         "test-kernel" => guest_tests::run_all(rest),
+        "bench" => bench::run(),
         "gen-abi-doc" => abi_doc::write(),
         "help" | "--help" | "-h" => {
             print!("{HELP}");

@@ -31,6 +31,7 @@ const BOOKWORM_PACKAGES: &[&str] = &[
     "libssl-dev",
     "qemu-system-x86",
     "rsync",
+    "strace",
     "udev",
     "xz-utils",
 ];

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -103,9 +104,14 @@ pub fn run_in_guest_with(
     for dir in &options.rw_dirs {
         cmd.arg(format!("--rwdir={}", dir.display()));
     }
+    // The command travels base64-encoded on the kernel command line, which x86 cuts at 2048
+    // bytes (the root file system options come after it), so a script goes in a file.
+    let script_file = write_script(script)?;
     cmd.arg("--cwd")
         .arg(cache::workspace())
-        .args(["--", "sh", "-c", script])
+        .arg("--")
+        .arg("sh")
+        .arg(&script_file)
         .current_dir(cache::workspace())
         // vng starts its helpers (virtme-run) from PATH.
         .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?)
@@ -155,6 +161,15 @@ pub fn run_in_guest_with(
         console,
         elapsed: start.elapsed(),
     })
+}
+
+/// Writes `script` to a file of its own under the cache (the guest sees the host's files).
+fn write_script(script: &str) -> Result<PathBuf> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = cache::dir("vm")?.join(format!("script-{}-{n}.sh", std::process::id()));
+    std::fs::write(&path, script).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    Ok(path)
 }
 
 /// Sends each line of `stream` with its arrival time until the stream ends.
