@@ -72,8 +72,9 @@ pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
         "\t\twith POLLERR), then read it again from offset 0.\n",
         "\t\tChanges between two reads coalesce: a watcher sees\n",
         "\t\tthe state at the time of its read, not every step.\n",
-        "\t\tWhen the interface goes away, poll() returns at once\n",
-        "\t\tand reads fail with ENODEV. Words other than the ones\n",
+        "\t\tWhen the interface goes away (the module unloads),\n",
+        "\t\tpollers are woken, reads fail with ENODEV, and later\n",
+        "\t\tpolls return at once. Words other than the ones\n",
         "\t\tbelow may be added; readers should treat an unknown\n",
         "\t\tword as an error, not as one of these. The words:\n",
     ))?;

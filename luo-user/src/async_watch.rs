@@ -9,7 +9,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::error::{Error, Op, Result};
-use crate::kernfs::{KernfsFile, LIVENESS_PERIOD, Wakeup};
+use crate::kernfs::{KernfsFile, Wakeup};
 use crate::watch::{Change, Decode, Seen, Tracker};
 
 /// Follows a file like [`Watcher`](crate::Watcher), inside a tokio runtime.
@@ -119,10 +119,10 @@ impl<T: Decode> AsyncWatcher<T> {
                     self.tracker.observe(fd.get_ref())?
                 }
                 Source::Priority(fd) => {
-                    // Removing a kernfs file wakes no one, so wake up now and then to look.
-                    match tokio::time::timeout(LIVENESS_PERIOD, fd.ready_mut(Interest::PRIORITY))
-                        .await
-                    {
+                    // Removing a kernfs file wakes no one, so unless the file's owner
+                    // notifies first, wake up now and then to look.
+                    let liveness = fd.get_ref().liveness().unwrap_or(Duration::MAX);
+                    match tokio::time::timeout(liveness, fd.ready_mut(Interest::PRIORITY)).await {
                         Ok(Ok(mut guard)) => {
                             // Clear before reading: a notify that comes after the read
                             // sets readiness again (tokio keeps a newer event's tick).

@@ -24,12 +24,13 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 /// watcher never spins.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
-/// How long a wait on a kernfs file sleeps before it checks the file still exists.
+/// How long a wait on a kernfs file sleeps, by default, before it checks the file still exists.
 ///
-/// Removing a kernfs file (unloading the module, removing a cgroup) does not wake a sleeping
-/// `poll`; only the next `poll` call sees the removal. A waiter therefore sleeps at most this
+/// Removing a kernfs file (removing a cgroup, say) does not wake a sleeping `poll`; only the
+/// next `poll` call sees the removal. A waiter on such a file therefore sleeps at most this
 /// long at a time, so it notices a removal within this time, at the cost of one `poll` call
-/// per period.
+/// per period. luo's module notifies before it removes its file, so [`crate::StateFile`]
+/// turns this off (see [`KernfsFile::with_liveness`]) and an idle watcher makes no syscalls.
 pub const LIVENESS_PERIOD: Duration = Duration::from_secs(1);
 
 /// How a watcher learns that the file may have changed.
@@ -53,6 +54,7 @@ pub struct KernfsFile {
     fd: OwnedFd,
     path: PathBuf,
     wakeup: Wakeup,
+    liveness: Option<Duration>,
 }
 
 impl KernfsFile {
@@ -78,7 +80,25 @@ impl KernfsFile {
             } else {
                 Wakeup::Interval(interval.max(MIN_INTERVAL))
             };
-        Ok(KernfsFile { fd, path, wakeup })
+        Ok(KernfsFile {
+            fd,
+            path,
+            wakeup,
+            liveness: Some(LIVENESS_PERIOD),
+        })
+    }
+
+    /// Sets how long one sleep in `poll` lasts at most, so that a removal that wakes no one is
+    /// still noticed; `None` sleeps until a notification, for files whose owner notifies before
+    /// it removes them (luo's state attribute does). Default: [`LIVENESS_PERIOD`].
+    pub fn with_liveness(mut self, liveness: Option<Duration>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// The longest single sleep in `poll` (see [`KernfsFile::with_liveness`]).
+    pub fn liveness(&self) -> Option<Duration> {
+        self.liveness
     }
 
     /// The path the file was opened at.
@@ -122,17 +142,21 @@ impl KernfsFile {
 
     /// Whether a kernfs file has a change or a removal pending, without sleeping.
     pub fn is_pending(&self) -> Result<bool> {
-        self.poll_once(Duration::ZERO)
+        self.poll_once(Some(Duration::ZERO))
     }
 
     fn wait_priority(&self, deadline: Option<Instant>) -> Result<bool> {
         loop {
-            let slice = match deadline {
-                None => LIVENESS_PERIOD,
+            let left = match deadline {
+                None => None,
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left.min(LIVENESS_PERIOD),
+                    Some(left) if !left.is_zero() => Some(left),
                     _ => return Ok(false),
                 },
+            };
+            let slice = match (left, self.liveness) {
+                (Some(left), Some(liveness)) => Some(left.min(liveness)),
+                (left, liveness) => left.or(liveness),
             };
             if self.poll_once(slice)? {
                 return Ok(true);
@@ -140,15 +164,13 @@ impl KernfsFile {
         }
     }
 
-    /// One `poll` for `POLLPRI` of at most `timeout`; `EINTR` counts as "nothing yet".
-    fn poll_once(&self, timeout: Duration) -> Result<bool> {
-        // `timeout` is at most LIVENESS_PERIOD, which always fits a timespec.
-        let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
-            tv_sec: 1,
-            tv_nsec: 0,
-        });
+    /// One `poll` for `POLLPRI` of at most `timeout` (`None`: no limit); `EINTR` counts as
+    /// "nothing yet".
+    fn poll_once(&self, timeout: Option<Duration>) -> Result<bool> {
+        // A timeout too large for a timespec is as good as none.
+        let timeout = timeout.and_then(|t| Timespec::try_from(t).ok());
         let mut fds = [PollFd::new(&self.fd, PollFlags::PRI)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(0) | Err(Errno::INTR) => Ok(false),
             Ok(_) => {
                 let revents = fds[0].revents();

@@ -168,7 +168,8 @@ fn write_script(script: &str) -> Result<PathBuf> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let path = cache::dir("vm")?.join(format!("script-{}-{n}.sh", std::process::id()));
-    std::fs::write(&path, script).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    std::fs::write(&path, script)
+        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     Ok(path)
 }
 

@@ -61,7 +61,21 @@ pub fn run(ko: &Path) -> Outcome {
             })
         })
         .collect();
-    for _ in 0..WATCHERS {
+    // The library's watcher sleeps in poll with no timeout on luo's file: only the module's
+    // notify before the removal can end its wait, and it must end with "gone".
+    let ready = ready_tx.clone();
+    let library = thread::spawn(move || -> Outcome {
+        let mut watcher =
+            luo_user::Watcher::open_default().map_err(|err| format!("library watcher: {err}"))?;
+        ready.send(()).map_err(|_| "main thread gone".to_owned())?;
+        match watcher.next_change(Some(Duration::from_secs(30))) {
+            Err(err) if err.is_gone() => Ok(()),
+            other => Err(format!(
+                "the library watcher ended with {other:?}, expected 'gone'"
+            )),
+        }
+    });
+    for _ in 0..=WATCHERS {
         ready_rx
             .recv()
             .map_err(|_| "a watcher stopped early".to_owned())?;
@@ -74,6 +88,9 @@ pub fn run(ko: &Path) -> Outcome {
             .join()
             .map_err(|_| format!("watcher {i} panicked"))??;
     }
+    library
+        .join()
+        .map_err(|_| "the library watcher panicked".to_owned())??;
     ensure!(
         !Path::new(luo_sysfs_abi::path::SYSFS_DIR).exists(),
         "the sysfs directory outlived the module"
