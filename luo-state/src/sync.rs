@@ -6,8 +6,8 @@
 //! | here | C11 / loom | kernel |
 //! |---|---|---|
 //! | [`Word::load`], [`Word::store`] | `Relaxed` load, store | `READ_ONCE`, `WRITE_ONCE` |
-//! | [`write_barrier`] | `fence(Release)` | `smp_wmb()` |
-//! | [`read_barrier`] | `fence(Acquire)` | `smp_rmb()` |
+//! | [`write_barrier`] | `fence(Release)` | `smp_wmb()` (Rust: `smp_mb(Write)`) |
+//! | [`read_barrier`] | `fence(Acquire)` | `smp_rmb()` (Rust: `smp_mb(Read)`) |
 //!
 //! `smp_wmb` only orders stores against later stores, which is weaker than a release fence in
 //! general, but is all the message-passing pattern needs; the litmus tests in
@@ -15,44 +15,24 @@
 
 pub(crate) use imp::{read_barrier, write_barrier, Word};
 
-#[cfg(all(not(loom), not(luo_kernel)))]
+#[cfg(not(luo_kernel))]
 mod imp {
+    #[cfg(not(loom))]
     use core::sync::atomic::{fence, AtomicU32, Ordering};
+    #[cfg(loom)]
+    use loom::sync::atomic::{fence, AtomicU32, Ordering};
 
     /// A 32-bit word accessed with relaxed (`*_ONCE`) loads and stores.
     pub(crate) struct Word(AtomicU32);
 
     impl Word {
+        #[cfg(not(loom))]
         pub(crate) const fn new(value: u32) -> Self {
             Word(AtomicU32::new(value))
         }
 
-        pub(crate) fn load(&self) -> u32 {
-            self.0.load(Ordering::Relaxed)
-        }
-
-        pub(crate) fn store(&self, value: u32) {
-            self.0.store(value, Ordering::Relaxed);
-        }
-    }
-
-    pub(crate) fn write_barrier() {
-        fence(Ordering::Release);
-    }
-
-    pub(crate) fn read_barrier() {
-        fence(Ordering::Acquire);
-    }
-}
-
-#[cfg(loom)]
-mod imp {
-    use loom::sync::atomic::{fence, AtomicU32, Ordering};
-
-    pub(crate) struct Word(AtomicU32);
-
-    impl Word {
         // loom's atomics register with the running model, so they cannot be built in a const.
+        #[cfg(loom)]
         pub(crate) fn new(value: u32) -> Self {
             Word(AtomicU32::new(value))
         }
@@ -75,7 +55,7 @@ mod imp {
     }
 }
 
-#[cfg(all(luo_kernel, not(loom)))]
+#[cfg(luo_kernel)]
 mod imp {
     use kernel::sync::atomic::{Atomic, Relaxed};
     use kernel::sync::barrier::{smp_mb, Read, Write};
