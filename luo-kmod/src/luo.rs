@@ -11,7 +11,8 @@
 //! not written here: the module compiles the very files of the userspace crates `luo-state` and
 //! `luo-sysfs-abi` (the `#[path]` modules below), so the two sides cannot drift apart. Those
 //! files reach each other through the crate root (`crate::State`, `crate::next_state`,
-//! `crate::sync`), so the root re-exports exactly what their `lib.rs` files do.
+//! `crate::sync`), so the root re-exports the names those files use, as their `lib.rs` files
+//! do.
 
 #[path = "../../luo-state/src/cell.rs"]
 pub mod cell;

@@ -111,6 +111,11 @@ pub enum AbiError {
     },
     /// `size` is larger than the kernel's struct and a byte past it is not zero: `E2BIG`.
     NonZeroTail,
+    /// `size` is past [`MAX_ARG_SIZE`]: `E2BIG`, without reading the tail.
+    ArgTooLarge {
+        /// What the caller declared.
+        size: u32,
+    },
     /// The event number names no event: `EINVAL`.
     UnknownEvent(u32),
     /// Userspace sent an event only the kernel may raise: `EINVAL`.
@@ -131,7 +136,7 @@ impl AbiError {
     pub const fn errno(self) -> i32 {
         match self {
             AbiError::UnknownCommand(_) => ENOTTY,
-            AbiError::NonZeroTail => E2BIG,
+            AbiError::NonZeroTail | AbiError::ArgTooLarge { .. } => E2BIG,
             AbiError::ArgTooSmall { .. }
             | AbiError::UnknownEvent(_)
             | AbiError::EventNotFromUserspace(_)
@@ -150,6 +155,12 @@ impl fmt::Display for AbiError {
             AbiError::NonZeroTail => {
                 f.write_str("argument has non-zero bytes past the known struct")
             }
+            AbiError::ArgTooLarge { size } => {
+                write!(
+                    f,
+                    "argument size {size} is past the {MAX_ARG_SIZE}-byte limit"
+                )
+            }
             AbiError::UnknownEvent(raw) => write!(f, "unknown event number {raw}"),
             AbiError::EventNotFromUserspace(event) => {
                 write!(
@@ -162,12 +173,18 @@ impl fmt::Display for AbiError {
     }
 }
 
+/// The largest argument `size` accepted: one page, as `perf_event_open` and `sched_setattr`
+/// bound theirs, so a caller cannot make the kernel scan gigabytes for a zero tail.
+pub const MAX_ARG_SIZE: u32 = 4096;
+
 /// How many bytes past the known struct the caller declared, after checking `size` is at least
-/// `needed` (`EINVAL` otherwise). The caller must then show those bytes are zero with
-/// [`check_tail`] before it acts.
+/// `needed` (`EINVAL` otherwise) and at most [`MAX_ARG_SIZE`] (`E2BIG` otherwise). The caller
+/// must then show those bytes are zero with [`check_tail`] before it acts.
 pub const fn tail_len(size: u32, needed: usize) -> Result<usize, AbiError> {
     let size_bytes = size as usize;
-    if size_bytes < needed {
+    if size > MAX_ARG_SIZE {
+        Err(AbiError::ArgTooLarge { size })
+    } else if size_bytes < needed {
         Err(AbiError::ArgTooSmall { size, needed })
     } else {
         Ok(size_bytes - needed)
@@ -229,6 +246,14 @@ mod tests {
     fn a_larger_size_leaves_a_tail_to_check() {
         assert_eq!(tail_len(8, 8), Ok(0));
         assert_eq!(tail_len(4096, 8), Ok(4088));
+    }
+
+    #[test]
+    fn a_size_past_a_page_is_e2big() {
+        let err = tail_len(4097, 8).unwrap_err();
+        assert_eq!(err, AbiError::ArgTooLarge { size: 4097 });
+        assert_eq!(err.errno(), E2BIG);
+        assert_eq!(tail_len(u32::MAX, 8).unwrap_err().errno(), E2BIG);
     }
 
     #[test]

@@ -46,10 +46,12 @@ impl StateSet {
         State::ALL.into_iter().filter(move |state| self.has(*state))
     }
 
-    /// Parses `normal,prepared`: state words separated by commas, at least one.
+    /// Parses `normal,prepared`: words of observable states (the four sysfs shows) separated
+    /// by commas, at least one. `undefined` is refused: no watcher can ever see it.
     pub fn parse_list(list: &str) -> Result<Self, ParseStateSetError<'_>> {
         list.split(',').try_fold(StateSet::empty(), |set, word| {
             State::from_word(word.as_bytes())
+                .filter(|state| State::OBSERVABLE.contains(state))
                 .map(|state| set | StateSet::of(state))
                 .ok_or(ParseStateSetError { word })
         })

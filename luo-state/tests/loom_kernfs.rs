@@ -1,6 +1,6 @@
 //! Loom models of the sysfs poll protocol around [`StateCell`].
 //!
-//! kernfs, as `v3-facts.md` describes it: `sysfs_notify` increments a per-file event counter
+//! kernfs (fs/kernfs/file.c): `sysfs_notify` increments a per-file event counter
 //! with a relaxed RMW and wakes pollers; a read samples the counter with a relaxed load, then
 //! calls `show`. `poll` sleeps while the counter equals the value sampled at the last read. So
 //! a reader whose last read sampled the final counter value sleeps for good, and must have

@@ -1,5 +1,5 @@
 //! Random event sequences through `luo-state` agree with an independent, table-driven model of
-//! the v3 state machine (written from the table in `v3-facts.md`, not from `next_state`).
+//! the v3 state machine (written from the v3 series' table, not from `next_state`).
 
 use luo_state::ioctl::{self, AbiError};
 use luo_state::{next_state, Event, State};

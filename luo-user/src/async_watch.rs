@@ -42,9 +42,10 @@ impl Source {
 }
 
 impl AsyncWatcher<State> {
-    /// Watches the orchestrator's state attribute at its standard path.
+    /// Watches the orchestrator's state attribute at its standard path, with no periodic
+    /// wake: luo's module notifies before it removes the file (see [`crate::StateFile`]).
     pub fn open_default() -> Result<Self> {
-        Self::open(luo_sysfs_abi::path::STATE_PATH)
+        Self::new(KernfsFile::open(luo_sysfs_abi::path::STATE_PATH)?.with_liveness(None))
     }
 
     /// Waits until the state is in `set` and returns it, at once if it already is. Wrap it in

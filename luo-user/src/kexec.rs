@@ -121,6 +121,20 @@ pub enum KexecError {
         /// The state read after it returned, if it could be read.
         state: Option<State>,
     },
+
+    /// `kexec -u` failed: a loaded image may still be there.
+    #[error(
+        "{} -u failed ({status}){}; a kernel loaded for the live update may still be loaded: run 'kexec -u' before any plain kexec",
+        .program.display(), detail(.stderr)
+    )]
+    Unload {
+        /// The program.
+        program: PathBuf,
+        /// How it ended.
+        status: ExitStatus,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
 }
 
 /// What to do when the state is not `prepared`, as the end of a sentence.
@@ -276,21 +290,43 @@ pub fn load(state: &StateFile, request: &Request) -> Result<Loaded> {
 /// moves the state from `prepared` to `frozen` on the way. It returns only with the reason it
 /// failed: the state was no longer `prepared`, kexec could not be run, or `kexec -e` returned
 /// ([`KexecError::Execute`], with kexec's message and the state read afterwards).
+///
+/// Whatever failed, the loaded image is unloaded (`kexec -u`) before this returns: it carries
+/// the handover marker, and a later plain kexec into it would start the next kernel in
+/// `updated` although nothing froze.
 pub fn execute(state: &StateFile, loaded: &Loaded) -> Error {
-    if let Err(err) = require_prepared(state) {
-        return err;
-    }
-    let output = match run(&loaded.program, &[OsString::from("-e")]) {
-        Ok(output) => output,
-        Err(err) => return err,
+    let failure = match require_prepared(state) {
+        Err(err) => err,
+        Ok(()) => match run(&loaded.program, &[OsString::from("-e")]) {
+            Err(err) => err,
+            Ok(output) => KexecError::Execute {
+                program: loaded.program.clone(),
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                state: state.state().ok(),
+            }
+            .into(),
+        },
     };
-    KexecError::Execute {
-        program: loaded.program.clone(),
-        status: output.status,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        state: state.state().ok(),
+    // Best effort: the error that matters is the one above.
+    let _ = unload(&loaded.program);
+    failure
+}
+
+/// Unloads any kernel loaded for kexec (`kexec -u`), so that an abandoned live update's image,
+/// marker included, cannot be booted later.
+pub fn unload(program: &Path) -> Result<()> {
+    let output = run(program, &[OsString::from("-u")])?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(KexecError::Unload {
+            program: program.to_path_buf(),
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+        .into())
     }
-    .into()
 }
 
 fn readable(what: &'static str, path: &Path) -> Result<()> {

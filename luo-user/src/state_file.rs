@@ -8,7 +8,7 @@ use luo_sysfs_abi::{Content, SHOW_MAX_LEN};
 
 use crate::error::Result;
 use crate::kernfs::{DEFAULT_INTERVAL, KernfsFile, Wakeup};
-use crate::watch::{Decode, Watcher};
+use crate::watch::{Watcher, read_value};
 
 /// The state attribute, opened once; each [`StateFile::state`] is one `pread` at offset 0.
 #[derive(Debug)]
@@ -58,12 +58,7 @@ impl StateFile {
     /// Reads the current state: one `pread` at offset 0, parsed strictly.
     pub fn state(&self) -> Result<State> {
         let mut buf = [0u8; STATE_READ_CAPACITY];
-        let len = self.file.read_into(&mut buf)?;
-        let bytes = buf.get(..len).unwrap_or_default();
-        State::decode(bytes).map_err(|source| crate::Error::Content {
-            path: self.file.path().to_path_buf(),
-            source,
-        })
+        read_value(&self.file, &mut buf)
     }
 
     /// Turns the file into a [`Watcher`], keeping the descriptor (the watcher reads once).

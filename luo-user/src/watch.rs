@@ -110,7 +110,7 @@ impl<T: Decode> Tracker<T> {
     }
 }
 
-fn read_value<T: Decode>(file: &KernfsFile, buf: &mut [u8]) -> Result<T> {
+pub(crate) fn read_value<T: Decode>(file: &KernfsFile, buf: &mut [u8]) -> Result<T> {
     let len = file.read_into(buf)?;
     let bytes = buf.get(..len).unwrap_or_default();
     T::decode(bytes).map_err(|source| Error::Content {
@@ -143,9 +143,10 @@ pub struct Watcher<T: Decode = State> {
 }
 
 impl Watcher<State> {
-    /// Watches the orchestrator's state attribute at its standard path.
+    /// Watches the orchestrator's state attribute at its standard path, sleeping in `poll`
+    /// until a notification (see [`crate::StateFile`]).
     pub fn open_default() -> Result<Self> {
-        Self::open(luo_sysfs_abi::path::STATE_PATH)
+        crate::StateFile::open_default()?.watch()
     }
 
     /// Waits until the state is in `set` and returns it: at once if it already is, `Ok(None)`

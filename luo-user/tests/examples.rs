@@ -259,7 +259,8 @@ fn the_agent_checkpoints_on_prepared_and_runs_the_live_update_kexec() {
     assert_eq!(
         fs::read_to_string(&setup.calls).unwrap(),
         format!(
-            "-l\n{}\n--command-line=console=ttyS0 ro luo.handover=1\n--\n-e\n--\n",
+            // load, execute, and the unload after `-e` returned
+            "-l\n{}\n--command-line=console=ttyS0 ro luo.handover=1\n--\n-e\n--\n-u\n--\n",
             setup.kernel.display()
         )
     );

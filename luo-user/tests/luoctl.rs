@@ -676,9 +676,11 @@ fn kexec_that_returns_is_exit_1_with_its_message_and_the_state() {
         )))
         .stderr(predicate::str::contains("kexec_load failed: test machine"))
         .stderr(predicate::str::contains("still 'prepared'"));
+    // load, execute, then the unload: the marked image must not outlive the failure.
     let calls = setup.calls();
-    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[1], ["-e"]);
+    assert_eq!(calls[2], ["-u"]);
 }
 
 #[test]

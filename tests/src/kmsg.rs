@@ -21,12 +21,27 @@ pub fn dmesg() -> Result<String, String> {
     let out = Command::new("dmesg")
         .output()
         .map_err(|err| format!("cannot run dmesg: {err}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "dmesg failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The line the module logs once it is up: a log without it is not the log of this test.
+const MODULE_READY: &str = "luo: Ready in state";
 
 /// Fails when the log holds a splat, quoting the lines around it.
 pub fn assert_clean() -> Result<(), String> {
     let log = dmesg()?;
+    if !log.contains(MODULE_READY) {
+        return Err(format!(
+            "the kernel log lacks '{MODULE_READY}': it cannot be the log of this test"
+        ));
+    }
     let lines: Vec<&str> = log.lines().collect();
     match lines
         .iter()

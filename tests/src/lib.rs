@@ -7,6 +7,7 @@ pub mod guest;
 pub mod kmsg;
 pub mod module;
 pub mod sysfs;
+pub mod v3_table;
 
 /// A test's outcome: `Err` carries what went wrong, in words.
 pub type Outcome = Result<(), String>;

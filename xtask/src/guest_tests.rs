@@ -8,7 +8,7 @@ use crate::module;
 use crate::run::{self, Result};
 use crate::vm;
 
-/// The tests of `luo-tests/src/bin/luo-guest-tests.rs`, one guest each.
+/// The tests of `tests/src/bin/luo-guest-tests.rs`, one guest each.
 const TESTS: &[&str] = &[
     "layout",
     "transitions",

@@ -254,9 +254,10 @@ echo "demo: final state $($LUOCTL state)"
     Ok(timeline)
 }
 
-/// The failure paths of `v3-facts.md`, each in its own guest; returns the first failure.
+/// The failure paths of the v3 state machine (see `Documentation/design.md`), each in its own
+/// guest; returns the first failure.
 pub fn failure_paths(tools: &Tools) -> Result {
-    let paths: [(&str, &str, &str); 3] = [
+    let paths: [(&str, &str, &str); 4] = [
         (
             "kexec from normal comes up normal",
             r#"
@@ -285,6 +286,18 @@ $LUOCTL cancel
 echo "after cancel: $($LUOCTL state)"
 "#,
             "after cancel: normal",
+        ),
+        (
+            "cancel unloads the marked kernel: a later kexec cannot come up updated",
+            r#"
+if [ "$GEN" != 0 ]; then echo "booted the abandoned live update's kernel (generation $GEN)"; exit 1; fi
+$LUOCTL prepare
+$LUOCTL kexec --load-only "$BZIMAGE"
+$LUOCTL cancel
+if kexec -e; then echo "kexec -e returned success"; exit 1; fi
+echo "after cancel, kexec -e had nothing to boot: $($LUOCTL state)"
+"#,
+            "after cancel, kexec -e had nothing to boot: normal",
         ),
         (
             "a failing agent hook cancels and leaves normal",

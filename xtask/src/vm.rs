@@ -153,7 +153,10 @@ pub fn run_in_guest_with(
         .wait()
         .map_err(|err| format!("waiting for {}: {err}", vng.display()))?;
     let code = status.code();
-    let timed_out = matches!(code, Some(124 | 137));
+    let _ = std::fs::remove_file(&script_file);
+    // `timeout` answers 124 (or 137 after its KILL), but so may the guest's command (luoctl's
+    // own timeout is 124): only the elapsed time tells them apart.
+    let timed_out = matches!(code, Some(124 | 137)) && start.elapsed() >= limit;
     Ok(GuestRun {
         code: if timed_out { None } else { code },
         timed_out,

@@ -67,6 +67,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Watch(args) => watch::run(open_state()?, args),
         Command::Wait { states, timeout } => {
             let mut watcher = open_state()?.watch()?;
+            if !states.has(watcher.current()) {
+                // The ready line: from here on no change can be missed (the read armed it).
+                eprintln!(
+                    "luoctl: waiting for {states} at {} (state: {})",
+                    cli.state_file.display(),
+                    watcher.current()
+                );
+            }
             match watcher.wait_for(*states, timeout.map(Into::into))? {
                 Some(state) => print_state(state, false),
                 None => Err(Failure::TimedOut(format!(
@@ -78,7 +86,19 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Command::Prepare => send(cli, Event::Prepare),
-        Command::Cancel => send(cli, Event::Cancel),
+        Command::Cancel => {
+            send(cli, Event::Cancel)?;
+            // The abandoned live update may have left its next kernel loaded, handover marker
+            // and all: a later plain kexec into it would come up `updated`.
+            match kexec::unload(std::path::Path::new(kexec::DEFAULT_PROGRAM)) {
+                // No kexec-tools: nothing can have been loaded through luoctl.
+                Ok(()) | Err(luo_user::Error::Kexec(kexec::KexecError::Missing { .. })) => Ok(()),
+                Err(err) => {
+                    eprintln!("luoctl: warning: {err}");
+                    Ok(())
+                }
+            }
+        }
         Command::Finish => send(cli, Event::Finish),
         Command::Handover => {
             let generation = handover::generation_in_file(&cli.cmdline_file)?;

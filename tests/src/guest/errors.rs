@@ -111,6 +111,14 @@ fn bad_arguments(control: &File) -> Outcome {
         "after the SET_EVENT with a zero tail",
     )?;
 
+    // Past a page the kernel refuses without scanning the tail.
+    let mut big = vec![0u8; 8192];
+    let got = dev::ioctl_with_buffer(control, SET_EVENT, 8192, &mut big);
+    ensure!(
+        got == Err(E2BIG),
+        "SET_EVENT with size 8192 answered {got:?}, expected E2BIG"
+    );
+
     buf = [0; 32];
     let got = dev::ioctl_with_buffer(control, GET_STATE, 32, &mut buf);
     let state = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);

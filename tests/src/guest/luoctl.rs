@@ -143,14 +143,28 @@ fn wait_returns_when_reached(luoctl: &Path) -> Outcome {
         "luoctl wait frozen --timeout 1s exited {}",
         timed_out.status
     );
-    let waiter = Command::new(luoctl)
+    let mut waiter = Command::new(luoctl)
         .args(["wait", "prepared,frozen", "--timeout", "60s"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| format!("spawning luoctl wait: {err}"))?;
-    // Let the waiter make its first read; an early prepare would also satisfy it at once.
-    thread::sleep(Duration::from_millis(500));
-    expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare")?;
+    // Its ready line on stderr says it has read once, so the prepare below must wake it.
+    let ready = match waiter
+        .stderr
+        .take()
+        .map(|err| BufReader::new(err).lines().next())
+    {
+        Some(Some(Ok(line))) if line.contains("waiting for") => Ok(()),
+        other => Err(format!("luoctl wait printed no ready line: {other:?}")),
+    };
+    let prepared =
+        ready.and_then(|()| expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare"));
+    if let Err(err) = prepared {
+        let _ = waiter.kill();
+        let _ = waiter.wait();
+        return Err(err);
+    }
     let out = waiter
         .wait_with_output()
         .map_err(|err| format!("luoctl wait: {err}"))?;

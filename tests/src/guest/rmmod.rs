@@ -67,6 +67,11 @@ pub fn run(ko: &Path) -> Outcome {
     let library = thread::spawn(move || -> Outcome {
         let mut watcher =
             luo_user::Watcher::open_default().map_err(|err| format!("library watcher: {err}"))?;
+        // No periodic look: if this watcher ends, the module's notify ended it.
+        ensure!(
+            watcher.file().liveness().is_none(),
+            "the library watcher polls periodically on luo's file"
+        );
         ready.send(()).map_err(|_| "main thread gone".to_owned())?;
         match watcher.next_change(Some(Duration::from_secs(30))) {
             Err(err) if err.is_gone() => Ok(()),

@@ -1,12 +1,13 @@
-//! Test 2: every transition reachable without a kexec, by ioctl and by the test hook; sysfs
-//! shows the new word as soon as the call returns, and `GET_STATE` agrees.
+//! Test 2: every transition, by ioctl and by the test hook, and `finish` after a load that
+//! found a handover; sysfs shows the new word as soon as the call returns, and `GET_STATE`
+//! agrees.
 
 use std::path::Path;
 
 use luo_state::{Event, State};
 
 use crate::guest::assert_state;
-use crate::{Outcome, dev, module};
+use crate::{Outcome, dev, ensure, module, v3_table};
 
 /// Runs the transition checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -34,5 +35,29 @@ pub fn run(ko: &Path) -> Outcome {
         };
         assert_state(&control, expected, &context)?;
     }
-    Ok(())
+    drop(control);
+    after_a_handover(ko)
+}
+
+/// A load that finds a handover starts in `updated`, refuses everything but `finish`, and
+/// `finish` returns to `normal`.
+fn after_a_handover(ko: &Path) -> Outcome {
+    module::rmmod()?;
+    module::insmod(ko, &["handover=1"])?;
+    let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
+    assert_state(&control, State::Updated, "after a load with handover=1")?;
+    for event in [Event::Prepare, Event::Cancel] {
+        let got = dev::set_event(&control, event);
+        ensure!(
+            got == Err(v3_table::EINVAL),
+            "SET_EVENT {event} in 'updated' answered {got:?}, expected EINVAL"
+        );
+        assert_state(
+            &control,
+            State::Updated,
+            &format!("after the refused {event}"),
+        )?;
+    }
+    dev::set_event(&control, Event::Finish).map_err(|e| format!("SET_EVENT finish: errno {e}"))?;
+    assert_state(&control, State::Normal, "right after SET_EVENT finish")
 }

@@ -68,7 +68,8 @@ pub enum Command {
 
     /// Wait until the state is one of the given states, and print it.
     ///
-    /// Returns at once if the state already is one of them.
+    /// Returns at once if the state already is one of them; otherwise prints a line on stderr
+    /// once it watches (after its first read), so a script knows no change can be missed.
     Wait {
         /// The states to wait for, separated by commas.
         #[arg(value_name = "STATE[,STATE...]", value_parser = parse_states)]
@@ -83,6 +84,10 @@ pub enum Command {
     Prepare,
 
     /// Abandon a live update (prepared or frozen to normal) and print the new state.
+    ///
+    /// Also unloads a kernel loaded for kexec (`kexec -u`, when kexec-tools is installed):
+    /// the live update's next kernel carries the handover marker and must not be booted by a
+    /// later plain kexec.
     Cancel,
 
     /// End a live update after restoration (updated to normal) and print the new state.
