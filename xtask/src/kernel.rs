@@ -54,7 +54,7 @@ pub fn ensure() -> Result<Kernel> {
         .arg("all");
     setup::kernel_build_env(&mut make)?;
     run::run_logged(
-        "make all (about 3 to 6 minutes on 2 cores)",
+        "make all (about 6 to 10 minutes on 2 cores)",
         &mut make,
         &cache::log("kernel-build")?,
     )?;

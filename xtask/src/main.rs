@@ -31,7 +31,8 @@ Commands:
   demo          the main job: build everything, boot the guest, load luo.ko and walk a live
                 update cycle watched by luoctl
   test          every check: fmt, clippy, unit, property, loom, doc tests, the ABI document,
-                and the kernel tests under QEMU
+                the kernel tests under QEMU, and the live update across kexec with its
+                failure paths
   test-kernel [TEST...]
                 only the kernel tests under QEMU (all, or the ones named)
   bench         watcher latency, read cost and idle syscalls, in one guest; targets reported
