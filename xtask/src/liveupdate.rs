@@ -20,7 +20,7 @@ pub struct Tools {
     dir: PathBuf,
 }
 
-/// Builds the module, `luoctl`, the agent and the workload, and clears the scratch directory.
+/// Builds the module, `luoctl`, the agent and the workload.
 pub fn prepare_tools() -> Result<Tools> {
     let module = module::ensure()?;
     run::step("userspace for the guest: luoctl, agent, counter");
@@ -30,14 +30,20 @@ pub fn prepare_tools() -> Result<Tools> {
             .current_dir(cache::workspace()),
     )?;
     let dir = cache::dir("liveupdate")?;
-    for entry in std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))? {
+    Ok(Tools { module, dir })
+}
+
+/// Empties `dir`: each guest run starts from a clean scratch directory, so no file of an
+/// earlier run (a checkpoint, a ready mark) can stand in for one of this run.
+fn clear(dir: &std::path::Path) -> Result {
+    for entry in std::fs::read_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))? {
         let path = entry
             .map_err(|err| format!("{}: {err}", dir.display()))?
             .path();
         std::fs::remove_file(&path)
             .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
     }
-    Ok(Tools { module, dir })
+    Ok(())
 }
 
 impl Tools {
@@ -69,6 +75,7 @@ impl Tools {
         body: &str,
         on_line: impl FnMut(Stream, &str, Instant),
     ) -> Result<vm::GuestRun> {
+        clear(&self.dir)?;
         let options = GuestOptions {
             rw_dirs: vec![self.dir.clone()],
             append: Vec::new(),
@@ -95,7 +102,9 @@ wait_file() {
     done
 }
 start_agent() {
-    ( $AGENT --dir "$DIR" --kernel "$1" --counter $COUNTER 2>&1; echo "agent-exit $?" ) |
+    rm -f "$DIR/agent.ready" "$DIR/agent.exit"
+    # `set +e`: the agent's failure is what some tests wait for, not a reason to stop.
+    ( set +e; $AGENT --dir "$DIR" --kernel "$1" --counter $COUNTER 2>&1; echo "agent-exit $?" ) |
     while IFS= read -r line; do
         echo "$line"
         case "$line" in

@@ -35,6 +35,8 @@ Commands:
                 failure paths
   test-kernel [TEST...]
                 only the kernel tests under QEMU (all, or the ones named)
+  test-liveupdate
+                only the live update across kexec and its failure paths
   bench         watcher latency, read cost and idle syscalls, in one guest; targets reported
   gen-abi-doc   rewrite Documentation/ABI/testing/sysfs-kernel-liveupdate
   help          this text
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(),
         "test" => check::run(),
         "test-kernel" => guest_tests::run_all(rest),
+        "test-liveupdate" => liveupdate::test_all(),
         "bench" => bench::run(),
         "gen-abi-doc" => abi_doc::write(),
         "help" | "--help" | "-h" => {
