@@ -128,8 +128,8 @@ fn targets(report: &[&str]) -> Vec<String> {
             ));
             if n > 0.0 {
                 out.push(format!(
-                    "       why: the library's {}; the C floor, which sleeps in poll without a timeout, made {}",
-                    values.get("idle.library.why").unwrap_or(&"?"),
+                    "       the library watcher sleeps in poll without a timeout on luo's file (the module notifies before removal), so any call here is a regression; by syscall: {}; the C floor made {}",
+                    values.get("idle.library.by_syscall").unwrap_or(&"?"),
                     values.get("idle.c_floor.syscalls").unwrap_or(&"?")
                 ));
             }

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use luo_tests::bench::{self, Summary, cost, idle, latency, line, micros};
 use luo_tests::module;
-use luo_user::{LIVENESS_PERIOD, Watcher};
+use luo_user::Watcher;
 
 const USAGE: &str = "usage: luo-bench --ko PATH --c-floor PATH | luo-bench watch-child";
 
@@ -121,13 +121,6 @@ fn run(ko: &Path, floor: &Path) -> Result<(), String> {
     line("idle.window_s", idle::WINDOW.as_secs());
     idle_report("library", &me, &["watch-child"]);
     idle_report("c_floor", floor, &[state_path]);
-    line(
-        "idle.library.why",
-        format!(
-            "poll sleeps at most LIVENESS_PERIOD ({:?}) so removal is noticed (kernfs does not wake pollers on removal): one poll per period",
-            LIVENESS_PERIOD
-        ),
-    );
     Ok(())
 }
 
