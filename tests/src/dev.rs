@@ -58,6 +58,16 @@ pub fn set_event(file: &File, event: Event) -> Result<(), i32> {
     set_event_raw(file, event.as_u32())
 }
 
+/// Makes `event` happen the way each event can: FREEZE through the test hook (userspace may
+/// not send it), the others through `SET_EVENT`; the error names the event and the errno.
+pub fn trigger(file: &File, event: Event) -> Result<(), String> {
+    let result = match event {
+        Event::Freeze => selftest_freeze(),
+        event => set_event(file, event),
+    };
+    result.map_err(|errno| format!("{event}: errno {errno}"))
+}
+
 /// Issues `cmd` with a buffer of `bytes`, whose first four bytes are set to `size`: for the
 /// size and zero-tail checks.
 pub fn ioctl_with_buffer(file: &File, cmd: u32, size: u32, bytes: &mut [u8]) -> Result<(), i32> {

@@ -12,11 +12,8 @@ use luo_state::ioctl::{self, E2BIG, EINVAL, ENOTTY, GET_STATE, SET_EVENT};
 use luo_state::{Event, State};
 use luo_sysfs_abi::path::{DEVICE_PATH, STATE_PATH};
 
-use crate::guest::assert_state;
+use crate::guest::{NOBODY, assert_state};
 use crate::{Outcome, dev, ensure, module};
-
-/// The uid and gid of `nobody`.
-const NOBODY: u32 = 65534;
 
 /// Runs the refusal checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -32,10 +29,10 @@ pub fn run(ko: &Path) -> Outcome {
 /// Brings the module from `normal` to `state` (one of the three reachable ones).
 fn drive_to(control: &File, state: State) -> Outcome {
     if state != State::Normal {
-        dev::set_event(control, Event::Prepare).map_err(|e| format!("PREPARE: errno {e}"))?;
+        dev::trigger(control, Event::Prepare)?;
     }
     if state == State::Frozen {
-        dev::selftest_freeze().map_err(|e| format!("hook freeze: errno {e}"))?;
+        dev::trigger(control, Event::Freeze)?;
     }
     assert_state(control, state, "setting up")
 }
@@ -72,7 +69,7 @@ fn refused_events(control: &File) -> Outcome {
             )?;
         }
         if state != State::Normal {
-            dev::set_event(control, Event::Cancel).map_err(|e| format!("CANCEL: errno {e}"))?;
+            dev::trigger(control, Event::Cancel)?;
         }
     }
     Ok(())
@@ -134,7 +131,7 @@ fn bad_arguments(control: &File) -> Outcome {
         got == Err(E2BIG),
         "GET_STATE with a non-zero tail answered {got:?}, expected E2BIG"
     );
-    dev::set_event(control, Event::Cancel).map_err(|e| format!("CANCEL: errno {e}"))?;
+    dev::trigger(control, Event::Cancel)?;
     Ok(())
 }
 

@@ -51,12 +51,14 @@ pub fn run(ko: &Path) -> Outcome {
 
     let control = dev::open().map_err(|err| format!("{DEVICE_PATH}: {err}"))?;
     expect_content(State::Normal)?;
-    dev::set_event(&control, Event::Prepare).map_err(|e| format!("PREPARE: errno {e}"))?;
-    expect_content(State::Prepared)?;
-    dev::selftest_freeze().map_err(|e| format!("test hook freeze: errno {e}"))?;
-    expect_content(State::Frozen)?;
-    dev::set_event(&control, Event::Cancel).map_err(|e| format!("CANCEL: errno {e}"))?;
-    expect_content(State::Normal)?;
+    for (event, state) in [
+        (Event::Prepare, State::Prepared),
+        (Event::Freeze, State::Frozen),
+        (Event::Cancel, State::Normal),
+    ] {
+        dev::trigger(&control, event)?;
+        expect_content(state)?;
+    }
 
     // kernfs refuses to open an attribute without `store` for writing, root included.
     match fs::OpenOptions::new().write(true).open(STATE_PATH) {

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use luo_state::State;
 
+use crate::guest::NOBODY;
 use crate::{Outcome, dev, ensure, module, sysfs};
 
 /// Long enough for a change to reach `luoctl watch` on a loaded TCG guest.
 const LINE_TIMEOUT: Duration = Duration::from_secs(30);
-const NOBODY: u32 = 65534;
 
 /// Runs the `luoctl` checks with the module at `ko`; `luoctl` sits next to this binary.
 pub fn run(ko: &Path) -> Outcome {

@@ -10,6 +10,9 @@ pub mod transitions;
 
 use std::fs::File;
 
+/// The uid and gid of `nobody`, for the checks an unprivileged user must fail.
+pub const NOBODY: u32 = 65534;
+
 use luo_state::State;
 
 use crate::{Outcome, dev, ensure, sysfs};

@@ -16,7 +16,7 @@ const WATCHERS: usize = 3;
 pub fn run(ko: &Path) -> Outcome {
     module::load_with_selftest(ko)?;
     let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
-    dev::set_event(&control, Event::Prepare).map_err(|e| format!("PREPARE: errno {e}"))?;
+    dev::trigger(&control, Event::Prepare)?;
     let refused = module::rmmod();
     ensure!(
         refused.is_err(),

@@ -15,25 +15,15 @@ pub fn run(ko: &Path) -> Outcome {
     let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
     assert_state(&control, State::Normal, "after load")?;
     let steps = [
-        (Some(Event::Prepare), State::Prepared),
-        (Some(Event::Cancel), State::Normal),
-        (Some(Event::Prepare), State::Prepared),
-        (None, State::Frozen),
-        (Some(Event::Cancel), State::Normal),
+        (Event::Prepare, State::Prepared),
+        (Event::Cancel, State::Normal),
+        (Event::Prepare, State::Prepared),
+        (Event::Freeze, State::Frozen),
+        (Event::Cancel, State::Normal),
     ];
     for (event, expected) in steps {
-        let context = match event {
-            Some(event) => {
-                dev::set_event(&control, event)
-                    .map_err(|e| format!("SET_EVENT {event}: errno {e}"))?;
-                format!("right after SET_EVENT {event}")
-            }
-            None => {
-                dev::selftest_freeze().map_err(|e| format!("test hook freeze: errno {e}"))?;
-                "right after the test hook's freeze".to_owned()
-            }
-        };
-        assert_state(&control, expected, &context)?;
+        dev::trigger(&control, event)?;
+        assert_state(&control, expected, &format!("right after {event}"))?;
     }
     drop(control);
     after_a_handover(ko)
@@ -58,6 +48,6 @@ fn after_a_handover(ko: &Path) -> Outcome {
             &format!("after the refused {event}"),
         )?;
     }
-    dev::set_event(&control, Event::Finish).map_err(|e| format!("SET_EVENT finish: errno {e}"))?;
+    dev::trigger(&control, Event::Finish)?;
     assert_state(&control, State::Normal, "right after SET_EVENT finish")
 }
