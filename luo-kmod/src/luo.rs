@@ -3,9 +3,11 @@
 //! luo: the v3 Live Update Orchestrator's state machine and monitoring interface as an
 //! out-of-tree module.
 //!
-//! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change),
-//! `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a kexec reboot, and
-//! optionally the debugfs test hook `liveupdate/luo_selftest`.
+//! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change) and
+//! `generation`, `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a
+//! kexec reboot, the handover record in kexec handover (KHO) memory that tells the next kernel
+//! whether it was started by a live update, and optionally the debugfs test hook
+//! `liveupdate/luo_selftest`.
 //!
 //! The states, events, transition rules, ioctl checks, the state cell and the sysfs bytes are
 //! not written here: the module compiles the very files of the userspace crates `luo-state` and
@@ -20,6 +22,8 @@ pub mod cell;
 pub mod event;
 #[path = "../../luo-state/src/ioctl.rs"]
 pub mod ioctl;
+#[path = "../../luo-state/src/record.rs"]
+pub mod record;
 #[path = "../../luo-state/src/state.rs"]
 pub mod state;
 #[path = "../../luo-state/src/sync.rs"]
@@ -34,12 +38,24 @@ pub mod show;
 
 pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
-pub use show::{show, SHOW_MAX_LEN};
+pub use record::{Arrival, Damage, Record};
+pub use show::{show, show_generation, SHOW_MAX_LEN};
 pub use state::{State, UnknownState};
-pub use transition::{boot_state, next_state, TransitionError};
+pub use transition::{next_state, TransitionError};
+
+// The shared files implement `core::fmt::Display`; the kernel's print macros take its own
+// `Display`, which a type implements by forwarding.
+impl kernel::fmt::Display for record::RecordError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
 
 mod device;
+mod kernfs;
+mod kho;
 mod orchestrator;
+mod preflight;
 mod reboot;
 mod selftest;
 mod sysfs;
@@ -55,11 +71,7 @@ module! {
     params: {
         selftest: bool {
             default: false,
-            description: "Create the test hook debugfs liveupdate/luo_selftest (ioctl 0xBA05 freezes)",
-        },
-        handover: u64 {
-            default: 0,
-            description: "Live update generation handed over by the previous kernel (luo.handover= on its command line); 0 for a cold boot",
+            description: "Create the test hook debugfs liveupdate/luo_selftest (ioctl 0xBA05 freezes, 0xBA06 damages the handover record)",
         },
     },
 }
@@ -67,8 +79,9 @@ module! {
 /// The module: every interface of the orchestrator, each registered for the module's lifetime.
 ///
 /// Fields drop in declaration order, so unloading first removes what can change the state (the
-/// test hook, the reboot notifier, the device) and last the sysfs group that shows it. Init
-/// registers them in the opposite order, so the state is visible before anything can change it.
+/// test hook, the reboot notifier, the device), then the sysfs group that shows it, and last the
+/// orchestrator with its handover record. Init sets them up in the opposite order, so the state
+/// is decided before it is visible, and visible before anything can change it.
 #[pin_data]
 struct Luo {
     _selftest: Option<selftest::Selftest>,
@@ -76,12 +89,14 @@ struct Luo {
     _reboot: reboot::RebootNotifier,
     _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
     _sysfs: sysfs::StateGroup,
+    _orchestrator: orchestrator::Running,
 }
 
 impl kernel::InPlaceModule for Luo {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        orchestrator::init(module_parameters::handover.value());
         try_pin_init!(Self {
+            // Nothing is registered before the check, so a refusal leaves no trace behind.
+            _orchestrator: preflight::check().and_then(|()| orchestrator::Running::start())?,
             _sysfs: sysfs::StateGroup::register()?,
             _device: device::register()?,
             _reboot <- reboot::RebootNotifier::register(),
@@ -95,7 +110,7 @@ impl kernel::InPlaceModule for Luo {
             pr_info!(
                 "Ready in state [{}] (live update generation {})\n",
                 orchestrator::current().word(),
-                module_parameters::handover.value()
+                orchestrator::generation()
             );
             Ok(())
         })

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The v3 test hook: debugfs `liveupdate/luo_selftest`, whose ioctl `SELFTEST_FREEZE` (0xBA05)
-//! performs the freeze (`prepared` to `frozen`) without a kexec.
+//! performs the freeze (`prepared` to `frozen`) without a kexec. Beyond v3, `SELFTEST_DAMAGE`
+//! (0xBA06) damages the outgoing handover record, so the tests can check that the next kernel
+//! refuses it.
 //!
 //! `kernel::debugfs` in 7.3 offers read and write files only, no ioctl, so this file uses the
 //! C API directly: a directory, one file with a static `file_operations`, removed in `Drop`.
@@ -18,10 +20,10 @@ use kernel::{
 };
 
 use crate::{
-    ioctl::SELFTEST_FREEZE,
+    ioctl::{SELFTEST_DAMAGE, SELFTEST_FREEZE},
     orchestrator,
     path::{SELFTEST_DIR, SELFTEST_FILE},
-    Event,
+    Damage, Event,
 };
 
 /// The file's mode: root only.
@@ -41,15 +43,26 @@ static FOPS: Fops = Fops(bindings::file_operations {
     ..pin_init::zeroed()
 });
 
-/// `unlocked_ioctl` of `luo_selftest`: the freeze, or `EINVAL` (state unchanged) when the state
-/// is not `prepared`; any other command is `ENOTTY`.
-extern "C" fn selftest_ioctl(_file: *mut bindings::file, cmd: c_uint, _arg: c_ulong) -> c_long {
-    if cmd != SELFTEST_FREEZE {
-        return ENOTTY.to_errno() as c_long;
-    }
-    match orchestrator::raise(Event::Freeze) {
-        Ok(_) => 0,
-        Err(_) => EINVAL.to_errno() as c_long,
+/// `unlocked_ioctl` of `luo_selftest`.
+///
+/// `SELFTEST_FREEZE`: the freeze, or `EINVAL` (state unchanged) when the state is not
+/// `prepared`. `SELFTEST_DAMAGE`: the damage numbered `arg`, `EINVAL` for an unknown number,
+/// `EOPNOTSUPP` without KHO. Any other command is `ENOTTY`.
+extern "C" fn selftest_ioctl(_file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    let result = match cmd {
+        SELFTEST_FREEZE => orchestrator::raise(Event::Freeze)
+            .map(drop)
+            .map_err(|_| EINVAL),
+        SELFTEST_DAMAGE => u32::try_from(arg)
+            .ok()
+            .and_then(Damage::from_u32)
+            .ok_or(EINVAL)
+            .and_then(orchestrator::damage_record),
+        _ => Err(ENOTTY),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(err) => err.to_errno() as c_long,
     }
 }
 

@@ -24,6 +24,9 @@ pub const SET_EVENT: u32 = io(0x04);
 /// The test hook's freeze, issued on the debugfs file `liveupdate/luo_selftest`, never on
 /// `/dev/liveupdate`.
 pub const SELFTEST_FREEZE: u32 = io(0x05);
+/// The test hook's record damage (beyond v3), on the same debugfs file: the argument is a
+/// [`crate::Damage`] number, applied to the outgoing handover record.
+pub const SELFTEST_DAMAGE: u32 = io(0x06);
 
 /// The argument of [`GET_STATE`] (`struct liveupdate_ioctl_get_state`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -224,6 +227,7 @@ mod tests {
         assert_eq!(GET_STATE, 0xBA03);
         assert_eq!(SET_EVENT, 0xBA04);
         assert_eq!(SELFTEST_FREEZE, 0xBA05);
+        assert_eq!(SELFTEST_DAMAGE, 0xBA06);
     }
 
     #[test]

@@ -28,16 +28,6 @@ pub const fn next_state(state: State, event: Event) -> Result<State, TransitionE
     }
 }
 
-/// The state an orchestrator starts in: `updated` when the previous kernel handed over a live
-/// update, `normal` otherwise.
-pub const fn boot_state(handover_found: bool) -> State {
-    if handover_found {
-        State::Updated
-    } else {
-        State::Normal
-    }
-}
-
 impl fmt::Display for TransitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -102,11 +92,5 @@ mod tests {
                 event: Event::Prepare
             }
         );
-    }
-
-    #[test]
-    fn boot_state_follows_the_handover() {
-        assert_eq!(boot_state(true), State::Updated);
-        assert_eq!(boot_state(false), State::Normal);
     }
 }

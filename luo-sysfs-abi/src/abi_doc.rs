@@ -2,12 +2,13 @@
 //!
 //! The file follows the kernel's ABI format (`Documentation/ABI/README`): one entry per path
 //! with `What`, `Date`, `KernelVersion`, `Contact` and `Description`, fields indented with
-//! tabs. The list of states comes from [`State::OBSERVABLE`], so a new state cannot be added
-//! without saying here what it means.
+//! tabs. The entries come from [`ATTRIBUTES`] and the list of states from
+//! [`State::OBSERVABLE`], so neither a new attribute nor a new state can be added without
+//! saying here what it means.
 
 use core::fmt::{self, Write};
 
-use crate::path::{STATE_PATH, SYSFS_DIR};
+use crate::path::{Attribute, ATTRIBUTES, GENERATION, STATE, SYSFS_DIR};
 use crate::State;
 
 const DATE: &str = "November 2026";
@@ -36,9 +37,9 @@ fn describe(state: State) -> &'static [&'static str] {
         ],
         State::Updated => &[
             "This kernel was started by a live update and found",
-            "the previous kernel's handover. Agents restore",
-            "their workloads, then send FINISH to return to",
-            "normal.",
+            "the previous kernel frozen at the jump in its",
+            "handover. Agents restore their workloads, then",
+            "send FINISH to return to normal.",
         ],
     }
 }
@@ -50,22 +51,31 @@ fn entry_head(out: &mut impl Write, what: impl fmt::Display) -> fmt::Result {
     writeln!(out, "Contact:\t{CONTACT}")
 }
 
-/// Writes the whole ABI document.
-pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
-    // ABI files name a directory with a trailing slash.
-    entry_head(out, format_args!("{SYSFS_DIR}/"))?;
+/// The `Description` of one attribute, its mode taken from the table.
+fn write_description(out: &mut impl Write, attr: Attribute) -> fmt::Result {
+    write!(out, "Description:\tRead-only (mode {:04o}). ", attr.mode)?;
+    if attr.name == STATE.name {
+        write_state_description(out)
+    } else if attr.name == GENERATION.name {
+        out.write_str(concat!(
+            "Reading returns how many live\n",
+            "\t\tupdates this machine has gone through since its last\n",
+            "\t\tcold boot, in decimal followed by a newline: 0 after a\n",
+            "\t\tcold boot, 1 in the kernel started by the first live\n",
+            "\t\tupdate, and so on. A kexec that is not a live update\n",
+            "\t\tcarries the count over unchanged. The value is fixed\n",
+            "\t\tfor the life of a kernel, so it is never notified.\n",
+            "\t\tIt travels from kernel to kernel in kexec handover\n",
+            "\t\t(KHO) memory, with the state at the jump.\n",
+        ))
+    } else {
+        Err(fmt::Error)
+    }
+}
+
+fn write_state_description(out: &mut impl Write) -> fmt::Result {
     out.write_str(concat!(
-        "Description:\tThe live update orchestrator's monitoring interface.\n",
-        "\t\tA live update replaces the running kernel through kexec\n",
-        "\t\twhile chosen devices and memory stay alive, so that\n",
-        "\t\tvirtual machines survive a hypervisor update. The\n",
-        "\t\tcontrol path is the character device /dev/liveupdate;\n",
-        "\t\tthis directory only reports.\n",
-    ))?;
-    out.write_str("\n")?;
-    entry_head(out, STATE_PATH)?;
-    out.write_str(concat!(
-        "Description:\tRead-only (mode 0444). Reading returns the current state\n",
+        "Reading returns the current state\n",
         "\t\tof the orchestrator as one word followed by a newline.\n",
         "\t\tEvery change of state is notified, so a watcher can\n",
         "\t\tpoll() the open file for POLLPRI (reported together\n",
@@ -88,6 +98,26 @@ pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
             let pad = if label.len() < 8 { "\t\t" } else { "\t" };
             writeln!(out, "\t\t{label}{pad}{line}")?;
         }
+    }
+    Ok(())
+}
+
+/// Writes the whole ABI document.
+pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
+    // ABI files name a directory with a trailing slash.
+    entry_head(out, format_args!("{SYSFS_DIR}/"))?;
+    out.write_str(concat!(
+        "Description:\tThe live update orchestrator's monitoring interface.\n",
+        "\t\tA live update replaces the running kernel through kexec\n",
+        "\t\twhile chosen devices and memory stay alive, so that\n",
+        "\t\tvirtual machines survive a hypervisor update. The\n",
+        "\t\tcontrol path is the character device /dev/liveupdate;\n",
+        "\t\tthis directory only reports.\n",
+    ))?;
+    for attr in ATTRIBUTES {
+        out.write_str("\n")?;
+        entry_head(out, attr.path)?;
+        write_description(out, attr)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The strict parser for what userspace reads from the `state` attribute.
+//! The strict parsers for what userspace reads from the `state` and `generation` attributes.
 
 use core::fmt;
 
@@ -50,7 +50,7 @@ impl fmt::Display for Content {
     }
 }
 
-/// Why the bytes read from the `state` attribute are not a state.
+/// Why the bytes read from an attribute are not what its `show` writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// Nothing was read.
@@ -61,6 +61,9 @@ pub enum ParseError {
     /// A line that is not one of the four words: a newer kernel's state, or garbage. Quotes
     /// the line without its newline.
     UnknownState(Content),
+    /// A line that is not a decimal number without leading zeros that fits in 64 bits.
+    /// Quotes the line without its newline.
+    BadGeneration(Content),
 }
 
 impl fmt::Display for ParseError {
@@ -71,6 +74,10 @@ impl fmt::Display for ParseError {
                 write!(f, "state '{content}' does not end in a newline")
             }
             ParseError::UnknownState(content) => write!(f, "unknown state '{content}'"),
+            ParseError::BadGeneration(content) => write!(
+                f,
+                "generation '{content}' is not a decimal number (expected digits and a newline)"
+            ),
         }
     }
 }
@@ -90,6 +97,29 @@ pub fn parse_state(read: &[u8]) -> Result<State, ParseError> {
     State::from_word(line)
         .filter(|state| State::OBSERVABLE.contains(state))
         .ok_or_else(|| ParseError::UnknownState(Content::new(line)))
+}
+
+/// Parses exactly what `show_generation` writes: a decimal `u64` without sign, spaces or
+/// leading zeros, and one newline.
+pub fn parse_generation(read: &[u8]) -> Result<u64, ParseError> {
+    let Some((last, line)) = read.split_last() else {
+        return Err(ParseError::Empty);
+    };
+    if *last != b'\n' {
+        return Err(ParseError::MissingNewline(Content::new(read)));
+    }
+    let bad = || ParseError::BadGeneration(Content::new(line));
+    if line.is_empty() || (line.len() > 1 && line[0] == b'0') {
+        return Err(bad());
+    }
+    line.iter().try_fold(0u64, |acc, &byte| {
+        if !byte.is_ascii_digit() {
+            return Err(bad());
+        }
+        acc.checked_mul(10)
+            .and_then(|acc| acc.checked_add(u64::from(byte - b'0')))
+            .ok_or_else(bad)
+    })
 }
 
 #[cfg(test)]
@@ -155,5 +185,41 @@ mod tests {
         assert!(content.is_truncated());
         assert_eq!(content.bytes().len(), Content::CAPACITY);
         assert!(content.to_string().ends_with("a..."));
+    }
+
+    #[test]
+    fn generations_parse_in_decimal() {
+        assert_eq!(parse_generation(b"0\n"), Ok(0));
+        assert_eq!(parse_generation(b"2\n"), Ok(2));
+        assert_eq!(parse_generation(b"18446744073709551615\n"), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn anything_but_plain_decimal_is_not_a_generation() {
+        for bad in [
+            &b"\n"[..],
+            b"01\n",
+            b"+1\n",
+            b"-1\n",
+            b" 1\n",
+            b"1 \n",
+            b"0x1\n",
+            b"18446744073709551616\n",
+            b"1\n\n",
+        ] {
+            assert!(
+                matches!(parse_generation(bad), Err(ParseError::BadGeneration(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse_generation(b""), Err(ParseError::Empty));
+        assert!(matches!(
+            parse_generation(b"1"),
+            Err(ParseError::MissingNewline(_))
+        ));
+        assert_eq!(
+            parse_generation(b"x\n").unwrap_err().to_string(),
+            "generation 'x' is not a decimal number (expected digits and a newline)"
+        );
     }
 }

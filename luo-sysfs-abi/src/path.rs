@@ -13,6 +13,42 @@ pub const STATE_PATH: &str = "/sys/kernel/liveupdate/state";
 /// The state attribute's mode: readable by everyone, writable by no one.
 pub const STATE_MODE: u16 = 0o444;
 
+/// The attribute that shows the live-update generation (beyond v3).
+pub const GENERATION_ATTR: &CStr = c"generation";
+/// The full path of the generation attribute.
+pub const GENERATION_PATH: &str = "/sys/kernel/liveupdate/generation";
+/// The generation attribute's mode: readable by everyone, writable by no one.
+pub const GENERATION_MODE: u16 = 0o444;
+
+/// One attribute of the group: the kernel registers it, the ABI document describes it, and the
+/// tests check its mode, all from this table.
+#[derive(Clone, Copy, Debug)]
+pub struct Attribute {
+    /// The file name under [`SYSFS_DIR`].
+    pub name: &'static CStr,
+    /// The full path.
+    pub path: &'static str,
+    /// The file mode.
+    pub mode: u16,
+}
+
+/// `state`.
+pub const STATE: Attribute = Attribute {
+    name: STATE_ATTR,
+    path: STATE_PATH,
+    mode: STATE_MODE,
+};
+
+/// `generation`.
+pub const GENERATION: Attribute = Attribute {
+    name: GENERATION_ATTR,
+    path: GENERATION_PATH,
+    mode: GENERATION_MODE,
+};
+
+/// Every attribute of the group, in the order the kernel registers them.
+pub const ATTRIBUTES: [Attribute; 2] = [STATE, GENERATION];
+
 /// The control device's name (a misc device).
 pub const DEVICE_NAME: &CStr = c"liveupdate";
 /// The control device's path.
@@ -39,6 +75,16 @@ mod tests {
             std::format!("{SYSFS_DIR}/{}", STATE_ATTR.to_str().unwrap()),
             STATE_PATH
         );
+    }
+
+    #[test]
+    fn every_attribute_path_is_the_dir_and_its_name() {
+        for attr in ATTRIBUTES {
+            assert_eq!(
+                std::format!("{SYSFS_DIR}/{}", attr.name.to_str().unwrap()),
+                attr.path
+            );
+        }
     }
 
     #[test]

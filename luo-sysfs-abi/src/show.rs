@@ -1,4 +1,5 @@
-//! The exact bytes the `state` attribute shows: the state's word and one newline.
+//! The exact bytes the attributes show: for `state` the state's word and one newline, for
+//! `generation` the number in decimal and one newline.
 
 use crate::State;
 
@@ -30,9 +31,64 @@ pub fn show(state: State, buf: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
+/// The length of the longest output of [`show_generation`] (`u64::MAX` and a newline).
+pub const GENERATION_SHOW_MAX_LEN: usize = 21;
+
+/// Writes what reading the `generation` attribute returns for `generation` (decimal, no leading
+/// zeros, one newline) at the start of `buf` and returns its length, or `None` if `buf` is
+/// shorter than that.
+pub fn show_generation(generation: u64, buf: &mut [u8]) -> Option<usize> {
+    // Digits from the lowest, into the end of a scratch buffer; no allocation, no formatter.
+    let mut digits = [0u8; GENERATION_SHOW_MAX_LEN - 1];
+    let mut start = digits.len();
+    let mut rest = generation;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let number = &digits[start..];
+    let len = number.len() + 1;
+    let out = buf.get_mut(..len)?;
+    let (text, newline) = out.split_at_mut(number.len());
+    text.copy_from_slice(number);
+    newline.copy_from_slice(b"\n");
+    Some(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn show_generation_writes_decimal_and_a_newline() {
+        let mut page = [0xAAu8; 64];
+        for (generation, text) in [
+            (0, &b"0\n"[..]),
+            (7, b"7\n"),
+            (10, b"10\n"),
+            (1234567890, b"1234567890\n"),
+            (u64::MAX, b"18446744073709551615\n"),
+        ] {
+            let len = show_generation(generation, &mut page).unwrap();
+            assert_eq!(&page[..len], text);
+            assert_eq!(page[len], 0xAA, "show_generation wrote past its length");
+        }
+        assert_eq!(
+            show_generation(u64::MAX, &mut page),
+            Some(GENERATION_SHOW_MAX_LEN)
+        );
+    }
+
+    #[test]
+    fn show_generation_refuses_a_buffer_too_short() {
+        let mut small = [0u8; 2];
+        assert_eq!(show_generation(10, &mut small), None);
+        assert_eq!(show_generation(9, &mut small), Some(2));
+    }
 
     #[test]
     fn show_writes_the_word_and_a_newline() {

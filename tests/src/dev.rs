@@ -5,8 +5,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 
-use luo_state::ioctl::{GET_STATE, GetStateArg, SELFTEST_FREEZE, SET_EVENT, SetEventArg};
-use luo_state::{Event, State};
+use luo_state::ioctl::{
+    GET_STATE, GetStateArg, SELFTEST_DAMAGE, SELFTEST_FREEZE, SET_EVENT, SetEventArg,
+};
+use luo_state::{Damage, Event, State};
 use luo_sysfs_abi::path::{DEVICE_PATH, SELFTEST_PATH};
 
 /// Opens the control device read-write.
@@ -82,13 +84,40 @@ pub fn ioctl_with_buffer(file: &File, cmd: u32, size: u32, bytes: &mut [u8]) -> 
     unsafe { ioctl_ptr(file, cmd, bytes.as_mut_ptr()) }
 }
 
-/// The test hook's freeze (`prepared` to `frozen` without a kexec).
-pub fn selftest_freeze() -> Result<(), i32> {
-    let hook = OpenOptions::new()
+fn open_selftest() -> Result<File, i32> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .open(SELFTEST_PATH)
-        .map_err(|err| err.raw_os_error().unwrap_or(0))?;
+        .map_err(|err| err.raw_os_error().unwrap_or(0))
+}
+
+/// The test hook's freeze (`prepared` to `frozen` without a kexec).
+pub fn selftest_freeze() -> Result<(), i32> {
+    let hook = open_selftest()?;
     // SAFETY: the hook's command takes no argument; a null pointer is never dereferenced.
     unsafe { ioctl_ptr(&hook, SELFTEST_FREEZE, std::ptr::null_mut::<u8>()) }
+}
+
+/// The test hook's damage of the outgoing handover record, by its raw number.
+pub fn selftest_damage_raw(damage: u32) -> Result<(), i32> {
+    let hook = open_selftest()?;
+    // SAFETY: the command takes its argument by value; the kernel never dereferences it.
+    let rc = unsafe {
+        libc::ioctl(
+            hook.as_raw_fd(),
+            libc::c_ulong::from(SELFTEST_DAMAGE),
+            libc::c_ulong::from(damage),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// The test hook's damage of the outgoing handover record.
+pub fn selftest_damage(damage: Damage) -> Result<(), i32> {
+    selftest_damage_raw(damage as u32)
 }

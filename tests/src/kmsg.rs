@@ -42,6 +42,11 @@ pub fn assert_clean() -> Result<(), String> {
             "the kernel log lacks '{MODULE_READY}': it cannot be the log of this test"
         ));
     }
+    assert_no_splat(&log)
+}
+
+/// Fails when `log` holds a splat, quoting the lines around it.
+pub fn assert_no_splat(log: &str) -> Result<(), String> {
     let lines: Vec<&str> = log.lines().collect();
     match lines
         .iter()

@@ -10,7 +10,12 @@ pub fn insmod(ko: &Path, args: &[&str]) -> Result<(), String> {
 
 /// `rmmod luo`.
 pub fn rmmod() -> Result<(), String> {
-    run(Command::new("rmmod").arg("luo"), "rmmod")
+    rmmod_named("luo")
+}
+
+/// `rmmod NAME`.
+pub fn rmmod_named(name: &str) -> Result<(), String> {
+    run(Command::new("rmmod").arg(name), "rmmod")
 }
 
 /// Loads the module with the test hook enabled and debugfs mounted, as most tests want.

@@ -17,6 +17,7 @@ const TESTS: &[&str] = &[
     "model",
     "rmmod",
     "luoctl",
+    "refusal",
 ];
 
 /// Builds the module and the guest test binary, then runs the tests named in `only` (all when
@@ -29,6 +30,7 @@ pub fn run_all(only: &[String]) -> Result {
         ));
     }
     let module = module::ensure()?;
+    let squatter = module::build_squatter(&module.kernel)?;
     run::step("guest test binary");
     run::run(
         Command::new("cargo")
@@ -50,7 +52,8 @@ pub fn run_all(only: &[String]) -> Result {
         .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
     {
         let script = format!(
-            "{} {test} --ko {}",
+            "LUO_SQUATTER_KO={} {} {test} --ko {}",
+            vm::shell_quote(&squatter.to_string_lossy()),
             vm::shell_quote(&binary.to_string_lossy()),
             vm::shell_quote(&module.ko.to_string_lossy())
         );

@@ -1,8 +1,9 @@
 //! The live update across kexec in a guest: the cycle the demo shows, and its failure paths.
 //!
 //! One guest runs one shell script; a kexec reboot starts the next kernel with the same
-//! command line, so virtme-ng runs the same script again in the new kernel, which tells the
-//! boots apart by the handover generation on its command line (`luoctl handover`).
+//! command line (plus the words a test appends), so the guest runs the same script again in the
+//! new kernel, which tells the boots apart by the module's live-update generation (read from
+//! sysfs, handed over in KHO) or by a word the test appended to the command line.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,13 +21,25 @@ pub struct Tools {
     dir: PathBuf,
 }
 
-/// Builds the module, `luoctl`, the agent and the workload.
+/// Builds the module, `luoctl`, the agent, the workload and the guest checks.
 pub fn prepare_tools() -> Result<Tools> {
     let module = module::ensure()?;
-    run::step("userspace for the guest: luoctl, agent, counter");
+    run::step("userspace for the guest: luoctl, agent, counter, guest checks");
     run::run(
         Command::new("cargo")
             .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
+            .current_dir(cache::workspace()),
+    )?;
+    run::run(
+        Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luo-tests",
+                "--bin",
+                "luo-guest-tests",
+            ])
             .current_dir(cache::workspace()),
     )?;
     let dir = cache::dir("liveupdate")?;
@@ -51,17 +64,23 @@ impl Tools {
         self.module.kernel.build.join("arch/x86/boot/bzImage")
     }
 
-    /// The script's preamble: variables, and the module loaded with this boot's handover.
+    /// The script's preamble: variables, debugfs (KHO's directory tells `luoctl kexec` that
+    /// KHO is on), and the module loaded; it reads this boot's arrival from the previous
+    /// kernel's record, so `GEN` and `STATE0` say which boot this is.
     fn preamble(&self) -> String {
         format!(
             "set -eu\n\
              LUOCTL=target/debug/luoctl\n\
              AGENT=target/debug/examples/agent\n\
              COUNTER=target/debug/examples/counter\n\
+             CHECK=target/debug/luo-guest-tests\n\
              DIR={dir}\n\
              BZIMAGE={bz}\n\
-             GEN=$($LUOCTL handover)\n\
-             insmod {ko} handover=$GEN\n\
+             KO={ko}\n\
+             grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug\n\
+             insmod \"$KO\" selftest=1\n\
+             GEN=$(cat /sys/kernel/liveupdate/generation)\n\
+             STATE0=$(cat /sys/kernel/liveupdate/state)\n\
              {SHELL_HELPERS}",
             dir = vm::shell_quote(&self.dir.to_string_lossy()),
             bz = vm::shell_quote(&self.bzimage().to_string_lossy()),
@@ -75,10 +94,21 @@ impl Tools {
         body: &str,
         on_line: impl FnMut(Stream, &str, Instant),
     ) -> Result<vm::GuestRun> {
+        self.run_with(what, body, &[], on_line)
+    }
+
+    /// Like `run`, with `append` on the first kernel's command line.
+    fn run_with(
+        &self,
+        what: &str,
+        body: &str,
+        append: &[&str],
+        on_line: impl FnMut(Stream, &str, Instant),
+    ) -> Result<vm::GuestRun> {
         clear(&self.dir)?;
         let options = GuestOptions {
             rw_dirs: vec![self.dir.clone()],
-            append: Vec::new(),
+            append: append.iter().map(|word| (*word).to_owned()).collect(),
         };
         let script = format!("{}{body}", self.preamble());
         let run = vm::run_in_guest_with(&self.module.kernel.build, &script, &options, on_line)?;
@@ -100,6 +130,11 @@ wait_file() {
         i=$((i+1)); [ $i -lt "$2" ] || { echo "demo: timed out waiting for $1"; return 1; }
         sleep 0.1
     done
+}
+# The last `NAME=VALUE` word of the kernel command line for NAME, or nothing: the tests append
+# a word at each kexec (after --reuse-cmdline the earlier ones are still there).
+cmdline_word() {
+    tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1
 }
 start_agent() {
     rm -f "$DIR/agent.ready" "$DIR/agent.exit"
@@ -263,29 +298,131 @@ echo "demo: final state $($LUOCTL state)"
     Ok(timeline)
 }
 
-/// The failure paths of the v3 state machine (see `Documentation/design.md`), each in its own
-/// guest; returns the first failure.
+/// One guest run of a scenario: its name, the words on the first kernel's command line, the
+/// script, and the line the last boot prints when the scenario held.
+struct Scenario {
+    name: &'static str,
+    append: &'static [&'static str],
+    body: &'static str,
+    expected: &'static str,
+}
+
+/// The handover through KHO and the failure paths of the v3 state machine (see
+/// `Documentation/design.md`), each in its own guest; returns the first failure.
 pub fn failure_paths(tools: &Tools) -> Result {
-    let paths: [(&str, &str, &str); 4] = [
-        (
-            "kexec from normal comes up normal",
-            r#"
-if grep -q luo_plain_kexec /proc/cmdline; then
-    S=$($LUOCTL state)
-    echo "second kernel: generation $GEN, state $S"
-    [ "$GEN" = 0 ] && [ "$S" = normal ]
-    dmesg | grep -q 'to \[frozen\]' && { echo "the new kernel saw a freeze"; exit 1; }
+    let scenarios = [
+        Scenario {
+            name: "two live updates in a row: generations 1 and 2, reloads updated until finish",
+            append: &[],
+            body: r#"
+case "$GEN" in
+0)  [ "$STATE0" = normal ] || { echo "a cold boot came up $STATE0"; exit 1; }
+    $LUOCTL prepare
+    $LUOCTL kexec --reuse-cmdline "$BZIMAGE"
+    echo "luoctl kexec returned"; exit 1 ;;
+1)  rmmod luo
+    $CHECK arrival --ko "$KO" updated 1
+    $LUOCTL prepare
+    $LUOCTL kexec --reuse-cmdline "$BZIMAGE"
+    echo "luoctl kexec returned"; exit 1 ;;
+2)  rmmod luo
+    $CHECK arrival --ko "$KO" updated 2
+    echo "two live updates: generation 2" ;;
+*)  echo "unexpected generation $GEN"; exit 1 ;;
+esac
+"#,
+            expected: "two live updates: generation 2",
+        },
+        Scenario {
+            name: "a plain kexec_file_load from normal comes up normal, generation 0",
+            append: &[],
+            body: r#"
+if [ "$(cmdline_word luo_step)" = plain ]; then
+    rmmod luo
+    $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"
+    echo "plain kexec: normal, generation 0"
     exit 0
 fi
-kexec -l "$BZIMAGE" --reuse-cmdline --append=luo_plain_kexec
+kexec -s -l "$BZIMAGE" --reuse-cmdline --append=luo_step=plain
 kexec -e
 echo "kexec -e returned"; exit 1
 "#,
-            "second kernel: generation 0, state normal",
-        ),
-        (
-            "a kexec reboot with no image loaded leaves prepared; cancel returns to normal",
-            r#"
+            expected: "plain kexec: normal, generation 0",
+        },
+        Scenario {
+            name: "prepare, load the image, cancel, kexec: the new kernel comes up normal",
+            append: &[],
+            body: r#"
+if [ "$(cmdline_word luo_step)" = cancelled ]; then
+    rmmod luo
+    $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"
+    echo "cancelled live update: normal, generation 0"
+    exit 0
+fi
+$LUOCTL prepare
+$LUOCTL kexec --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
+$LUOCTL cancel
+kexec -e
+echo "kexec -e returned"; exit 1
+"#,
+            expected: "cancelled live update: normal, generation 0",
+        },
+        Scenario {
+            name: "luo.handover=7 on a cold kernel's command line is ignored: normal",
+            append: &["luo.handover=7"],
+            body: r#"
+rmmod luo
+$CHECK arrival --ko "$KO" normal 0 "no kexec handover data"
+echo "forged marker: normal, generation 0"
+"#,
+            expected: "forged marker: normal, generation 0",
+        },
+        Scenario {
+            name: "each damaged record is refused: normal, the reason in the log",
+            append: &[],
+            body: r#"
+# Boot n+1 checks the damage boot n did: magic, version, size, state, in that order.
+REASONS="bad_magic version_2_unknown record_states_size_31 impossible_state_4294967295"
+STEP=$(cmdline_word luo_damage)
+if [ -n "$STEP" ]; then
+    REASON=$(echo $REASONS | cut -d' ' -f$((STEP + 1)) | tr _ ' ')
+    rmmod luo
+    $CHECK arrival --ko "$KO" normal 0 "handover record refused: $REASON"
+    echo "damage $STEP refused: $REASON"
+    NEXT=$((STEP + 1))
+else
+    NEXT=0
+fi
+if [ "$NEXT" = 4 ]; then echo "every damaged record was refused"; exit 0; fi
+$LUOCTL prepare
+$LUOCTL kexec --load-only --reuse-cmdline --append "luo_damage=$NEXT" "$BZIMAGE"
+$CHECK freeze
+$CHECK damage "$NEXT"
+kexec -e
+echo "kexec -e returned"; exit 1
+"#,
+            expected: "every damaged record was refused",
+        },
+        Scenario {
+            name: "KHO off: the module says so, luoctl kexec refuses",
+            append: &["kho=off"],
+            body: r#"
+dmesg | grep -q 'kexec handover (KHO) is off' || { echo "the module did not log that KHO is off"; exit 1; }
+$LUOCTL prepare
+if $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
+    echo "luoctl kexec loaded an image with KHO off"; exit 1
+fi
+cat "$DIR/kexec.err"
+grep -q 'KHO' "$DIR/kexec.err" || { echo "the refusal does not name KHO"; exit 1; }
+$LUOCTL cancel
+echo "KHO off: refused, $($LUOCTL state)"
+"#,
+            expected: "KHO off: refused, normal",
+        },
+        Scenario {
+            name: "a kexec reboot with no image loaded leaves prepared; cancel returns to normal",
+            append: &[],
+            body: r#"
 $LUOCTL prepare
 kexec -u || true
 if kexec -e; then echo "kexec -e without an image returned success"; exit 1; fi
@@ -294,34 +431,25 @@ S=$($LUOCTL state)
 $LUOCTL cancel
 echo "after cancel: $($LUOCTL state)"
 "#,
-            "after cancel: normal",
-        ),
-        (
-            "cancel unloads the marked kernel: a later kexec cannot come up updated",
-            r#"
-if [ "$GEN" != 0 ]; then echo "booted the abandoned live update's kernel (generation $GEN)"; exit 1; fi
-$LUOCTL prepare
-$LUOCTL kexec --load-only "$BZIMAGE"
-$LUOCTL cancel
-if kexec -e; then echo "kexec -e returned success"; exit 1; fi
-echo "after cancel, kexec -e had nothing to boot: $($LUOCTL state)"
-"#,
-            "after cancel, kexec -e had nothing to boot: normal",
-        ),
-        (
-            "a failing agent hook cancels and leaves normal",
-            r#"
+            expected: "after cancel: normal",
+        },
+        Scenario {
+            name: "a failing agent hook cancels and leaves normal",
+            append: &[],
+            body: r#"
 start_agent /nonexistent/bzImage
 $LUOCTL prepare
 wait_file "$DIR/agent.exit" 600
 [ "$(cat "$DIR/agent.exit")" = 1 ] || { echo "the agent exited $(cat "$DIR/agent.exit")"; exit 1; }
 echo "after the failed hook: $($LUOCTL state)"
 "#,
-            "after the failed hook: normal",
-        ),
+            expected: "after the failed hook: normal",
+        },
     ];
-    for (name, body, expected) in paths {
-        let run = tools.run(name, body, |_, _, _| {})?;
+    for scenario in scenarios {
+        let name = scenario.name;
+        let run = tools.run_with(name, scenario.body, scenario.append, |_, _, _| {})?;
+        let expected = scenario.expected;
         if !run.stdout.lines().any(|line| line.trim() == expected) {
             return Err(format!(
                 "{name}: expected the line '{expected}'; the guest printed:\n{}",

@@ -71,3 +71,22 @@ fn check_format(kernel: &Kernel) -> Result {
         .args(&files);
     run::run(&mut rustfmt).map_err(|err| format!("{err}: luo-kmod is not formatted as the kernel tree wants; run rustfmt with --config-path {}", config.display()))
 }
+
+/// Builds the test module `liveupdate_squatter.ko` (it owns the misc device name luo needs)
+/// against `kernel`, and returns its path.
+pub fn build_squatter(kernel: &Kernel) -> Result<PathBuf> {
+    let dir = cache::workspace().join("tests/kmod-squatter");
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(&kernel.build)
+        .arg(format!("M={}", dir.display()))
+        .arg("W=1")
+        .arg("modules");
+    setup::kernel_build_env(&mut make)?;
+    run::run_logged(
+        "make M=tests/kmod-squatter",
+        &mut make,
+        &cache::log("squatter")?,
+    )?;
+    Ok(dir.join("liveupdate_squatter.ko"))
+}

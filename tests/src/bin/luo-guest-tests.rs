@@ -1,4 +1,7 @@
-//! Runs one kernel test inside the guest: `luo-guest-tests TEST --ko PATH`.
+//! Runs one kernel test inside the guest: `luo-guest-tests TEST --ko PATH`, or the arrival
+//! check in a kernel a kexec started: `luo-guest-tests arrival --ko PATH STATE GENERATION
+//! [REASON]`, or a step of the test hook the live-update tests take: `luo-guest-tests freeze`,
+//! `luo-guest-tests damage N`.
 //!
 //! Started by `cargo xtask test` in a fresh guest per test. Exits 0 when the test passes and
 //! the kernel log holds no splat; otherwise prints why and exits 1.
@@ -6,14 +9,30 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use luo_tests::{Outcome, guest, kmsg};
+use luo_state::State;
+use luo_tests::{Outcome, dev, guest, kmsg};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.as_slice() {
         [probe] if probe == "unprivileged-probe" => guest::errors::unprivileged_probe(),
+        [hook] if hook == "freeze" => {
+            dev::selftest_freeze().map_err(|errno| format!("test hook freeze: errno {errno}"))
+        }
+        [hook, damage] if hook == "damage" => damage
+            .parse()
+            .map_err(|err| format!("damage '{damage}': {err}"))
+            .and_then(|raw| {
+                dev::selftest_damage_raw(raw)
+                    .map_err(|errno| format!("test hook damage {raw}: errno {errno}"))
+            }),
         [test, flag, ko] if flag == "--ko" => run(test, PathBuf::from(ko)),
-        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl)".to_owned()),
+        [test, flag, ko, state, generation, reason @ ..]
+            if test == "arrival" && flag == "--ko" && reason.len() <= 1 =>
+        {
+            arrival(ko, state, generation, reason.first())
+        }
+        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl refusal)".to_owned()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -22,6 +41,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn arrival(ko: &str, state: &str, generation: &str, reason: Option<&String>) -> Outcome {
+    let state = State::from_word(state.as_bytes())
+        .ok_or_else(|| format!("arrival: '{state}' is not a state word"))?;
+    let generation = generation
+        .parse()
+        .map_err(|err| format!("arrival: generation '{generation}': {err}"))?;
+    guest::arrival::run(
+        &PathBuf::from(ko),
+        state,
+        generation,
+        reason.map(String::as_str),
+    )
 }
 
 fn run(test: &str, ko: PathBuf) -> Outcome {
@@ -33,6 +66,7 @@ fn run(test: &str, ko: PathBuf) -> Outcome {
         "model" => guest::model::run(&ko),
         "rmmod" => guest::rmmod::run(&ko),
         "luoctl" => guest::luoctl::run(&ko),
+        "refusal" => guest::refusal::run(&ko),
         other => Err(format!("unknown test '{other}'")),
     };
     // A splat fails the test even when every assertion held.

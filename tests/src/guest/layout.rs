@@ -1,4 +1,5 @@
-//! Test 1: the directory, the file, its mode, owner and content in each state; writes refused.
+//! Test 1: the directory, its files, their modes, owners and content in each state (the
+//! generation 0 on a cold boot); writes refused.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -6,7 +7,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use luo_state::{Event, State};
-use luo_sysfs_abi::path::{DEVICE_MODE, DEVICE_PATH, STATE_MODE, STATE_PATH, SYSFS_DIR};
+use luo_sysfs_abi::path::{
+    ATTRIBUTES, DEVICE_MODE, DEVICE_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR,
+};
 
 use crate::{Outcome, dev, ensure, module};
 
@@ -15,27 +18,44 @@ pub fn run(ko: &Path) -> Outcome {
     module::load_with_selftest(ko)?;
     let dir = fs::metadata(SYSFS_DIR).map_err(|err| format!("{SYSFS_DIR}: {err}"))?;
     ensure!(dir.is_dir(), "{SYSFS_DIR} is not a directory");
-    let names: Vec<String> = fs::read_dir(SYSFS_DIR)
+    let mut names: Vec<String> = fs::read_dir(SYSFS_DIR)
         .map_err(|err| format!("{SYSFS_DIR}: {err}"))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
+    names.sort();
+    let mut expected: Vec<String> = ATTRIBUTES
+        .iter()
+        .map(|attr| attr.name.to_string_lossy().into_owned())
+        .collect();
+    expected.sort();
     ensure!(
-        names == ["state"],
-        "{SYSFS_DIR} holds {names:?}, expected just [\"state\"]"
+        names == expected,
+        "{SYSFS_DIR} holds {names:?}, expected {expected:?}"
     );
 
-    let meta = fs::metadata(STATE_PATH).map_err(|err| format!("{STATE_PATH}: {err}"))?;
-    ensure!(meta.is_file(), "{STATE_PATH} is not a regular file");
+    for attr in ATTRIBUTES {
+        let path = attr.path;
+        let meta = fs::metadata(path).map_err(|err| format!("{path}: {err}"))?;
+        ensure!(meta.is_file(), "{path} is not a regular file");
+        ensure!(
+            meta.mode() & 0o7777 == u32::from(attr.mode),
+            "{path} has mode {:o}, expected {:o}",
+            meta.mode() & 0o7777,
+            attr.mode
+        );
+        ensure!(
+            meta.uid() == 0 && meta.gid() == 0,
+            "{path} is owned by {}:{}",
+            meta.uid(),
+            meta.gid()
+        );
+    }
+    let generation =
+        fs::read(GENERATION_PATH).map_err(|err| format!("{GENERATION_PATH}: {err}"))?;
     ensure!(
-        meta.mode() & 0o7777 == u32::from(STATE_MODE),
-        "{STATE_PATH} has mode {:o}, expected {STATE_MODE:o}",
-        meta.mode() & 0o7777
-    );
-    ensure!(
-        meta.uid() == 0 && meta.gid() == 0,
-        "{STATE_PATH} is owned by {}:{}",
-        meta.uid(),
-        meta.gid()
+        generation == b"0\n",
+        "{GENERATION_PATH} reads {:?} after a cold boot, expected \"0\\n\"",
+        String::from_utf8_lossy(&generation)
     );
 
     let device = fs::metadata(DEVICE_PATH).map_err(|err| format!("{DEVICE_PATH}: {err}"))?;
@@ -61,14 +81,16 @@ pub fn run(ko: &Path) -> Outcome {
     }
 
     // kernfs refuses to open an attribute without `store` for writing, root included.
-    match fs::OpenOptions::new().write(true).open(STATE_PATH) {
-        Err(err) if err.kind() == ErrorKind::PermissionDenied => {}
-        Err(err) => {
-            return Err(format!(
-                "opening {STATE_PATH} for writing: expected EACCES, got {err}"
-            ));
+    for path in ATTRIBUTES.map(|attr| attr.path) {
+        match fs::OpenOptions::new().write(true).open(path) {
+            Err(err) if err.kind() == ErrorKind::PermissionDenied => {}
+            Err(err) => {
+                return Err(format!(
+                    "opening {path} for writing: expected EACCES, got {err}"
+                ));
+            }
+            Ok(_) => return Err(format!("{path} opened for writing")),
         }
-        Ok(_) => return Err(format!("{STATE_PATH} opened for writing")),
     }
     expect_content(State::Normal)
 }

@@ -1,10 +1,12 @@
 //! The kernel tests, one module per claim group; each runs in a fresh guest.
 
+pub mod arrival;
 pub mod errors;
 pub mod layout;
 pub mod luoctl;
 pub mod model;
 pub mod poll;
+pub mod refusal;
 pub mod rmmod;
 pub mod transitions;
 

@@ -1,5 +1,6 @@
 //! Test 6: unloading while files are open and watchers poll: no oops; pollers wake with
-//! `POLLERR`, reads fail with `ENODEV`; the open control device keeps the module loaded.
+//! `POLLERR`, reads fail with `ENODEV`; the open control device keeps the module loaded; and
+//! pollers that ignore `ENODEV` and poll again are woken too, over many unloads.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -11,6 +12,13 @@ use luo_state::{Event, State};
 use crate::{Outcome, dev, ensure, module, sysfs};
 
 const WATCHERS: usize = 3;
+
+/// Unload rounds for the pollers that poll again after `ENODEV`.
+const ROUNDS: usize = 40;
+/// Such pollers per round.
+const STUBBORN: usize = 4;
+/// How long any poll may sleep before the test calls it lost: far above a TCG unload.
+const POLL_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs the unload checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -105,5 +113,58 @@ pub fn run(ko: &Path) -> Outcome {
         sysfs::read_fresh()? == State::Normal,
         "a reload does not start in 'normal'"
     );
+    module::rmmod()?;
+    for round in 0..ROUNDS {
+        stubborn_pollers_wake(ko).map_err(|err| format!("unload round {round}: {err}"))?;
+    }
+    module::load_with_selftest(ko)
+}
+
+/// One unload under pollers that behave like `while poll(); pread()` loops (systemd's
+/// sd-event, gpiomon): after the read that fails with `ENODEV` they poll again, and that poll
+/// must return, whether it started before the file's removal or after it.
+fn stubborn_pollers_wake(ko: &Path) -> Outcome {
+    module::insmod(ko, &[])?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let pollers: Vec<_> = (0..STUBBORN)
+        .map(|_| {
+            let ready = ready_tx.clone();
+            thread::spawn(move || -> Outcome {
+                let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
+                sysfs::read(&file)?;
+                ready.send(()).map_err(|_| "main thread gone".to_owned())?;
+                let mut gone = false;
+                // Bounded: a poller that is never told `ENODEV` fails rather than spinning.
+                for _ in 0..100 {
+                    let woke =
+                        sysfs::poll_pri(&file, POLL_BOUND).map_err(|e| format!("poll: {e}"))?;
+                    ensure!(
+                        woke.is_some(),
+                        "a poller slept {POLL_BOUND:?} through the unload (gone: {gone})"
+                    );
+                    if gone {
+                        return Ok(());
+                    }
+                    gone = matches!(
+                        sysfs::read_raw(&file),
+                        Err(err) if err.raw_os_error() == Some(libc::ENODEV)
+                    );
+                }
+                Err("a poller never read ENODEV".to_owned())
+            })
+        })
+        .collect();
+    drop(ready_tx);
+    for _ in 0..STUBBORN {
+        ready_rx
+            .recv()
+            .map_err(|_| "a poller stopped early".to_owned())?;
+    }
+    module::rmmod()?;
+    for (i, poller) in pollers.into_iter().enumerate() {
+        poller
+            .join()
+            .map_err(|_| format!("poller {i} panicked"))??;
+    }
     Ok(())
 }
