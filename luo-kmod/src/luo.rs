@@ -60,7 +60,11 @@ mod reboot;
 mod selftest;
 mod sysfs;
 
-use kernel::{miscdevice::MiscDeviceRegistration, prelude::*};
+use kernel::{
+    miscdevice::MiscDeviceRegistration,
+    prelude::*,
+    time::{Instant, Monotonic},
+};
 
 module! {
     type: Luo,
@@ -94,6 +98,7 @@ struct Luo {
 
 impl kernel::InPlaceModule for Luo {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let start = Instant::<Monotonic>::now();
         try_pin_init!(Self {
             // Nothing is registered before the check, so a refusal leaves no trace behind.
             _orchestrator: preflight::check().and_then(|()| orchestrator::Running::start())?,
@@ -106,11 +111,13 @@ impl kernel::InPlaceModule for Luo {
                 None
             },
         })
-        .pin_chain(|_| {
+        .pin_chain(move |_| {
+            // The time is luo's share of a live update's arrival: from init to the state visible.
             pr_info!(
-                "Ready in state [{}] (live update generation {})\n",
+                "Ready in state [{}] (live update generation {}) in {} us\n",
                 orchestrator::current().word(),
-                orchestrator::generation()
+                orchestrator::generation(),
+                start.elapsed().as_micros_ceil()
             );
             Ok(())
         })

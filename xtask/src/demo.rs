@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::liveupdate::{self, Timeline};
+use crate::liveupdate;
+use crate::timeline::{self, Timeline};
 use crate::run::{self, Result};
 use crate::vm::Stream;
 
@@ -104,5 +105,5 @@ fn print_timeline(timeline: &Timeline) {
         counter(timeline.checkpointed),
         counter(timeline.restored)
     );
-    println!("Window: {}", liveupdate::summary(timeline));
+    println!("Window: {}", timeline::summary(timeline));
 }
