@@ -69,7 +69,7 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::Empty => f.write_str("empty state (expected a word and a newline)"),
+            ParseError::Empty => f.write_str("nothing was read (expected one line)"),
             ParseError::MissingNewline(content) => {
                 write!(f, "state '{content}' does not end in a newline")
             }

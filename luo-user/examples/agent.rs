@@ -2,25 +2,26 @@
 //!
 //! ```text
 //! agent --dir DIR --kernel BZIMAGE [--state-file PATH] [--device PATH] [--counter PATH]
-//!       [--initrd FILE] [--append ARGS] [--kexec-bin PATH] [--cmdline-file PATH]
-//!       [--keep-running]
+//!       [--initrd FILE] [--append ARGS] [--debugfs DIR] [--keep-running]
 //! ```
 //!
 //! It reads the state once at start:
 //! - `normal`: starts the workload (`counter --dir DIR`), waits for `prepared`, then asks the
 //!   counter to checkpoint (`DIR/checkpoint.request`), waits at most 10 s for it to exit with
 //!   `DIR/checkpoint` written, and performs the live update kexec into BZIMAGE exactly as
-//!   `luoctl kexec BZIMAGE` does ([`luo_user::kexec`]). A failed hook is reported
+//!   `luoctl kexec --reuse-cmdline [--append ARGS] BZIMAGE` does ([`luo_user::kexec`]:
+//!   `kexec_file_load`, then a kexec reboot; the module hands the state over in kexec
+//!   handover memory). A failed hook is reported
 //!   (`agent: hook failed: ...` on stderr), cancel is sent so the state goes back to `normal`,
 //!   and the agent exits 1.
-//! - `updated`: restores the workload (`counter --dir DIR --from DIR/checkpoint`), sends
+//! - `updated`: says which live update generation this is (from sysfs), restores the workload (`counter --dir DIR --from DIR/checkpoint`), sends
 //!   finish, and exits 0. The counter is left running with `--keep-running`; otherwise the
 //!   agent checks that it is still alive half a second later and stops it.
 //! - anything else: says so and exits 1.
 //!
 //! Every line is flushed and starts with `agent: `. The defaults: the standard sysfs and
-//! device paths, `counter` beside this binary, `kexec` from `PATH`, `/proc/cmdline` (or
-//! `$LUO_PROC_CMDLINE`).
+//! device paths (the generation attribute beside the state attribute), `counter` beside this
+//! binary, debugfs at `/sys/kernel/debug`.
 
 #[path = "shared/checkpoint.rs"]
 mod checkpoint;
@@ -33,8 +34,8 @@ use std::process::{Child, Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use luo_user::kexec::{self, Request};
-use luo_user::{Control, State, StateFile, StateSet, handover};
+use luo_user::kexec::{self, CommandLine, Request};
+use luo_user::{Control, State, StateFile, StateSet};
 
 /// How long the counter may take to checkpoint and exit.
 const CHECKPOINT_LIMIT: Duration = Duration::from_secs(10);
@@ -44,8 +45,8 @@ const LIVENESS: Duration = Duration::from_millis(200);
 const RESTORED_RUN: Duration = Duration::from_millis(500);
 
 const USAGE: &str = "usage: agent --dir DIR --kernel BZIMAGE [--state-file PATH] \
-    [--device PATH] [--counter PATH] [--initrd FILE] [--append ARGS] [--kexec-bin PATH] \
-    [--cmdline-file PATH] [--keep-running]";
+    [--device PATH] [--counter PATH] [--initrd FILE] [--append ARGS] [--debugfs DIR] \
+    [--keep-running]";
 
 /// Prints one flushed line on stdout, prefixed `agent: `.
 macro_rules! say {
@@ -73,8 +74,7 @@ struct Args {
     counter: PathBuf,
     initrd: Option<PathBuf>,
     append: String,
-    kexec_bin: PathBuf,
-    cmdline_file: PathBuf,
+    debugfs: PathBuf,
     keep_running: bool,
 }
 
@@ -86,8 +86,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
     let mut counter = None;
     let mut initrd = None;
     let mut append = None;
-    let mut kexec_bin = None;
-    let mut cmdline_file = std::env::var_os("LUO_PROC_CMDLINE").map(PathBuf::from);
+    let mut debugfs = None;
     let mut keep_running = false;
     while let Some(arg) = args.next() {
         let slot = match arg.to_str() {
@@ -98,8 +97,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
             Some("--counter") => &mut counter,
             Some("--initrd") => &mut initrd,
             Some("--append") => &mut append,
-            Some("--kexec-bin") => &mut kexec_bin,
-            Some("--cmdline-file") => &mut cmdline_file,
+            Some("--debugfs") => &mut debugfs,
             Some("--keep-running") => {
                 keep_running = true;
                 continue;
@@ -128,8 +126,7 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
         append: append
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        kexec_bin: kexec_bin.unwrap_or_else(|| PathBuf::from(kexec::DEFAULT_PROGRAM)),
-        cmdline_file: cmdline_file.unwrap_or_else(|| PathBuf::from(handover::PROC_CMDLINE)),
+        debugfs: debugfs.unwrap_or_else(|| PathBuf::from(kexec::DEBUGFS)),
         keep_running,
     })
 }
@@ -199,25 +196,28 @@ fn before(args: &Args, state: StateFile) -> ExitCode {
         Err(message) => return hook_failed(args, &mut counter, &message),
     };
     say!("checkpointed counter {value}");
-    let request = Request {
-        program: args.kexec_bin.clone(),
-        kernel: args.kernel.clone(),
-        initrd: args.initrd.clone(),
-        append: args.append.clone(),
-        cmdline_file: args.cmdline_file.clone(),
-    };
-    let loaded = match kexec::load(&state, &request) {
-        Ok(loaded) => loaded,
+    let request = match live_update_request(args) {
+        Ok(request) => request,
         Err(err) => return hook_failed(args, &mut counter, &err),
     };
-    say!(
-        "kexec into {}, live update generation {}",
-        loaded.kernel.display(),
-        loaded.generation
-    );
+    if let Err(err) = kexec::load(&state, &request) {
+        return hook_failed(args, &mut counter, &err);
+    }
+    say!("kexec into {}", args.kernel.display());
     // Returns only when the reboot failed.
-    let err = kexec::execute(&state, &loaded);
+    let err = kexec::reboot(&state);
     hook_failed(args, &mut counter, &err)
+}
+
+/// The kexec of `luoctl kexec --reuse-cmdline --append ARGS KERNEL [--initrd FILE]`.
+fn live_update_request(args: &Args) -> luo_user::Result<Request> {
+    let running = kexec::running_command_line()?;
+    let line = CommandLine::reuse(&running, [&args.append])?;
+    let mut request = Request::new(&args.kernel, line).with_debugfs(&args.debugfs);
+    if let Some(initrd) = &args.initrd {
+        request = request.with_initrd(initrd);
+    }
+    Ok(request)
 }
 
 /// Asks the counter to checkpoint and waits for it to exit with the file written.
@@ -279,7 +279,8 @@ fn stop(counter: &mut Child, reason: fmt::Arguments<'_>) -> ExitCode {
 
 /// The state after the live update: restore the workload, then finish.
 fn after(args: &Args) -> ExitCode {
-    match handover::generation_in_file(&args.cmdline_file) {
+    // The generation attribute sits beside the state attribute.
+    match luo_user::read_generation(args.state_file.with_file_name("generation")) {
         Ok(generation) => say!("booted by a live update, generation {generation}"),
         Err(err) => complain(format_args!("{err}")),
     }

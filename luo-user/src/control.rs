@@ -1,10 +1,10 @@
 //! The control device: send events and read the state through the v3 ioctls.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use luo_state::ioctl::{GET_STATE, GetStateArg, SET_EVENT, SetEventArg};
-use luo_state::{Event, State};
+use luo_state::{Event, State, next_state};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{Opcode, Updater};
@@ -38,7 +38,7 @@ impl Control {
             OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
         )
-        .map_err(|errno| Error::from_errno(path.clone(), Op::Open, errno))?;
+        .map_err(|errno| Error::from_errno(path.clone(), Op::OpenDevice, errno))?;
         Ok(Control { fd, path })
     }
 
@@ -65,11 +65,13 @@ impl Control {
         })
     }
 
-    /// Sends `event` with `SET_EVENT` and returns the state that follows.
+    /// Sends `event` with `SET_EVENT` and returns the state it moved the orchestrator to.
     ///
-    /// The kernel changes the state before the ioctl returns, so the state read afterwards is
-    /// the result (or a later one, if another change followed at once). A refusal
-    /// (`EINVAL`) becomes [`Error::EventRefused`], which reads the state to say why.
+    /// The kernel applies the event before the ioctl returns, so success means the transition
+    /// happened; the returned state is the event's destination in the v3 table (another
+    /// change may follow at once). Nothing is read after a success, so nothing can fail after
+    /// the event was applied. A refusal (`EINVAL`) becomes [`Error::EventRefused`], which
+    /// reads the state to say why.
     pub fn send(&self, event: Event) -> Result<State> {
         let mut arg = SetEventArg::new(event);
         let sent = self.ioctl_retrying(|fd| {
@@ -81,7 +83,7 @@ impl Control {
             }
         });
         match sent {
-            Ok(()) => self.state(),
+            Ok(()) => Ok(destination(event)),
             Err(Errno::INVAL) => Err(Error::EventRefused {
                 path: self.path.clone(),
                 event,
@@ -118,6 +120,46 @@ impl Control {
             match call(&self.fd) {
                 Err(Errno::INTR) => continue,
                 other => return other,
+            }
+        }
+    }
+}
+
+impl AsFd for Control {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Where `event` leads: in the v3 table every event has one destination, whatever state it
+/// is accepted in.
+fn destination(event: Event) -> State {
+    State::OBSERVABLE
+        .into_iter()
+        .find_map(|state| next_state(state, event).ok())
+        // Every event is accepted somewhere; `normal` is where three of four lead.
+        .unwrap_or(State::Normal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_has_the_destination_of_the_v3_table() {
+        assert_eq!(destination(Event::Prepare), State::Prepared);
+        assert_eq!(destination(Event::Freeze), State::Frozen);
+        assert_eq!(destination(Event::Cancel), State::Normal);
+        assert_eq!(destination(Event::Finish), State::Normal);
+    }
+
+    #[test]
+    fn every_accepted_event_leads_to_its_destination_from_any_state() {
+        for state in State::OBSERVABLE {
+            for event in Event::ALL {
+                if let Ok(next) = next_state(state, event) {
+                    assert_eq!(next, destination(event), "{event} from {state}");
+                }
             }
         }
     }

@@ -1,29 +1,39 @@
 //! The library's one error type: every message names the path, what failed, and what to do.
+//!
+//! The advice depends on the path and the operation, not on the errno alone: a missing
+//! `/sys/kernel/liveupdate/state` means the module is not loaded, a missing file given by hand
+//! means a wrong path; `EACCES` opening the control device means "run it as root", `EACCES`
+//! reading a world-readable attribute does not.
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use luo_state::{Event, State};
 use luo_sysfs_abi::ParseError;
+use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR};
 
-use crate::handover::HandoverError;
-use crate::kexec::KexecError;
+use crate::kexec::{CommandLineError, KexecError};
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An operation on a file, named in [`Error::Io`] messages.
+/// An operation on a file, named in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Op {
-    /// `open(2)`.
+    /// `open(2)` for reading.
     Open,
+    /// `open(2)` of the control device, for reading and writing.
+    OpenDevice,
     /// `fstatfs(2)`, which tells whether the file is on sysfs.
     Statfs,
     /// A `pread(2)` at offset 0.
     Read,
-    /// `poll(2)` or `epoll` for `POLLPRI`.
+    /// `poll(2)` or `epoll` for a change.
     Poll,
+    /// An inotify watch on the file's directory (for a file outside sysfs).
+    Watch,
     /// The `GET_STATE` ioctl.
     GetState,
     /// The `SET_EVENT` ioctl carrying this event.
@@ -33,10 +43,11 @@ pub enum Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Open => f.write_str("open"),
+            Op::Open | Op::OpenDevice => f.write_str("open"),
             Op::Statfs => f.write_str("statfs"),
             Op::Read => f.write_str("read"),
             Op::Poll => f.write_str("poll"),
+            Op::Watch => f.write_str("watch the directory of"),
             Op::GetState => f.write_str("get the state of"),
             Op::SetEvent(event) => write!(f, "send '{event}' to"),
         }
@@ -45,27 +56,40 @@ impl fmt::Display for Op {
 
 /// Why the bytes read from a watched file are not a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ContentError {
-    /// The luo `state` attribute's strict parser refused the bytes.
-    State(ParseError),
+    /// A luo attribute's strict parser refused the bytes.
+    Abi(ParseError),
     /// Another decoder (see [`crate::Decode`]) refused the bytes, for this reason.
     Other(String),
 }
 
+impl ContentError {
+    /// The attribute parser's error, if the luo parser refused the bytes.
+    pub fn as_parse_error(&self) -> Option<&ParseError> {
+        match self {
+            ContentError::Abi(err) => Some(err),
+            ContentError::Other(_) => None,
+        }
+    }
+}
+
 impl From<ParseError> for ContentError {
     fn from(err: ParseError) -> Self {
-        ContentError::State(err)
+        ContentError::Abi(err)
     }
 }
 
 impl fmt::Display for ContentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ContentError::State(err) => err.fmt(f),
+            ContentError::Abi(err) => err.fmt(f),
             ContentError::Other(reason) => f.write_str(reason),
         }
     }
 }
+
+impl std::error::Error for ContentError {}
 
 /// Everything that can go wrong while reading, watching or driving the orchestrator.
 ///
@@ -74,14 +98,14 @@ impl fmt::Display for ContentError {
 #[non_exhaustive]
 pub enum Error {
     /// The path does not exist (`ENOENT`).
-    #[error("{path} does not exist: the luo module is not loaded; load it or give the right path")]
+    #[error("{path} does not exist: {}", not_found_hint(path))]
     NotFound {
         /// The path that was opened.
         path: PathBuf,
     },
 
     /// The caller lacks the privilege (`EACCES` or `EPERM`).
-    #[error("cannot {op} {path}: permission denied; this needs root (run it with sudo)")]
+    #[error("cannot {op} {path}: permission denied; {}", permission_hint(path, *op))]
     PermissionDenied {
         /// The path.
         path: PathBuf,
@@ -98,10 +122,9 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The interface was removed while it was open: reads fail with `ENODEV`.
-    #[error(
-        "{path} is gone (module unloaded?): the live update interface was removed; load the module and start again"
-    )]
+    /// The file was removed while it was watched or open (`ENODEV` on a sysfs file, or a
+    /// plain file deleted or renamed away).
+    #[error("{path} is gone: {}", gone_hint(path))]
     Gone {
         /// The path of the removed file.
         path: PathBuf,
@@ -120,7 +143,8 @@ pub enum Error {
 
     /// The file's content is not what its decoder expects.
     #[error(
-        "{path} does not hold what was expected: {source}; is it the live update state attribute?"
+        "{path} does not hold what was expected: {source}; {}",
+        content_hint(path, source)
     )]
     Content {
         /// The path read.
@@ -138,30 +162,12 @@ pub enum Error {
         raw: u32,
     },
 
-    /// A kernel command line (`/proc/cmdline` or a copy) could not be read.
-    #[error("cannot read the kernel command line {path}: {source}")]
-    CommandLine {
-        /// The path read.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-
-    /// The live update marker on a kernel command line is malformed.
-    #[error("{path}: {source}")]
-    Handover {
-        /// The command line's path.
-        path: PathBuf,
-        /// What is wrong with the marker.
-        source: HandoverError,
-    },
-
     /// A live update kexec was refused or failed.
     #[error(transparent)]
     Kexec(#[from] KexecError),
 
     /// Any other failure of a system call.
-    #[error("cannot {op} {path}: {source}{}", hint(*.op, source))]
+    #[error("cannot {op} {path}: {source}{}", io_hint(*.op, source))]
     Io {
         /// The path.
         path: PathBuf,
@@ -172,28 +178,17 @@ pub enum Error {
     },
 }
 
-impl ContentError {
-    /// The state parser's error, if the luo parser refused the bytes.
-    pub fn as_parse_error(&self) -> Option<&ParseError> {
-        match self {
-            ContentError::State(err) => Some(err),
-            ContentError::Other(_) => None,
-        }
-    }
-}
-
-impl std::error::Error for ContentError {}
-
 impl Error {
     /// Classifies a failed system call on `path`: the errnos with a meaning of their own get
     /// their own variant, every other one becomes [`Error::Io`].
     pub(crate) fn from_errno(path: PathBuf, op: Op, errno: rustix::io::Errno) -> Self {
         use rustix::io::Errno;
+        let opening = matches!(op, Op::Open | Op::OpenDevice);
         match errno {
-            Errno::NOENT if op == Op::Open => Error::NotFound { path },
+            Errno::NOENT if opening => Error::NotFound { path },
             Errno::ACCESS | Errno::PERM => Error::PermissionDenied { path, op },
-            Errno::BUSY if op == Op::Open => Error::Busy { path },
-            Errno::NODEV if op != Op::Open => Error::Gone { path },
+            Errno::BUSY if op == Op::OpenDevice => Error::Busy { path },
+            Errno::NODEV if !opening => Error::Gone { path },
             _ => Error::Io {
                 path,
                 op,
@@ -202,25 +197,101 @@ impl Error {
         }
     }
 
-    /// Whether this error says the interface went away (the module was unloaded).
+    /// Whether this error says the file went away (the module was unloaded, the file was
+    /// removed) or is not there: the cases a follower waits out.
     pub fn is_gone(&self) -> bool {
-        matches!(self, Error::Gone { .. })
+        matches!(self, Error::Gone { .. } | Error::NotFound { .. })
+    }
+}
+
+impl From<CommandLineError> for Error {
+    fn from(err: CommandLineError) -> Self {
+        Error::Kexec(KexecError::CommandLine(err))
+    }
+}
+
+/// Which of luo's own interfaces a path is, if any.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Interface {
+    Attribute,
+    Device,
+    Other,
+}
+
+impl Interface {
+    fn of(path: &Path) -> Interface {
+        if path == Path::new(DEVICE_PATH) {
+            Interface::Device
+        } else if path == Path::new(STATE_PATH)
+            || path == Path::new(GENERATION_PATH)
+            || path.starts_with(SYSFS_DIR)
+        {
+            Interface::Attribute
+        } else {
+            Interface::Other
+        }
+    }
+}
+
+fn not_found_hint(path: &Path) -> &'static str {
+    match Interface::of(path) {
+        Interface::Attribute | Interface::Device => {
+            "the luo module is not loaded; load it (modprobe luo, or insmod luo.ko) and run this again"
+        }
+        Interface::Other => "check the path",
+    }
+}
+
+fn permission_hint(path: &Path, op: Op) -> &'static str {
+    match (Interface::of(path), op) {
+        (Interface::Device, _) | (_, Op::OpenDevice | Op::GetState | Op::SetEvent(_)) => {
+            "the control device is root's (mode 0600): run this as root (sudo)"
+        }
+        (Interface::Attribute, _) => {
+            "the attribute is world-readable, so a security policy (SELinux, AppArmor, a container) refuses it"
+        }
+        (Interface::Other, _) => "check the permissions of the file and its directories (ls -l)",
+    }
+}
+
+fn gone_hint(path: &Path) -> &'static str {
+    match Interface::of(path) {
+        Interface::Attribute | Interface::Device => {
+            "the luo module was unloaded; load it again and start again (--follow waits for it)"
+        }
+        Interface::Other => {
+            "the file was removed or renamed away (--follow waits for it to return)"
+        }
+    }
+}
+
+fn content_hint(path: &Path, source: &ContentError) -> &'static str {
+    match (Interface::of(path), source) {
+        (Interface::Attribute, _) => "is luoctl older than the kernel module?",
+        (Interface::Other, ContentError::Abi(ParseError::BadGeneration(_))) => {
+            "is it the live update generation attribute?"
+        }
+        (Interface::Other, ContentError::Abi(_)) => "is it the live update state attribute?",
+        _ => "is it the right file?",
     }
 }
 
 /// What to do about an errno that has no variant of its own, as the end of a sentence.
-fn hint(op: Op, source: &io::Error) -> &'static str {
+fn io_hint(op: Op, source: &io::Error) -> &'static str {
     use rustix::io::Errno;
     let errno = source.raw_os_error().map(Errno::from_raw_os_error);
     match (op, errno) {
         (_, Some(Errno::ISDIR)) => "; give the path of a file, not a directory",
-        (Op::Open, Some(Errno::NXIO | Errno::NODEV)) => {
+        (Op::Open | Op::OpenDevice, Some(Errno::NXIO | Errno::NODEV)) => {
             "; no driver answers behind it: is the luo module loaded?"
         }
         (Op::GetState | Op::SetEvent(_), Some(Errno::NOTTY)) => {
             "; this is not the live update control device"
         }
-        (Op::Read, _) => "; is it the live update state attribute?",
+        (Op::Read, Some(Errno::AGAIN)) => "; it is not a regular file (a FIFO or a socket?)",
+        (Op::Watch, Some(Errno::NOSPC | Errno::MFILE)) => {
+            "; raise fs.inotify.max_user_watches or max_user_instances"
+        }
         _ => "",
     }
 }
@@ -257,51 +328,92 @@ mod tests {
 
     use super::*;
 
-    fn path() -> PathBuf {
-        PathBuf::from(luo_sysfs_abi::path::DEVICE_PATH)
+    fn device() -> PathBuf {
+        PathBuf::from(DEVICE_PATH)
+    }
+
+    fn elsewhere() -> PathBuf {
+        PathBuf::from("/tmp/somewhere/state")
     }
 
     #[test]
-    fn enoent_on_open_says_the_module_is_not_loaded() {
-        let err = Error::from_errno(path(), Op::Open, Errno::NOENT);
-        assert!(matches!(err, Error::NotFound { .. }));
-        assert!(err.to_string().contains("module is not loaded"), "{err}");
-    }
-
-    #[test]
-    fn ebusy_on_open_names_another_agent() {
-        let err = Error::from_errno(path(), Op::Open, Errno::BUSY);
-        assert!(err.to_string().contains("another agent"), "{err}");
-    }
-
-    #[test]
-    fn eacces_and_eperm_say_root_is_needed() {
-        for errno in [Errno::ACCESS, Errno::PERM] {
-            let err = Error::from_errno(path(), Op::Open, errno);
-            assert!(err.to_string().contains("needs root"), "{err}");
+    fn a_missing_luo_attribute_says_the_module_is_not_loaded() {
+        for path in [STATE_PATH, GENERATION_PATH, DEVICE_PATH] {
+            let err = Error::from_errno(path.into(), Op::Open, Errno::NOENT);
+            assert!(matches!(err, Error::NotFound { .. }));
+            assert!(err.to_string().contains("module is not loaded"), "{err}");
         }
     }
 
     #[test]
-    fn enodev_on_read_means_the_interface_is_gone() {
-        let err = Error::from_errno(path(), Op::Read, Errno::NODEV);
+    fn a_missing_path_given_by_hand_says_to_check_it() {
+        let err = Error::from_errno(elsewhere(), Op::Open, Errno::NOENT);
+        let text = err.to_string();
+        assert!(!text.contains("module"), "{text}");
+        assert!(text.contains("check the path"), "{text}");
+    }
+
+    #[test]
+    fn ebusy_opening_the_device_names_another_agent() {
+        let err = Error::from_errno(device(), Op::OpenDevice, Errno::BUSY);
+        assert!(err.to_string().contains("another agent"), "{err}");
+    }
+
+    #[test]
+    fn ebusy_elsewhere_does_not_blame_an_agent() {
+        let err = Error::from_errno(elsewhere(), Op::Open, Errno::BUSY);
+        assert!(!err.to_string().contains("agent"), "{err}");
+    }
+
+    #[test]
+    fn eacces_on_the_device_says_root_is_needed() {
+        for errno in [Errno::ACCESS, Errno::PERM] {
+            let err = Error::from_errno(device(), Op::OpenDevice, errno);
+            assert!(err.to_string().contains("as root"), "{err}");
+        }
+    }
+
+    #[test]
+    fn eacces_reading_an_attribute_does_not_ask_for_root() {
+        let err = Error::from_errno(STATE_PATH.into(), Op::Read, Errno::ACCESS);
+        let text = err.to_string();
+        assert!(!text.contains("root"), "{text}");
+        assert!(text.contains("world-readable"), "{text}");
+    }
+
+    #[test]
+    fn eacces_on_another_file_says_to_check_permissions() {
+        let err = Error::from_errno(elsewhere(), Op::Open, Errno::ACCESS);
+        assert!(err.to_string().contains("ls -l"), "{err}");
+    }
+
+    #[test]
+    fn enodev_on_the_luo_attribute_means_the_module_was_unloaded() {
+        let err = Error::from_errno(STATE_PATH.into(), Op::Read, Errno::NODEV);
         assert!(err.is_gone());
-        assert!(err.to_string().contains("module unloaded?"), "{err}");
+        assert!(err.to_string().contains("module was unloaded"), "{err}");
+    }
+
+    #[test]
+    fn a_removed_file_elsewhere_does_not_blame_the_module() {
+        let err = Error::Gone { path: elsewhere() };
+        let text = err.to_string();
+        assert!(!text.contains("module"), "{text}");
+        assert!(text.contains("removed"), "{text}");
     }
 
     #[test]
     fn a_refused_event_names_the_state_and_what_is_allowed() {
         let err = Error::EventRefused {
-            path: path(),
+            path: device(),
             event: Event::Finish,
             state: Some(State::Prepared),
         };
         assert_eq!(
             err.to_string(),
             format!(
-                "{} refused 'finish': event 'finish' is not allowed in state 'prepared'; \
-                 in 'prepared' you can send: cancel",
-                luo_sysfs_abi::path::DEVICE_PATH
+                "{DEVICE_PATH} refused 'finish': event 'finish' is not allowed in state 'prepared'; \
+                 in 'prepared' you can send: cancel"
             )
         );
     }
@@ -309,7 +421,7 @@ mod tests {
     #[test]
     fn a_refused_freeze_says_the_kernel_raises_it() {
         let err = Error::EventRefused {
-            path: path(),
+            path: device(),
             event: Event::Freeze,
             state: Some(State::Prepared),
         };
@@ -318,7 +430,7 @@ mod tests {
 
     #[test]
     fn enotty_on_an_ioctl_says_it_is_not_the_device() {
-        let err = Error::from_errno(path(), Op::GetState, Errno::NOTTY);
+        let err = Error::from_errno(elsewhere(), Op::GetState, Errno::NOTTY);
         assert!(
             err.to_string()
                 .contains("not the live update control device"),

@@ -5,8 +5,13 @@
 //!   [`Change`]; [`Watcher::wait_for`] waits for a set of states. [`AsyncWatcher`] (feature
 //!   `tokio`) does the same inside a tokio runtime.
 //! - [`Control`] drives the orchestrator through its control device: prepare, cancel, finish.
-//! - [`handover`] reads and writes the live update marker on the kernel command line
-//!   (`luo.handover=GENERATION`), and [`kexec`] performs the live update kexec with it.
+//! - [`generation()`] reads how many live updates the machine went through since a cold boot.
+//! - [`Follower`] keeps following when the file goes away and comes back (module unloaded and
+//!   loaded again), as `tail -F` does.
+//! - [`hooks`] runs programs per state, run-parts style, and [`agent`] is the hooks agent that
+//!   cancels on a failed `prepared` hook and finishes after the `updated` hooks.
+//! - [`kexec`] loads the next kernel with `kexec_file_load(2)` and reboots into it: the live
+//!   update itself. The module hands the state over in kexec handover (KHO) memory.
 //!
 //! States, events and the ioctl ABI come from `luo-state`; paths and the strict parser of the
 //! attribute from `luo-sysfs-abi`.
@@ -20,9 +25,11 @@
 //!
 //! # Files that are not in sysfs
 //!
-//! Paths are overridable (containers, tests). A regular file has no change notification, so
-//! when `fstatfs` says the file is not on sysfs or a cgroup file system the watcher falls back
-//! to re-reading it at an interval ([`Wakeup::Interval`], by default [`DEFAULT_INTERVAL`]).
+//! Paths are overridable (containers, tests). A regular file has no `POLLPRI`, so when
+//! `fstatfs` says the file is not on sysfs or a cgroup file system the watcher follows it with
+//! inotify on its directory ([`Wakeup::Inotify`]: rewrites, renames over it, removal), or, on
+//! file systems where inotify does not see every change, re-reads it at an interval
+//! ([`Wakeup::Interval`], by default [`DEFAULT_INTERVAL`]).
 //!
 //! # Other kernfs files
 //!
@@ -44,20 +51,26 @@
 //! # Ok::<(), luo_user::Error>(())
 //! ```
 
+pub mod agent;
 #[cfg(feature = "tokio")]
 mod async_watch;
 mod control;
+mod dir_watch;
 mod error;
-pub mod handover;
+mod follow;
+mod generation;
+pub mod hooks;
 mod kernfs;
 pub mod kexec;
 mod state_file;
 mod watch;
 
 #[cfg(feature = "tokio")]
-pub use async_watch::AsyncWatcher;
+pub use async_watch::{AsyncWatcher, Changes};
 pub use control::Control;
 pub use error::{ContentError, Error, Op, Result};
+pub use follow::{FOLLOW_RETRY, Followed, Follower};
+pub use generation::{generation, read_generation};
 pub use kernfs::{DEFAULT_INTERVAL, KernfsFile, LIVENESS_PERIOD, MIN_INTERVAL, Wakeup};
 pub use luo_state::{Event, State, StateSet};
 pub use luo_sysfs_abi::ParseError;

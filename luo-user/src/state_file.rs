@@ -35,13 +35,11 @@ impl StateFile {
         Self::open_with_interval(path, DEFAULT_INTERVAL)
     }
 
-    /// Opens the attribute at `path`; if it is a plain file, a watcher made from it re-reads it
-    /// every `interval` (see [`Wakeup::Interval`]).
+    /// Opens the attribute at `path`; if it is a plain file without inotify, a watcher made
+    /// from it re-reads it every `interval` (see [`Wakeup::Interval`]).
     pub fn open_with_interval(path: impl Into<PathBuf>, interval: Duration) -> Result<Self> {
-        // luo's module notifies before it removes the attribute (it retires the orchestrator
-        // first), so a sleeping watcher is woken by the removal: no periodic look is needed.
         Ok(StateFile {
-            file: KernfsFile::open_with_interval(path, interval)?.with_liveness(None),
+            file: KernfsFile::open_with_interval(path, interval)?,
         })
     }
 

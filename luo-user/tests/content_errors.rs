@@ -78,7 +78,7 @@ fn a_watcher_on_garbage_fails_to_start_with_the_path() {
         matches!(
             err,
             Error::Content {
-                source: ContentError::State(_),
+                source: ContentError::Abi(_),
                 ..
             }
         ),

@@ -1,19 +1,22 @@
-//! A state file that is not in sysfs (a regular file in a temporary directory) sends no
-//! notification: the watcher re-reads it at an interval.
+//! A state file on a file system where inotify is not assumed to see every change (here a
+//! private ramfs; procfs and network file systems in real life) is re-read at an interval.
+//! Needs root (it mounts the ramfs).
+
+mod common;
 
 use std::fs;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Ramfs;
 use luo_user::{Error, State, StateFile, StateSet, Wakeup, Watcher};
-use tempfile::TempDir;
 
 const INTERVAL: Duration = Duration::from_millis(20);
 const SHOULD_WAKE: Duration = Duration::from_secs(20);
 const SHOULD_NOT_WAKE: Duration = Duration::from_millis(300);
 
-fn state_file(dir: &TempDir, state: State) -> std::path::PathBuf {
+fn state_file(dir: &Ramfs, state: State) -> std::path::PathBuf {
     let path = dir.path().join("state");
     write_state(&path, state);
     path
@@ -33,14 +36,14 @@ fn watcher(path: &Path) -> Watcher {
 
 #[test]
 fn a_regular_file_is_re_read_at_the_configured_interval() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let file = StateFile::open_with_interval(state_file(&dir, State::Normal), INTERVAL).unwrap();
     assert_eq!(file.wakeup(), Wakeup::Interval(INTERVAL));
 }
 
 #[test]
 fn the_watcher_sees_a_rewrite_from_another_thread() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let path = state_file(&dir, State::Normal);
     let mut watcher = watcher(&path);
     assert_eq!(watcher.current(), State::Normal);
@@ -62,7 +65,7 @@ fn the_watcher_sees_a_rewrite_from_another_thread() {
 
 #[test]
 fn an_unchanged_file_reports_nothing() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let mut watcher = watcher(&state_file(&dir, State::Normal));
     let started = Instant::now();
     assert_eq!(watcher.next_change(Some(SHOULD_NOT_WAKE)).unwrap(), None);
@@ -71,7 +74,7 @@ fn an_unchanged_file_reports_nothing() {
 
 #[test]
 fn wait_for_returns_at_once_when_already_in_the_set() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let mut watcher = watcher(&state_file(&dir, State::Updated));
     let started = Instant::now();
     let set = StateSet::NORMAL | StateSet::UPDATED;
@@ -84,7 +87,7 @@ fn wait_for_returns_at_once_when_already_in_the_set() {
 
 #[test]
 fn wait_for_follows_changes_until_one_is_in_the_set() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let path = state_file(&dir, State::Normal);
     let mut watcher = watcher(&path);
     let reached = thread::scope(|s| {
@@ -103,7 +106,7 @@ fn wait_for_follows_changes_until_one_is_in_the_set() {
 
 #[test]
 fn wait_for_times_out_when_the_state_never_comes() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let mut watcher = watcher(&state_file(&dir, State::Normal));
     assert_eq!(
         watcher
@@ -115,7 +118,7 @@ fn wait_for_times_out_when_the_state_never_comes() {
 
 #[test]
 fn garbage_that_stays_ends_the_watch_with_the_path() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let path = state_file(&dir, State::Normal);
     let mut watcher = watcher(&path);
     fs::write(&path, "garbage\n").unwrap();
@@ -127,7 +130,7 @@ fn garbage_that_stays_ends_the_watch_with_the_path() {
 #[cfg(feature = "tokio")]
 #[tokio::test]
 async fn the_async_watcher_sees_a_rewrite_of_a_regular_file() {
-    let dir = TempDir::new().unwrap();
+    let dir = Ramfs::new();
     let path = state_file(&dir, State::Normal);
     let file = luo_user::KernfsFile::open_with_interval(&path, INTERVAL).unwrap();
     let mut watcher = luo_user::AsyncWatcher::<State>::new(file).unwrap();

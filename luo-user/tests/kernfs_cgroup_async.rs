@@ -96,3 +96,30 @@ async fn removing_the_group_ends_the_async_watcher_with_gone() {
             .is_gone()
     );
 }
+
+#[tokio::test]
+async fn the_async_watcher_is_a_stream_of_changes_that_ends_after_an_error() {
+    use futures_core::Stream;
+    use std::pin::Pin;
+
+    /// The next item of a stream, without a combinator crate.
+    async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+        std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+    }
+
+    let mut cgroup = Cgroup::new();
+    let mut changes = AsyncWatcher::<Populated>::open(cgroup.events())
+        .unwrap()
+        .into_stream();
+    cgroup.populate();
+    let first = timeout(SHOULD_WAKE, next(&mut changes)).await.unwrap();
+    assert_eq!(first.unwrap().unwrap().state, Populated(true));
+    cgroup.depopulate();
+    tokio::time::sleep(SETTLE).await;
+    cgroup.remove();
+    let mut last = None;
+    while let Some(item) = timeout(SHOULD_WAKE, next(&mut changes)).await.unwrap() {
+        last = Some(item);
+    }
+    assert!(last.expect("at least the error").unwrap_err().is_gone());
+}

@@ -134,3 +134,30 @@ pub fn thread_cpu_time() -> Duration {
         u32::try_from(now.tv_nsec).unwrap_or(0),
     )
 }
+
+/// A private ramfs mount: a file system whose files the watcher re-reads at an interval (it
+/// assumes inotify only on the common local file systems). Unmounted in `Drop`.
+pub struct Ramfs {
+    mount: TempDir,
+}
+
+impl Ramfs {
+    /// Mounts an empty ramfs on a temporary directory. Needs root.
+    pub fn new() -> Ramfs {
+        let mount = TempDir::new().expect("create a mount point");
+        rustix::mount::mount("none", mount.path(), "ramfs", MountFlags::empty(), None)
+            .expect("mount ramfs (tests must run as root)");
+        Ramfs { mount }
+    }
+
+    /// The mount's root.
+    pub fn path(&self) -> &Path {
+        self.mount.path()
+    }
+}
+
+impl Drop for Ramfs {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.mount.path(), UnmountFlags::DETACH);
+    }
+}

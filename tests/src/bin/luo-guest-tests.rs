@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         {
             arrival(ko, state, generation, reason.first())
         }
-        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl refusal)".to_owned()),
+        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl agent follow refusal)".to_owned()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,6 +66,8 @@ fn run(test: &str, ko: PathBuf) -> Outcome {
         "model" => guest::model::run(&ko),
         "rmmod" => guest::rmmod::run(&ko),
         "luoctl" => guest::luoctl::run(&ko),
+        "agent" => guest::agent::run(&ko),
+        "follow" => guest::follow::run(&ko),
         "refusal" => guest::refusal::run(&ko),
         other => Err(format!("unknown test '{other}'")),
     };

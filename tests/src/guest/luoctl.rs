@@ -1,5 +1,7 @@
 //! `luoctl` against the real module: `watch` reports each transition that `luoctl prepare` and
-//! `luoctl cancel` drive, `wait` returns, and the device's refusals read as they should.
+//! `luoctl cancel` drive, `wait` returns, the device's refusals read as they should (with their
+//! own exit statuses), `generation` reads 0 on a cold boot, and `kexec` refuses outside
+//! `prepared` and explains the kernel's `ENOEXEC` for a file that is no kernel.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -24,10 +26,14 @@ pub fn run(ko: &Path) -> Outcome {
     watch_reports_each_transition(&luoctl)?;
     wait_returns_when_reached(&luoctl)?;
     busy_device_is_explained(&luoctl)?;
-    non_root_is_explained(&luoctl)
+    non_root_is_explained(&luoctl)?;
+    refused_event_has_its_exit_status(&luoctl)?;
+    generation_is_zero_after_a_cold_boot(&luoctl)?;
+    kexec_refuses_and_explains(&luoctl)
 }
 
-fn luoctl_path() -> Result<PathBuf, String> {
+/// The `luoctl` built beside this binary.
+pub fn luoctl_path() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
     let path = exe.with_file_name("luoctl");
     ensure!(
@@ -180,8 +186,8 @@ fn busy_device_is_explained(luoctl: &Path) -> Outcome {
     drop(held);
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(
-        out.status.code() == Some(1),
-        "luoctl prepare on a held device exited {}",
+        out.status.code() == Some(4),
+        "luoctl prepare on a held device exited {}, expected 4 (busy)",
         out.status
     );
     ensure!(
@@ -214,8 +220,77 @@ fn non_root_is_explained(luoctl: &Path) -> Outcome {
         out.status
     );
     ensure!(
-        stderr.contains("needs root"),
+        stderr.contains("run this as root"),
         "the EACCES message says: {stderr}"
+    );
+    Ok(())
+}
+
+fn refused_event_has_its_exit_status(luoctl: &Path) -> Outcome {
+    let out = run_luoctl(luoctl, &["finish"])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(3),
+        "luoctl finish in normal exited {}, expected 3 (refused): {stderr}",
+        out.status
+    );
+    ensure!(
+        stderr.contains("refused 'finish'"),
+        "the refusal says: {stderr}"
+    );
+    let json = run_luoctl(luoctl, &["prepare", "--json"])?;
+    expect_success(&json, "prepare --json")?;
+    let printed = String::from_utf8_lossy(&json.stdout);
+    ensure!(
+        printed == "{\"state\":\"prepared\"}\n",
+        "luoctl prepare --json printed {printed:?}"
+    );
+    expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")
+}
+
+fn generation_is_zero_after_a_cold_boot(luoctl: &Path) -> Outcome {
+    let out = run_luoctl(luoctl, &["generation", "--json"])?;
+    expect_success(&out, "generation --json")?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        printed == "{\"generation\":0}\n",
+        "luoctl generation --json printed {printed:?} on a cold boot"
+    );
+    Ok(())
+}
+
+fn kexec_refuses_and_explains(luoctl: &Path) -> Outcome {
+    let not_a_kernel = std::env::temp_dir().join("luo-not-a-kernel");
+    std::fs::write(&not_a_kernel, b"this is not a bzImage")
+        .map_err(|err| format!("writing {}: {err}", not_a_kernel.display()))?;
+    let path = not_a_kernel.to_string_lossy().into_owned();
+    // In `normal`: refused by the state machine before anything is loaded.
+    let out = run_luoctl(luoctl, &["kexec", "--load-only", "--reuse-cmdline", &path])?;
+    ensure!(
+        out.status.code() == Some(3),
+        "luoctl kexec in normal exited {}, expected 3",
+        out.status
+    );
+    // In `prepared`: the kernel itself refuses a file that is no kernel image (ENOEXEC).
+    expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare")?;
+    let out = run_luoctl(luoctl, &["kexec", "--load-only", "--reuse-cmdline", &path])?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")?;
+    ensure!(
+        out.status.code() == Some(1),
+        "luoctl kexec of a text file exited {}: {stderr}",
+        out.status
+    );
+    // With KHO on (the guest's default) the kernel refuses the file with ENOEXEC; a guest
+    // booted with kho=off is refused before the load, saying how to turn KHO on.
+    let expected = if Path::new("/sys/kernel/debug/kho").is_dir() {
+        "CONFIG_RELOCATABLE"
+    } else {
+        "kho=on"
+    };
+    ensure!(
+        stderr.contains(expected),
+        "the refusal does not say {expected:?}: {stderr}"
     );
     Ok(())
 }

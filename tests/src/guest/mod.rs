@@ -1,8 +1,11 @@
 //! The kernel tests, one module per claim group; each runs in a fresh guest.
 
+pub mod agent;
 pub mod arrival;
 pub mod errors;
+pub mod follow;
 pub mod layout;
+pub mod lines;
 pub mod luoctl;
 pub mod model;
 pub mod poll;

@@ -1,28 +1,21 @@
 //! The command line model: every flag, its help, and the help text on states and exit codes.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use luo_sysfs_abi::path::{DEVICE_PATH, STATE_PATH};
-use luo_user::handover::PROC_CMDLINE;
-use luo_user::kexec::DEFAULT_PROGRAM;
+use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
+use luo_user::agent::DEFAULT_HOOK_TIMEOUT;
+use luo_user::kexec::DEBUGFS;
 use luo_user::{DEFAULT_INTERVAL, State, StateSet};
 
-/// Exit status: done (the state was reached, or the changes were seen).
-pub const EXIT_OK: u8 = 0;
-/// Exit status: an error; the message names the path and what to do.
-pub const EXIT_ERROR: u8 = 1;
-/// Exit status: the command line is wrong (clap's own status).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status: the time ran out, as with coreutils `timeout`.
-pub const EXIT_TIMEOUT: u8 = 124;
+use crate::exit;
 
 /// Follow and drive a Linux live update.
 ///
 /// luoctl reads the live update orchestrator's state from sysfs, follows its changes, waits
-/// for a state, sends events to the control device, and performs the live update kexec.
+/// for a state, sends events to the control device, runs hooks per state, and performs the
+/// live update kexec.
 #[derive(Debug, Parser)]
 #[command(name = "luoctl", version, after_long_help = after_long_help())]
 pub struct Cli {
@@ -30,19 +23,22 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH", env = "LUO_STATE_FILE", default_value = STATE_PATH)]
     pub state_file: PathBuf,
 
+    /// The generation attribute to read.
+    #[arg(long, global = true, value_name = "PATH", env = "LUO_GENERATION_FILE", default_value = GENERATION_PATH)]
+    pub generation_file: PathBuf,
+
     /// The control device to drive.
     #[arg(long, global = true, value_name = "PATH", env = "LUO_DEVICE", default_value = DEVICE_PATH)]
     pub device: PathBuf,
 
-    /// How often to re-read a state file that is not in sysfs (such a file sends no
-    /// notifications).
-    #[arg(long, global = true, value_name = "DURATION", default_value_t = DEFAULT_INTERVAL.into())]
+    /// How often to re-read a state file outside sysfs where inotify does not work, and how
+    /// long a half-written one is given.
+    #[arg(long, global = true, value_name = "DURATION", env = "LUO_INTERVAL", default_value_t = DEFAULT_INTERVAL.into())]
     pub interval: humantime::Duration,
 
-    /// The running kernel's command line, read by handover and kexec (a copy of
-    /// /proc/cmdline, for tests and containers).
-    #[arg(long, global = true, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = PROC_CMDLINE)]
-    pub cmdline_file: PathBuf,
+    /// Do not print the ready line on stderr (watch, wait, agent).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -53,61 +49,64 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the current state: one word, or {"state":"..."} with --json.
-    State {
-        /// Print a JSON object instead of a word.
-        #[arg(long)]
-        json: bool,
-    },
+    State(JsonArg),
+
+    /// Print the live update generation: how many live updates since the last cold boot.
+    ///
+    /// 0 after a cold boot, a plain kexec, or a boot without kexec handover; N + 1 after a live
+    /// update from generation N. The kernel module reads it from the handover record the
+    /// previous kernel left in kexec handover (KHO) memory.
+    Generation(JsonArg),
 
     /// Print each change of state as it is observed.
     ///
-    /// A ready line with the current state goes to stderr after the first read; then one line
-    /// per change goes to stdout, flushed at once: the time (RFC 3339, UTC), the previous and
-    /// the new state. Changes coalesce: two transitions between reads show as one.
+    /// A ready line with the current state goes to stderr after the first read (-q drops it);
+    /// then one line per change goes to stdout, flushed at once: the time the change was read
+    /// (RFC 3339, UTC), the previous and the new state. Changes coalesce: two transitions
+    /// between reads show as one.
     Watch(WatchArgs),
 
     /// Wait until the state is one of the given states, and print it.
     ///
     /// Returns at once if the state already is one of them; otherwise prints a line on stderr
     /// once it watches (after its first read), so a script knows no change can be missed.
-    Wait {
-        /// The states to wait for, separated by commas.
-        #[arg(value_name = "STATE[,STATE...]", value_parser = parse_states)]
-        states: StateSet,
-
-        /// Give up after this long (30s, 1m, 500ms) and exit with 124.
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<humantime::Duration>,
-    },
+    Wait(WaitArgs),
 
     /// Start a live update (normal to prepared) and print the new state.
-    Prepare,
+    Prepare(JsonArg),
 
     /// Abandon a live update (prepared or frozen to normal) and print the new state.
-    ///
-    /// Also unloads a kernel loaded for kexec (`kexec -u`, when kexec-tools is installed):
-    /// the live update's next kernel carries the handover marker and must not be booted by a
-    /// later plain kexec.
-    Cancel,
+    Cancel(JsonArg),
 
     /// End a live update after restoration (updated to normal) and print the new state.
-    Finish,
+    Finish(JsonArg),
 
-    /// Print the live update generation of the running kernel: 0 after a cold boot.
+    /// Run hooks per state: the agent of a live update.
     ///
-    /// Reads the luo.handover=N marker that the live update kexec puts on the next kernel's
-    /// command line; the module takes it as its handover parameter:
-    /// insmod luo.ko handover=$(luoctl handover). A malformed marker is an error (exit 1).
-    Handover,
+    /// Follows the state and, for each state reached, runs the executables of DIR/STATE.d/
+    /// (prepared.d, frozen.d, updated.d, normal.d) in the byte order of their names, as
+    /// run-parts does (names of letters, digits, _ and - only), each with a time limit and
+    /// with LUO_STATE, LUO_PREV_STATE, LUO_SEQ, LUO_TIME, LUO_STATE_FILE and LUO_GENERATION in
+    /// its environment; its stdout and stderr go to the agent's stderr.
+    ///
+    /// A failing prepared hook stops the others and sends cancel. A failing updated hook stops
+    /// the others and leaves the state updated (no finish); when every updated hook succeeded,
+    /// the agent sends finish (unless --no-finish). At start, the hooks of the state found run
+    /// if it is prepared or updated (any state with --initial).
+    ///
+    /// Logs go to stderr, one line per event (no colours unless stderr is a terminal); each
+    /// state acted on is printed on stdout like watch prints a change. With NOTIFY_SOCKET set
+    /// (systemd Type=notify), READY=1 is sent after the first read, and STATUS= on each state.
+    Agent(AgentArgs),
 
-    /// Reboot into KERNEL as a live update (from prepared only).
+    /// Reboot into KERNEL as a live update (from prepared only, with KHO on).
     ///
-    /// Refuses unless the state is prepared. Loads KERNEL with
-    /// kexec -l KERNEL --command-line=CMDLINE [--initrd=FILE], where CMDLINE is the running
-    /// kernel's command line without its luo.handover= marker, then the --append words, then
-    /// luo.handover=N+1 (N: the running kernel's generation). Then, unless --load-only, runs
-    /// kexec -e: the module moves prepared to frozen and the machine reboots, so this does not
-    /// return. If kexec -e returns, the error carries kexec's message and the state (exit 1).
+    /// Refuses unless the state is prepared and kexec handover (KHO) is on (DEBUGFS/kho
+    /// exists). Loads KERNEL with kexec_file_load(2); its command line is the --append words,
+    /// after the running kernel's (/proc/cmdline) with --reuse-cmdline. Then, unless
+    /// --load-only, syncs the file systems and reboots with reboot(LINUX_REBOOT_CMD_KEXEC): the
+    /// module moves prepared to frozen and hands the state over in KHO, so this does not
+    /// return. It prints nothing on stdout.
     Kexec(KexecArgs),
 
     /// Print a shell completion script.
@@ -116,18 +115,51 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one per subcommand into a directory.
+    Man {
+        /// Write luoctl.1 and luoctl-SUBCOMMAND.1 for every subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `--json` alone.
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print a JSON object instead of a word.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `watch` and `agent` print each change.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print JSON Lines: {"time":...,"seq":...,"prev":...,"state":...}.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// Print each change with this template: %t time (RFC 3339, UTC), %s state, %p previous
+    /// state (- if none), %n sequence number, %f state file, %% a percent sign.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+
+    /// Emit the current state as the first record (sequence number 0, no previous state).
+    #[arg(long)]
+    pub initial: bool,
+
+    /// When the state file is absent or goes away (module unloaded), wait for it and go on
+    /// when it is back, as tail -F does; say so on stderr.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// The options of `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Print JSON Lines: {"time":...,"seq":...,"prev":...,"state":...}.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
-    /// Exit with 0 after this many changes.
+    /// Exit with 0 after this many records.
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
@@ -135,23 +167,75 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION")]
     pub idle_timeout: Option<humantime::Duration>,
 
-    /// Run this command after each change, with LUO_STATE, LUO_PREV_STATE and LUO_SEQ in its
-    /// environment; a failing command is reported and watching goes on. Takes the rest of the
-    /// line, so put it last.
+    /// Run this shell command (sh -c) after each change, with LUO_STATE, LUO_PREV_STATE,
+    /// LUO_SEQ, LUO_TIME and LUO_STATE_FILE in its environment. It runs beside the watch, one
+    /// at a time in order, its output on stderr; a failure is reported and watching goes on.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+
+    /// Stop an --exec command after this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub exec_timeout: humantime::Duration,
+}
+
+/// The options of `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The states to wait for, separated by commas.
     #[arg(
-        long,
-        value_name = "CMD",
-        num_args = 1..,
-        allow_hyphen_values = true,
-        trailing_var_arg = true
+        value_name = "STATE[,STATE...]",
+        value_delimiter = ',',
+        required = true,
+        value_parser = state_words()
     )]
-    pub exec: Vec<OsString>,
+    pub states: Vec<String>,
+
+    /// Give up after this long (30s, 1m, 500ms) and exit with 124.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<humantime::Duration>,
+
+    /// Print {"state":"..."} instead of the word.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl WaitArgs {
+    /// The states as a set.
+    pub fn set(&self) -> StateSet {
+        self.states
+            .iter()
+            .filter_map(|word| State::from_word(word.as_bytes()))
+            .fold(StateSet::empty(), |set, state| set | StateSet::of(state))
+    }
+}
+
+/// The options of `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The hooks directory: DIR/prepared.d, DIR/frozen.d, DIR/updated.d, DIR/normal.d.
+    #[arg(long, value_name = "DIR", env = "LUO_HOOKS_DIR")]
+    pub hooks_dir: PathBuf,
+
+    /// Stop a hook after this long (it then counts as failed).
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_HOOK_TIMEOUT.into())]
+    pub hook_timeout: humantime::Duration,
+
+    /// Do not send finish after the updated hooks; leave it to someone else.
+    #[arg(long)]
+    pub no_finish: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Exit with 0 after acting on this many states.
+    #[arg(short = 'n', long = "count", value_name = "N")]
+    pub count: Option<u64>,
 }
 
 /// The options of `kexec`.
 #[derive(Debug, Args)]
 pub struct KexecArgs {
-    /// The next kernel's image (a bzImage on x86).
+    /// The next kernel's image (a bzImage on x86, built with CONFIG_RELOCATABLE=y).
     #[arg(value_name = "KERNEL")]
     pub kernel: PathBuf,
 
@@ -159,22 +243,31 @@ pub struct KexecArgs {
     #[arg(long, value_name = "FILE")]
     pub initrd: Option<PathBuf>,
 
-    /// Words to add to the next kernel's parameters (one argument, split at spaces; may be
-    /// given again).
+    /// Words for the next kernel's command line (one argument, may hold spaces; may be given
+    /// again). Alone, they are the whole command line.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
 
-    /// Only load the kernel (kexec -l); do not reboot.
+    /// Start from the running kernel's command line (/proc/cmdline), then the --append words.
+    #[arg(long)]
+    pub reuse_cmdline: bool,
+
+    /// Only load the kernel; do not reboot (for systemctl kexec).
     #[arg(long)]
     pub load_only: bool,
 
-    /// The kexec program of kexec-tools.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_PROGRAM)]
-    pub kexec_bin: PathBuf,
+    /// Where debugfs is mounted (KHO is on when DEBUGFS/kho exists).
+    #[arg(long, value_name = "DIR", env = "LUO_DEBUGFS", default_value = DEBUGFS)]
+    pub debugfs: PathBuf,
+
+    /// The running kernel's command line, for --reuse-cmdline.
+    #[arg(long, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = luo_user::kexec::PROC_CMDLINE)]
+    pub cmdline_file: PathBuf,
 }
 
-fn parse_states(list: &str) -> Result<StateSet, String> {
-    StateSet::parse_list(list).map_err(|err| err.to_string())
+/// The state words a person can wait for, for validation and completion.
+fn state_words() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(State::OBSERVABLE.map(State::word))
 }
 
 /// What a state means to someone at the command line.
@@ -188,21 +281,22 @@ fn meaning(state: State) -> &'static str {
     }
 }
 
-/// The long help's closing sections: the states and the exit statuses.
+/// The long help's closing sections: the states, the environment and the exit statuses.
 fn after_long_help() -> String {
     let mut text = String::from("States:\n");
     for state in State::OBSERVABLE {
         // Writing to a String cannot fail.
         let _ = writeln!(text, "  {:<10}{}", state.word(), meaning(state));
     }
-    let _ = write!(
-        text,
-        "\nExit status:\n  \
-         {EXIT_OK:<5}success\n  \
-         {EXIT_ERROR:<5}error (the message names the path and what to do)\n  \
-         {EXIT_USAGE:<5}usage error\n  \
-         {EXIT_TIMEOUT:<5}timed out (wait --timeout, watch --idle-timeout)\n"
+    text.push_str(
+        "\nEnvironment:\n  \
+         LUO_STATE_FILE, LUO_GENERATION_FILE, LUO_DEVICE, LUO_INTERVAL, LUO_HOOKS_DIR,\n  \
+         LUO_DEBUGFS, LUO_PROC_CMDLINE stand for the options of the same names.\n  \
+         NOTIFY_SOCKET (set by systemd): where the agent sends READY=1.\n\nExit status:\n",
     );
+    for (code, meaning) in exit::DOCUMENTED {
+        let _ = writeln!(text, "  {code:<5}{meaning}");
+    }
     text
 }
 
@@ -215,5 +309,25 @@ mod tests {
     #[test]
     fn the_clap_model_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_exec_command_does_not_swallow_later_options() {
+        let cli = Cli::try_parse_from(["luoctl", "watch", "--exec", "echo hi", "-n", "1"]).unwrap();
+        let Command::Watch(args) = cli.command else {
+            panic!("not watch");
+        };
+        assert_eq!(args.exec.as_deref(), Some("echo hi"));
+        assert_eq!(args.count, Some(1));
+    }
+
+    #[test]
+    fn wait_takes_a_comma_list_of_state_words() {
+        let cli = Cli::try_parse_from(["luoctl", "wait", "updated,normal"]).unwrap();
+        let Command::Wait(args) = cli.command else {
+            panic!("not wait");
+        };
+        assert_eq!(args.set(), StateSet::UPDATED | StateSet::NORMAL);
+        assert!(Cli::try_parse_from(["luoctl", "wait", "sleeping"]).is_err());
     }
 }

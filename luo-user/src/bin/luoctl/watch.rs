@@ -1,119 +1,158 @@
-//! `luoctl watch`: one flushed line per observed change, and a command run per change.
+//! `luoctl watch`: one flushed record per observed change on stdout, and an `--exec` command
+//! run per change beside the watch.
 
 use std::io::{self, Write};
 use std::process::Command;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use luo_user::{Change, StateFile, Wakeup};
+use luo_user::hooks::{self, HookEnv, Outcome};
+use luo_user::{Followed, Follower, State, Wakeup};
 
-use crate::Failure;
-use crate::cli::WatchArgs;
+use crate::cli::{Cli, WatchArgs};
+use crate::exit::Failure;
+use crate::record::{Record, Style};
 
-/// Watches `file` until `args.count` changes, the idle timeout, or an error.
-pub fn run(file: StateFile, args: &WatchArgs) -> Result<(), Failure> {
-    let path = file.path().to_path_buf();
-    let wakeup = match file.wakeup() {
-        Wakeup::Priority => "notified by the kernel".to_string(),
-        Wakeup::Interval(every) => format!(
+/// Watches the state file until `args.count` records, the idle timeout, or an error.
+pub fn run(cli: &Cli, args: &WatchArgs) -> Result<(), Failure> {
+    let path = cli.state_file.as_path();
+    let style = Style::new(args.output.json, args.output.format.as_deref());
+    let exec = args
+        .exec
+        .as_deref()
+        .map(|command| Exec::start(command, args.exec_timeout.into()));
+    let mut follower = Follower::<State>::new(path).with_interval(cli.interval.into());
+    let idle: Option<Duration> = args.idle_timeout.map(Into::into);
+    let mut deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
+    let mut stdout = io::stdout().lock();
+    let mut printed = 0u64;
+    let mut attached_before = false;
+    let result = loop {
+        if args.count.is_some_and(|count| printed >= count) {
+            break Ok(());
+        }
+        let followed = match follower.next_until(deadline) {
+            Ok(Some(followed)) => followed,
+            Ok(None) => {
+                break Err(Failure::TimedOut(format!(
+                    "no change of {} within {} (state: {})",
+                    path.display(),
+                    args.idle_timeout.map(|d| d.to_string()).unwrap_or_default(),
+                    follower
+                        .current()
+                        .map_or("unknown".to_owned(), |s| s.to_string())
+                )));
+            }
+            Err(err) => break Err(err.into()),
+        };
+        let record = match followed {
+            Followed::Detached(err) if args.output.follow => {
+                eprintln!("luoctl: {err}; waiting for it to come back (--follow)");
+                continue;
+            }
+            Followed::Detached(err) => break Err(err.into()),
+            Followed::Attached { current, change } => {
+                let first = !attached_before;
+                attached_before = true;
+                if first && !cli.quiet {
+                    eprintln!(
+                        "luoctl: watching {} (state: {current}; {})",
+                        path.display(),
+                        wakeup_words(&follower)
+                    );
+                } else if !first {
+                    eprintln!(
+                        "luoctl: {} is back (state: {current}); watching again",
+                        path.display()
+                    );
+                }
+                match change {
+                    Some(change) => Record::change(&change, path),
+                    None if first && args.output.initial => Record::initial(current, path),
+                    None => continue,
+                }
+            }
+            Followed::Changed(change) => Record::change(&change, path),
+            // Nothing else is reported today.
+            _ => continue,
+        };
+        if let Err(err) = style.write(&mut stdout, &record) {
+            break Err(err.into());
+        }
+        if let Some(exec) = &exec {
+            exec.queue(&record);
+        }
+        printed += 1;
+        deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
+    };
+    // Let the commands of the changes already printed run.
+    if let Some(exec) = exec {
+        exec.finish();
+    }
+    result
+}
+
+fn wakeup_words(follower: &Follower<State>) -> String {
+    match follower.watcher().map(|w| w.file().wakeup()) {
+        Some(Wakeup::Priority) => "notified by the kernel".to_owned(),
+        Some(Wakeup::Inotify) => "not in sysfs, followed with inotify".to_owned(),
+        Some(Wakeup::Interval(every)) => format!(
             "not in sysfs, re-read every {}",
             humantime::format_duration(every)
         ),
-    };
-    let mut watcher = file.watch()?;
-    eprintln!(
-        "luoctl: watching {} (state: {}; {wakeup})",
-        path.display(),
-        watcher.current()
+        _ => "no notification".to_owned(),
+    }
+}
+
+/// The `--exec` command, run for each change on a thread of its own, one at a time and in
+/// order, so a slow command never delays the watch or the records' times.
+struct Exec {
+    queue: mpsc::Sender<HookEnv>,
+    worker: thread::JoinHandle<()>,
+}
+
+impl Exec {
+    fn start(command: &str, timeout: Duration) -> Exec {
+        let (queue, changes) = mpsc::channel::<HookEnv>();
+        let command = command.to_owned();
+        let worker = thread::spawn(move || {
+            for env in changes {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(&command);
+                let (outcome, _) = hooks::run_command(sh, &env, timeout);
+                report(&command, &env, &outcome);
+            }
+        });
+        Exec { queue, worker }
+    }
+
+    fn queue(&self, record: &Record<'_>) {
+        let env = HookEnv::new(
+            record.state,
+            record.prev,
+            record.seq,
+            record.time,
+            record.path,
+        );
+        // The worker lives as long as the sender; a send cannot fail before `finish`.
+        let _ = self.queue.send(env);
+    }
+
+    fn finish(self) {
+        drop(self.queue);
+        let _ = self.worker.join();
+    }
+}
+
+fn report(command: &str, env: &HookEnv, outcome: &Outcome) {
+    if outcome.is_success() {
+        return;
+    }
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "luoctl: --exec '{command}' {outcome} after change {} (to {}); still watching",
+        env.seq, env.state
     );
-    let idle = args.idle_timeout.map(Into::into);
-    let mut stdout = io::stdout().lock();
-    let mut seen = 0u64;
-    while args.count.is_none_or(|count| seen < count) {
-        let Some(change) = watcher.next_change(idle)? else {
-            return Err(Failure::TimedOut(format!(
-                "no change of {} within {} (state: {})",
-                path.display(),
-                args.idle_timeout.map(|d| d.to_string()).unwrap_or_default(),
-                watcher.current()
-            )));
-        };
-        print_change(&mut stdout, &change, args.json)?;
-        if let Some((program, rest)) = args.exec.split_first() {
-            run_command(program, rest, &change);
-        }
-        seen += 1;
-    }
-    Ok(())
-}
-
-fn print_change(out: &mut impl Write, change: &Change, json: bool) -> io::Result<()> {
-    let time = humantime::format_rfc3339_micros(change.time);
-    if json {
-        // Every field is a fixed word, a number or an RFC 3339 time: nothing to escape.
-        writeln!(
-            out,
-            r#"{{"time":"{time}","seq":{},"prev":"{}","state":"{}"}}"#,
-            change.seq, change.prev, change.state
-        )?;
-    } else {
-        writeln!(out, "{time} {} -> {}", change.prev, change.state)?;
-    }
-    out.flush()
-}
-
-/// Runs the `--exec` command for one change; a failure is reported, not fatal.
-fn run_command(program: &std::ffi::OsStr, args: &[std::ffi::OsString], change: &Change) {
-    let shown = program.to_string_lossy();
-    let status = Command::new(program)
-        .args(args)
-        .env("LUO_STATE", change.state.word())
-        .env("LUO_PREV_STATE", change.prev.word())
-        .env("LUO_SEQ", change.seq.to_string())
-        .status();
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => eprintln!(
-            "luoctl: command '{shown}' failed ({status}) after change {}; still watching",
-            change.seq
-        ),
-        Err(err) => eprintln!("luoctl: cannot run '{shown}': {err}; check --exec (still watching)"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant, SystemTime};
-
-    use luo_user::State;
-
-    use super::*;
-
-    fn change() -> Change {
-        Change {
-            state: State::Prepared,
-            prev: State::Normal,
-            seq: 3,
-            at: Instant::now(),
-            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        }
-    }
-
-    #[test]
-    fn a_text_line_has_the_utc_time_and_both_states() {
-        let mut out = Vec::new();
-        print_change(&mut out, &change(), false).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2027-01-15T08:00:00.000000Z normal -> prepared\n"
-        );
-    }
-
-    #[test]
-    fn a_json_line_has_time_seq_prev_and_state() {
-        let mut out = Vec::new();
-        print_change(&mut out, &change(), true).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "{\"time\":\"2027-01-15T08:00:00.000000Z\",\"seq\":3,\"prev\":\"normal\",\"state\":\"prepared\"}\n"
-        );
-    }
 }

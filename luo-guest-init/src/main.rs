@@ -1,0 +1,120 @@
+//! `luo-guest-init`: PID 1 of the guests `cargo xtask vm` boots.
+//!
+//! It mounts the pseudo file systems and scratch space, mounts the writable host directories,
+//! runs `sh SCRIPT` in the given directory with its standard output on the virtio port the
+//! host reads, writes the script's exit status on the status port, and powers the guest off.
+//! Everything it needs is on the kernel command line (see [`luo_guest_init::protocol`]), so a
+//! kernel that a kexec inside the guest starts with the same command line runs the same script
+//! again. It does nothing else: no udev, no services, which is what makes the guest boot fast.
+
+mod console;
+mod mounts;
+mod ports;
+
+use std::fs::File;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use luo_guest_init::protocol::{self, Config, STATUS_PORT, STDOUT_PORT};
+use rustix::io::Errno;
+use rustix::process::{Pid, WaitOptions, WaitStatus};
+use rustix::system::RebootCommand;
+
+use console::Console;
+
+/// The script's `PATH`: the kernel gives init none.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn main() {
+    // This program powers the machine off when it is done: refuse to start anywhere but as a
+    // guest's init, where the kernel starts it as PID 1.
+    if rustix::process::getpid() != Pid::INIT {
+        eprintln!(
+            "luo-guest-init: this is the init of the guests of `cargo xtask vm` (it mounts file \
+             systems and powers the machine off), so it runs only as PID 1; use `cargo xtask vm \
+             -- COMMAND` instead"
+        );
+        std::process::exit(2);
+    }
+    let mut console = Console::new();
+    if let Err(message) = run(&mut console) {
+        console.say(&format!(
+            "error: {message}; powering off without an exit status"
+        ));
+    }
+    power_off(&mut console)
+}
+
+/// Everything between boot and power-off; an error means the script's status was not sent.
+fn run(console: &mut Console) -> Result<(), String> {
+    console.info("started");
+    mounts::mount_proc()?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline")
+        .map_err(|err| format!("cannot read /proc/cmdline: {err}"))?;
+    let config = Config::from_cmdline(&cmdline).map_err(|err| err.to_string())?;
+    mounts::mount_system()?;
+    console.open_kmsg();
+    for share in &config.shares {
+        mounts::mount_share(share)?;
+    }
+    let stdout = ports::open(STDOUT_PORT)?;
+    let mut status = ports::open(STATUS_PORT)?;
+    console.info(&format!("running sh {} in {}", config.script, config.cwd));
+    let code = run_script(&config, stdout)?;
+    console.say(&format!("sh {} exited {code}; powering off", config.script));
+    status
+        .write_all(protocol::status_line(code).as_bytes())
+        .map_err(|err| format!("cannot write the exit status on the port {STATUS_PORT}: {err}"))
+}
+
+/// Runs the script and reaps every child until the script's shell exits; returns its exit
+/// status as a shell reports it (128 + the signal when a signal ended it).
+fn run_script(config: &Config, stdout: File) -> Result<i32, String> {
+    let child = Command::new("/bin/sh")
+        .arg(&config.script)
+        .current_dir(&config.cwd)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", "/root")
+        // The command's stderr is the serial console, a terminal: ask for no colours there.
+        .env("TERM", "dumb")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|err| {
+            format!(
+                "cannot start /bin/sh {} in {}: {err}",
+                config.script, config.cwd
+            )
+        })?;
+    let shell = i32::try_from(child.id()).map_err(|err| format!("the shell's pid: {err}"))?;
+    // As PID 1 the init inherits every orphan (the script's background jobs): reap them all,
+    // not only the shell, so none stays a zombie.
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, status))) if pid.as_raw_nonzero().get() == shell => {
+                return Ok(shell_status(status));
+            }
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(err) => return Err(format!("waiting for /bin/sh {}: {err}", config.script)),
+        }
+    }
+}
+
+fn shell_status(status: WaitStatus) -> i32 {
+    status
+        .exit_status()
+        .or_else(|| status.terminating_signal().map(|signal| 128 + signal))
+        .unwrap_or(-1)
+}
+
+/// Powers the guest off; ACPI makes QEMU exit. Should that fail, returning from PID 1 panics
+/// the kernel, and `panic=-1` with QEMU's `-no-reboot` ends QEMU too.
+fn power_off(console: &mut Console) -> ! {
+    rustix::fs::sync();
+    if let Err(err) = rustix::system::reboot(RebootCommand::PowerOff) {
+        console.say(&format!("cannot power off: {err}"));
+    }
+    std::process::exit(1)
+}

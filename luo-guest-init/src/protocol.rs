@@ -1,0 +1,371 @@
+//! The contract between the host's guest runner (`cargo xtask vm`) and the guest's init.
+//!
+//! Everything the init needs travels on the kernel command line, because a kexec inside the
+//! guest (`luoctl kexec`, `kexec --reuse-cmdline`) boots the next kernel with the running one's
+//! command line and nothing else: the second boot must find the same script, working directory
+//! and writable shares there. The words are dotted (`luo_init.script=...`) so the kernel keeps
+//! them out of init's environment and arguments; the init reads them from `/proc/cmdline`.
+//!
+//! What comes back: the command's standard output on the virtio port [`STDOUT_PORT`], and its
+//! exit status as one [`status_line`] on the port [`STATUS_PORT`], which nothing else writes,
+//! so no output of the command can pass for it.
+
+use std::fmt;
+
+/// The script the init runs with `sh` (a host path; the guest's root is the host's `/`).
+pub const SCRIPT_WORD: &str = "luo_init.script";
+/// The directory the script runs in.
+pub const CWD_WORD: &str = "luo_init.cwd";
+/// A writable 9p share, `TAG:PATH`: mounted at `PATH`, the same path as on the host.
+pub const SHARE_WORD: &str = "luo_init.rw";
+/// The name of the virtio port that carries the command's standard output.
+pub const STDOUT_PORT: &str = "luo.stdout";
+/// The name of the virtio port that carries the exit status.
+pub const STATUS_PORT: &str = "luo.status";
+/// The 9p mount options of the root and of the shares: 9p2000.L over virtio, the host's
+/// permissions as they are (`access=any` with QEMU's `security_model=none`), and the largest
+/// messages the virtio transport takes (500 KiB; a larger `msize` is cut to this with a
+/// warning on the console). No cache: what the guest writes is on the host at once.
+pub const NINEP_OPTIONS: &str = "trans=virtio,version=9p2000.L,access=any,msize=512000";
+
+/// The word that ends the kernel's parameters; what follows belongs to init's `argv`.
+const END_OF_PARAMETERS: &str = "--";
+
+/// A writable host directory shared with the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// The 9p mount tag (QEMU's `mount_tag`); no `:`, no whitespace.
+    pub tag: String,
+    /// Where it is on the host, and so where the init mounts it in the guest.
+    pub path: String,
+}
+
+/// What the init does: run `sh SCRIPT` in `cwd` after mounting the shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The script's path.
+    pub script: String,
+    /// The working directory of the script.
+    pub cwd: String,
+    /// The writable shares.
+    pub shares: Vec<Share>,
+}
+
+/// What is wrong with a configuration or a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A path cannot be written on the kernel command line.
+    Unwritable {
+        /// What the path is for.
+        what: &'static str,
+        /// The path.
+        value: String,
+    },
+    /// A required word is not on the command line.
+    Missing(&'static str),
+    /// A word that may appear once appears twice.
+    Twice(&'static str),
+    /// A share word without its `TAG:` or path.
+    BadShare(String),
+    /// The status port held something else than one status line.
+    BadStatus(String),
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unwritable { what, value } => write!(
+                f,
+                "the {what} {value:?} cannot go on the kernel command line: it must be an \
+                 absolute path without double quotes or control characters; move it"
+            ),
+            Self::Missing(word) => write!(
+                f,
+                "the kernel command line has no {word}= (was this kernel booted by `cargo xtask vm`?)"
+            ),
+            Self::Twice(word) => write!(
+                f,
+                "the kernel command line has {word}= twice; the guest runner writes it once"
+            ),
+            Self::BadShare(word) => write!(
+                f,
+                "'{word}' is not a share: {SHARE_WORD}= takes TAG:/ABSOLUTE/PATH"
+            ),
+            Self::BadStatus(text) => {
+                write!(f, "the status port held {text:?}, not one line 'exit N'")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+impl Config {
+    /// The kernel command line words that carry this configuration.
+    pub fn words(&self) -> Result<Vec<String>, ProtocolError> {
+        let mut words = vec![
+            word(SCRIPT_WORD, checked("script", &self.script)?),
+            word(CWD_WORD, checked("working directory", &self.cwd)?),
+        ];
+        for share in &self.shares {
+            if share.tag.is_empty()
+                || share
+                    .tag
+                    .chars()
+                    .any(|c| c == ':' || c == '"' || c.is_whitespace() || c.is_control())
+            {
+                return Err(ProtocolError::Unwritable {
+                    what: "share tag",
+                    value: share.tag.clone(),
+                });
+            }
+            let path = checked("shared directory", &share.path)?;
+            words.push(word(SHARE_WORD, &format!("{}:{path}", share.tag)));
+        }
+        Ok(words)
+    }
+
+    /// Reads the configuration from a kernel command line (`/proc/cmdline`), ignoring every
+    /// other word, and the words after `--`.
+    pub fn from_cmdline(cmdline: &str) -> Result<Self, ProtocolError> {
+        let (mut script, mut cwd, mut shares) = (None, None, Vec::new());
+        for raw in kernel_words(cmdline) {
+            if raw == END_OF_PARAMETERS {
+                break;
+            }
+            let Some((name, value)) = parameter(raw) else {
+                continue;
+            };
+            match name {
+                SCRIPT_WORD => set_once(&mut script, SCRIPT_WORD, value)?,
+                CWD_WORD => set_once(&mut cwd, CWD_WORD, value)?,
+                SHARE_WORD => {
+                    let (tag, path) = value
+                        .split_once(':')
+                        .filter(|(tag, path)| !tag.is_empty() && path.starts_with('/'))
+                        .ok_or_else(|| ProtocolError::BadShare(raw.to_owned()))?;
+                    shares.push(Share {
+                        tag: tag.to_owned(),
+                        path: path.to_owned(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            script: script.ok_or(ProtocolError::Missing(SCRIPT_WORD))?,
+            cwd: cwd.ok_or(ProtocolError::Missing(CWD_WORD))?,
+            shares,
+        })
+    }
+}
+
+/// The line the init writes on the status port: `exit N`.
+pub fn status_line(code: i32) -> String {
+    format!("exit {code}\n")
+}
+
+/// The exit status in what the status port received: exactly one [`status_line`].
+pub fn parse_status(text: &str) -> Result<i32, ProtocolError> {
+    text.strip_suffix('\n')
+        .and_then(|line| line.strip_prefix("exit "))
+        .filter(|code| !code.contains('\n'))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| ProtocolError::BadStatus(text.to_owned()))
+}
+
+/// `value` if it can be a word's value as written: an absolute path the kernel's quoting can
+/// carry (it has no escape for `"`; control characters would end the line).
+fn checked<'a>(what: &'static str, value: &'a str) -> Result<&'a str, ProtocolError> {
+    if value.starts_with('/') && !value.chars().any(|c| c == '"' || c.is_control()) {
+        Ok(value)
+    } else {
+        Err(ProtocolError::Unwritable {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// `name=value`, with the value in double quotes when it has whitespace (the kernel's only
+/// quoting).
+fn word(name: &str, value: &str) -> String {
+    if value.chars().any(char::is_whitespace) {
+        format!("{name}=\"{value}\"")
+    } else {
+        format!("{name}={value}")
+    }
+}
+
+fn set_once(
+    slot: &mut Option<String>,
+    name: &'static str,
+    value: &str,
+) -> Result<(), ProtocolError> {
+    if slot.is_some() {
+        return Err(ProtocolError::Twice(name));
+    }
+    *slot = Some(value.to_owned());
+    Ok(())
+}
+
+/// The words of a command line as the kernel splits it (`next_arg` in `lib/cmdline.c`):
+/// whitespace separates words except inside double quotes.
+fn kernel_words(cmdline: &str) -> impl Iterator<Item = &str> {
+    let mut rest = cmdline;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut in_quote = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    in_quote = !in_quote;
+                }
+                c.is_whitespace() && !in_quote
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let (word, tail) = rest.split_at(end);
+        rest = tail;
+        Some(word)
+    })
+}
+
+/// A word's name and value, without the quotes the kernel drops: a leading quote of the word,
+/// and the quotes around the value.
+fn parameter(word: &str) -> Option<(&str, &str)> {
+    let quoted = word.starts_with('"');
+    let word = word.strip_prefix('"').unwrap_or(word);
+    let (name, value) = word.split_once('=')?;
+    let value = match value.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"').unwrap_or(inner),
+        None if quoted => value.strip_suffix('"').unwrap_or(value),
+        None => value,
+    };
+    Some((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(script: &str, shares: &[(&str, &str)]) -> Config {
+        Config {
+            script: script.to_owned(),
+            cwd: "/work/main".to_owned(),
+            shares: shares
+                .iter()
+                .map(|(tag, path)| Share {
+                    tag: (*tag).to_owned(),
+                    path: (*path).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn words_read_back_among_other_words() {
+        let wanted = config(
+            "/root/.cache/luo/vm/script-1-0.sh",
+            &[("rw0", "/root/.cache/luo/liveupdate"), ("rw1", "/a:b")],
+        );
+        let words = wanted.words().unwrap();
+        assert_eq!(
+            words[0],
+            "luo_init.script=/root/.cache/luo/vm/script-1-0.sh"
+        );
+        assert_eq!(words[3], "luo_init.rw=rw1:/a:b");
+        // As the kernel shows it after a live update kexec appended its marker.
+        let cmdline = format!(
+            "console=ttyS0 root=/dev/root rootflags={NINEP_OPTIONS} ro {} luo.handover=1\n",
+            words.join(" ")
+        );
+        assert_eq!(Config::from_cmdline(&cmdline).unwrap(), wanted);
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted_and_read_back() {
+        let wanted = config("/home/a user/script.sh", &[("rw0", "/tmp/x y")]);
+        let words = wanted.words().unwrap();
+        assert_eq!(words[0], "luo_init.script=\"/home/a user/script.sh\"");
+        let cmdline = format!("quiet {} loglevel=7", words.join(" "));
+        assert_eq!(Config::from_cmdline(&cmdline).unwrap(), wanted);
+    }
+
+    #[test]
+    fn a_quoted_word_loses_its_quotes() {
+        let parsed =
+            Config::from_cmdline("\"luo_init.script=/a b\" luo_init.cwd=/ x=\"y z\"").unwrap();
+        assert_eq!(parsed.script, "/a b");
+        assert_eq!(parsed.cwd, "/");
+    }
+
+    #[test]
+    fn words_after_the_end_of_parameters_are_init_arguments() {
+        let err = Config::from_cmdline("luo_init.cwd=/ -- luo_init.script=/s").unwrap_err();
+        assert_eq!(err, ProtocolError::Missing(SCRIPT_WORD));
+    }
+
+    #[test]
+    fn malformed_command_lines_are_refused() {
+        assert_eq!(
+            Config::from_cmdline("luo_init.script=/s").unwrap_err(),
+            ProtocolError::Missing(CWD_WORD)
+        );
+        assert_eq!(
+            Config::from_cmdline("luo_init.script=/s luo_init.cwd=/ luo_init.script=/t")
+                .unwrap_err(),
+            ProtocolError::Twice(SCRIPT_WORD)
+        );
+        for bad in [
+            "luo_init.rw=rw0",
+            "luo_init.rw=:/x",
+            "luo_init.rw=rw0:relative",
+        ] {
+            let cmdline = format!("luo_init.script=/s luo_init.cwd=/ {bad}");
+            assert_eq!(
+                Config::from_cmdline(&cmdline).unwrap_err(),
+                ProtocolError::BadShare(bad.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn unwritable_paths_are_refused() {
+        for script in ["relative.sh", "/a\"b", "/a\nb", ""] {
+            assert!(matches!(
+                config(script, &[]).words(),
+                Err(ProtocolError::Unwritable { what: "script", .. })
+            ));
+        }
+        assert!(matches!(
+            config("/s", &[("a:b", "/x")]).words(),
+            Err(ProtocolError::Unwritable {
+                what: "share tag",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn status_is_one_exact_line() {
+        assert_eq!(parse_status(&status_line(0)), Ok(0));
+        assert_eq!(parse_status(&status_line(137)), Ok(137));
+        for bad in [
+            "",
+            "exit 0",
+            "exit 0\nexit 1\n",
+            "exit x\n",
+            "0\n",
+            "exit 0 \n",
+        ] {
+            assert_eq!(
+                parse_status(bad),
+                Err(ProtocolError::BadStatus(bad.to_owned()))
+            );
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The hooks agent: follows the state and runs the hooks of each state it reaches, cancelling a
+//! live update whose `prepared` hooks fail and finishing one whose `updated` hooks succeed.
+//!
+//! - `prepared`: runs `prepared.d/` in order and stops at the first failure; then sends
+//!   CANCEL, so the state goes back to `normal` and nothing half-saved is kexec'd.
+//! - `updated`: runs `updated.d/` in order and stops at the first failure; then the state
+//!   stays `updated` (no FINISH) for a person to look. When every hook succeeded, sends FINISH
+//!   (unless told not to).
+//! - `frozen` and `normal`: runs every hook of the directory; failures are reported only.
+//!
+//! At start, the agent runs the hooks of the state it finds if that state asks something of
+//! the agents (`prepared`: save; `updated`: restore and finish), or of any state when told to
+//! ([`Agent::initial`]). The agent reports everything it does through a callback, so the
+//! caller decides how to log; `luoctl agent` is one such caller.
+//!
+//! The agent opens the control device only to send an event, and closes it at once: the
+//! device admits one opener, and `luoctl prepare` must not find it busy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use luo_state::{Event, State};
+
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::follow::{Followed, Follower};
+use crate::generation::read_generation;
+use crate::hooks::{self, Hook, HookEnv, HooksDir, Outcome};
+use crate::watch::Change;
+
+/// How long a hook may run, unless told otherwise.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the agent does, as it does it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AgentEvent<'a> {
+    /// The state file was opened and read; `first` for the first time.
+    Attached {
+        /// The path.
+        path: &'a Path,
+        /// The state read.
+        state: State,
+        /// Whether this is the first read since the agent started.
+        first: bool,
+    },
+    /// The state file went away or is not there; the agent waits for it (when following).
+    Detached {
+        /// Why.
+        error: &'a Error,
+    },
+    /// A state the agent acts on: a change, or the state found at start (`prev` is `None`).
+    State {
+        /// The state.
+        state: State,
+        /// The state before, if this is a change.
+        prev: Option<State>,
+        /// The change's number (0 for the state found at start).
+        seq: u64,
+        /// When it was read.
+        time: SystemTime,
+    },
+    /// A file in a state's directory that will not run, and why.
+    Skipped {
+        /// The file.
+        path: &'a Path,
+        /// Why it does not run.
+        reason: &'static str,
+    },
+    /// A state's directory could not be read.
+    Unreadable {
+        /// The directory.
+        dir: &'a Path,
+        /// Why.
+        error: &'a std::io::Error,
+    },
+    /// A hook starts.
+    HookStarted {
+        /// The hook.
+        hook: &'a Hook,
+    },
+    /// A hook ended.
+    HookEnded {
+        /// The hook.
+        hook: &'a Hook,
+        /// How.
+        outcome: &'a Outcome,
+        /// After how long.
+        elapsed: Duration,
+    },
+    /// A `prepared` hook failed (or the directory could not be read), and the agent sent
+    /// CANCEL.
+    Cancelled {
+        /// The hook that failed, if one did.
+        hook: Option<&'a Hook>,
+        /// The state CANCEL led to, or why it could not be sent.
+        result: &'a Result<State>,
+    },
+    /// An `updated` hook failed (or the directory could not be read): no FINISH, the state
+    /// stays `updated`.
+    FinishWithheld {
+        /// The hook that failed, if one did.
+        hook: Option<&'a Hook>,
+    },
+    /// Every `updated` hook succeeded, and the agent sent FINISH.
+    Finished {
+        /// The state FINISH led to, or why it could not be sent.
+        result: &'a Result<State>,
+    },
+    /// Every `updated` hook succeeded; FINISH is left to someone else.
+    FinishLeft,
+}
+
+/// The hooks agent's settings (see the [module](self) documentation).
+#[derive(Clone, Debug)]
+pub struct Agent {
+    hooks: HooksDir,
+    device: PathBuf,
+    generation_file: PathBuf,
+    hook_timeout: Duration,
+    finish: bool,
+    initial: bool,
+    follow: bool,
+}
+
+impl Agent {
+    /// An agent running the hooks under `hooks_dir`, with the standard device and generation
+    /// paths, [`DEFAULT_HOOK_TIMEOUT`], FINISH after `updated`, not following.
+    pub fn new(hooks_dir: impl Into<PathBuf>) -> Self {
+        Agent {
+            hooks: HooksDir::new(hooks_dir),
+            device: PathBuf::from(luo_sysfs_abi::path::DEVICE_PATH),
+            generation_file: PathBuf::from(luo_sysfs_abi::path::GENERATION_PATH),
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
+            finish: true,
+            initial: false,
+            follow: false,
+        }
+    }
+
+    /// Sends events to the control device at `device`.
+    pub fn device(mut self, device: impl Into<PathBuf>) -> Self {
+        self.device = device.into();
+        self
+    }
+
+    /// Reads `LUO_GENERATION` for the hooks from `path`.
+    pub fn generation_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.generation_file = path.into();
+        self
+    }
+
+    /// Stops a hook after `timeout`.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = timeout;
+        self
+    }
+
+    /// Whether to send FINISH once every `updated` hook succeeded (default: yes).
+    pub fn finish(mut self, finish: bool) -> Self {
+        self.finish = finish;
+        self
+    }
+
+    /// Whether to run the hooks of the state found at start whatever it is (default: only
+    /// for `prepared` and `updated`).
+    pub fn initial(mut self, initial: bool) -> Self {
+        self.initial = initial;
+        self
+    }
+
+    /// Whether to wait for the state file when it is absent or goes away, and go on when it
+    /// is back (default: no, that ends the agent with the error).
+    pub fn follow(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// Follows the state with `follower` and acts on each state reached, until `count` states
+    /// were acted on (`None`: without end) or an error.
+    ///
+    /// Without [`Agent::follow`], the state file's absence or removal ends the run with that
+    /// error.
+    pub fn run(
+        &self,
+        follower: &mut Follower<State>,
+        count: Option<u64>,
+        mut report: impl FnMut(AgentEvent<'_>),
+    ) -> Result<()> {
+        let mut acted = 0u64;
+        let mut attached_before = false;
+        while count.is_none_or(|count| acted < count) {
+            let Some(followed) = follower.next_until(None)? else {
+                continue;
+            };
+            let state_file = follower.path().to_path_buf();
+            match followed {
+                Followed::Detached(error) => {
+                    if !self.follow {
+                        return Err(error);
+                    }
+                    report(AgentEvent::Detached { error: &error });
+                }
+                Followed::Attached { current, change } => {
+                    let first = !attached_before;
+                    attached_before = true;
+                    report(AgentEvent::Attached {
+                        path: &state_file,
+                        state: current,
+                        first,
+                    });
+                    if let Some(change) = change {
+                        self.act_on_change(&change, &state_file, &mut report);
+                        acted += 1;
+                    } else if first && (self.initial || asks_for_action(current)) {
+                        let env = HookEnv::new(current, None, 0, SystemTime::now(), &state_file);
+                        self.act(env, &mut report);
+                        acted += 1;
+                    }
+                }
+                Followed::Changed(change) => {
+                    self.act_on_change(&change, &state_file, &mut report);
+                    acted += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn act_on_change(
+        &self,
+        change: &Change,
+        state_file: &Path,
+        report: &mut impl FnMut(AgentEvent<'_>),
+    ) {
+        let env = HookEnv::new(
+            change.state,
+            Some(change.prev),
+            change.seq,
+            change.time,
+            state_file,
+        );
+        self.act(env, report);
+    }
+
+    /// Runs the hooks of `env.state` and sends what their outcome calls for.
+    fn act(&self, mut env: HookEnv, report: &mut impl FnMut(AgentEvent<'_>)) {
+        report(AgentEvent::State {
+            state: env.state,
+            prev: env.prev,
+            seq: env.seq,
+            time: env.time,
+        });
+        if let Ok(generation) = read_generation(&self.generation_file) {
+            env = env.with_generation(generation);
+        }
+        let state = env.state;
+        let stop_at_failure = matches!(state, State::Prepared | State::Updated);
+        let dir = self.hooks.dir(state);
+        // `Err(None)`: the directory could not be read; `Err(Some(hook))`: that hook failed.
+        let ran: std::result::Result<(), Option<Hook>> = match self.hooks.list(state) {
+            Err(error) => {
+                report(AgentEvent::Unreadable {
+                    dir: &dir,
+                    error: &error,
+                });
+                Err(None)
+            }
+            Ok(listing) => {
+                for (path, reason) in &listing.skipped {
+                    report(AgentEvent::Skipped { path, reason });
+                }
+                let mut first_failure = None;
+                for hook in listing.hooks {
+                    report(AgentEvent::HookStarted { hook: &hook });
+                    let (outcome, elapsed) =
+                        hooks::run_command(Command::new(&hook.path), &env, self.hook_timeout);
+                    report(AgentEvent::HookEnded {
+                        hook: &hook,
+                        outcome: &outcome,
+                        elapsed,
+                    });
+                    if !outcome.is_success() && first_failure.is_none() {
+                        first_failure = Some(hook);
+                        if stop_at_failure {
+                            break;
+                        }
+                    }
+                }
+                first_failure.map_or(Ok(()), |hook| Err(Some(hook)))
+            }
+        };
+        match (state, ran) {
+            (State::Prepared, Err(hook)) => {
+                let result = self.send(Event::Cancel);
+                report(AgentEvent::Cancelled {
+                    hook: hook.as_ref(),
+                    result: &result,
+                });
+            }
+            (State::Updated, Err(hook)) => report(AgentEvent::FinishWithheld {
+                hook: hook.as_ref(),
+            }),
+            (State::Updated, Ok(())) if self.finish => {
+                let result = self.send(Event::Finish);
+                report(AgentEvent::Finished { result: &result });
+            }
+            (State::Updated, Ok(())) => report(AgentEvent::FinishLeft),
+            _ => {}
+        }
+    }
+
+    fn send(&self, event: Event) -> Result<State> {
+        Control::open(&self.device)?.send(event)
+    }
+}
+
+/// Whether a state found at start leaves work for the agents: saving in `prepared`,
+/// restoring and finishing in `updated`.
+fn asks_for_action(state: State) -> bool {
+    matches!(state, State::Prepared | State::Updated)
+}

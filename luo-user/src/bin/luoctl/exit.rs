@@ -1,0 +1,140 @@
+//! Exit statuses: one per kind of failure a script may want to tell apart, and the mapping from
+//! the library's errors.
+
+use std::io;
+use std::process::ExitCode;
+
+use luo_user::Error;
+use luo_user::kexec::KexecError;
+
+/// Done: the state was reached, the changes were seen, the event was applied.
+pub const OK: u8 = 0;
+/// Any other error; the message names the path and what to do.
+pub const ERROR: u8 = 1;
+/// The command line is wrong (clap's own status).
+pub const USAGE: u8 = 2;
+/// The state machine refused: an event not allowed in the current state, or a kexec outside
+/// `prepared`.
+pub const REFUSED: u8 = 3;
+/// The control device is held by another agent.
+pub const BUSY: u8 = 4;
+/// The interface is not there or went away: the module is not loaded, or was unloaded.
+pub const GONE: u8 = 5;
+/// The time ran out, as with coreutils `timeout`.
+pub const TIMEOUT: u8 = 124;
+
+/// Every status, with what it means, for the help and the man page.
+pub const DOCUMENTED: [(u8, &str); 7] = [
+    (OK, "success"),
+    (ERROR, "error (the message names the path and what to do)"),
+    (USAGE, "usage error"),
+    (
+        REFUSED,
+        "refused by the state machine (event not allowed now, kexec outside prepared)",
+    ),
+    (BUSY, "the control device is busy (another agent holds it)"),
+    (
+        GONE,
+        "the interface is not there or went away (module not loaded, unloaded)",
+    ),
+    (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
+];
+
+/// Why a command did not succeed, and so its exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// The library failed; its message names the path and what to do.
+    Luo(Error),
+    /// Writing the output failed.
+    Output(io::Error),
+    /// The time ran out (exit 124); the message says what was awaited.
+    TimedOut(String),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure::Luo(err)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Self {
+        Failure::Output(err)
+    }
+}
+
+/// The exit status for a library error.
+pub fn status_of(err: &Error) -> u8 {
+    match err {
+        Error::EventRefused { .. }
+        | Error::Kexec(KexecError::NotPrepared { .. } | KexecError::StateChanged { .. }) => REFUSED,
+        Error::Busy { .. } => BUSY,
+        Error::NotFound { .. } | Error::Gone { .. } => GONE,
+        _ => ERROR,
+    }
+}
+
+/// Reports `result` on stderr and turns it into the exit status.
+pub fn report(result: Result<(), Failure>) -> ExitCode {
+    let code = match result {
+        Ok(()) => OK,
+        // A reader that went away (`luoctl watch | head -1`) is not an error.
+        Err(Failure::Output(err)) if err.kind() == io::ErrorKind::BrokenPipe => OK,
+        Err(Failure::Output(err)) => {
+            eprintln!("luoctl: error: cannot write the output: {err}");
+            ERROR
+        }
+        Err(Failure::Luo(err)) => {
+            eprintln!("luoctl: error: {err}");
+            status_of(&err)
+        }
+        Err(Failure::TimedOut(message)) => {
+            eprintln!("luoctl: timed out: {message}");
+            TIMEOUT
+        }
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use luo_user::{Event, State};
+
+    use super::*;
+
+    #[test]
+    fn the_documented_statuses_are_distinct() {
+        let mut codes: Vec<u8> = DOCUMENTED.iter().map(|(code, _)| *code).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), DOCUMENTED.len());
+    }
+
+    #[test]
+    fn a_refused_event_is_refused() {
+        let err = Error::EventRefused {
+            path: PathBuf::from("/dev/liveupdate"),
+            event: Event::Finish,
+            state: Some(State::Normal),
+        };
+        assert_eq!(status_of(&err), REFUSED);
+    }
+
+    #[test]
+    fn a_kexec_outside_prepared_is_refused() {
+        let err = Error::Kexec(KexecError::NotPrepared {
+            path: PathBuf::from("/sys/kernel/liveupdate/state"),
+            state: State::Normal,
+        });
+        assert_eq!(status_of(&err), REFUSED);
+    }
+
+    #[test]
+    fn a_busy_device_and_a_missing_interface_have_their_own() {
+        let path = PathBuf::from("/dev/liveupdate");
+        assert_eq!(status_of(&Error::Busy { path: path.clone() }), BUSY);
+        assert_eq!(status_of(&Error::Gone { path: path.clone() }), GONE);
+        assert_eq!(status_of(&Error::NotFound { path }), GONE);
+    }
+}

@@ -1,0 +1,43 @@
+//! `luoctl kexec`: the live update kexec, a thin layer over `luo_user::kexec`.
+
+use std::io::{self, Write};
+
+use luo_user::StateFile;
+use luo_user::kexec::{self, CommandLine, Request};
+
+use crate::cli::{Cli, KexecArgs};
+use crate::exit::Failure;
+
+/// Loads the next kernel, then (unless `--load-only`) reboots into it; returns only on
+/// failure, or after loading with `--load-only`. Prints nothing on stdout.
+pub fn run(cli: &Cli, args: &KexecArgs) -> Result<(), Failure> {
+    // The command line first: a line that is too long is refused before anything is read.
+    let command_line = if args.reuse_cmdline {
+        let running = kexec::running_command_line_from(&args.cmdline_file)?;
+        CommandLine::reuse(&running, &args.append)
+    } else {
+        CommandLine::new(&args.append)
+    }
+    .map_err(luo_user::Error::from)?;
+    let mut request = Request::new(&args.kernel, command_line).with_debugfs(&args.debugfs);
+    if let Some(initrd) = &args.initrd {
+        request = request.with_initrd(initrd);
+    }
+    let state = StateFile::open_with_interval(&cli.state_file, cli.interval.into())?;
+    kexec::load(&state, &request)?;
+    let mut err = io::stderr().lock();
+    if args.load_only {
+        writeln!(
+            err,
+            "luoctl: loaded {} for a live update (command line: {}); 'systemctl kexec' or \
+             'luoctl kexec' reboots into it",
+            args.kernel.display(),
+            request.command_line
+        )?;
+        return Ok(());
+    }
+    writeln!(err, "luoctl: kexec into {}", args.kernel.display())?;
+    err.flush()?;
+    drop(err);
+    Err(kexec::reboot(&state).into())
+}

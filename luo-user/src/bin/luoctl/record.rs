@@ -1,0 +1,173 @@
+//! One printed record of `watch` and `agent`: a change, or the state found at start, as a
+//! text line, a JSON line, or a `--format` template.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+use luo_user::{Change, State};
+
+/// What one record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// When the state was read.
+    pub time: SystemTime,
+    /// The change's number; 0 for the state found at start.
+    pub seq: u64,
+    /// The state before; `None` for the state found at start.
+    pub prev: Option<State>,
+    /// The state now.
+    pub state: State,
+    /// The state file.
+    pub path: &'a Path,
+}
+
+impl<'a> Record<'a> {
+    /// The record of a change.
+    pub fn change(change: &Change, path: &'a Path) -> Self {
+        Record {
+            time: change.time,
+            seq: change.seq,
+            prev: Some(change.prev),
+            state: change.state,
+            path,
+        }
+    }
+
+    /// The record of the state found at start (`--initial`).
+    pub fn initial(state: State, path: &'a Path) -> Self {
+        Record {
+            time: SystemTime::now(),
+            seq: 0,
+            prev: None,
+            state,
+            path,
+        }
+    }
+}
+
+/// How records are printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// `TIME PREV -> STATE`.
+    Text,
+    /// `{"time":...,"seq":...,"prev":...,"state":...}`.
+    Json,
+    /// A `--format` template.
+    Template(String),
+}
+
+impl Style {
+    /// The style the options ask for.
+    pub fn new(json: bool, format: Option<&str>) -> Self {
+        match (json, format) {
+            (true, _) => Style::Json,
+            (false, Some(template)) => Style::Template(template.to_owned()),
+            (false, None) => Style::Text,
+        }
+    }
+
+    /// Writes `record` as one line and flushes it, so a reader sees each change at once.
+    pub fn write(&self, out: &mut impl Write, record: &Record<'_>) -> io::Result<()> {
+        let time = humantime::format_rfc3339_micros(record.time);
+        let prev = record.prev.map_or("-", State::word);
+        match self {
+            Style::Text => writeln!(out, "{time} {prev} -> {}", record.state)?,
+            Style::Json => {
+                // Every field is a fixed word, a number or an RFC 3339 time: nothing to escape.
+                let prev = record
+                    .prev
+                    .map_or_else(|| "null".to_owned(), |p| format!("\"{p}\""));
+                writeln!(
+                    out,
+                    r#"{{"time":"{time}","seq":{},"prev":{prev},"state":"{}"}}"#,
+                    record.seq, record.state
+                )?
+            }
+            Style::Template(template) => {
+                writeln!(out, "{}", expand(template, record, &time.to_string()))?
+            }
+        }
+        out.flush()
+    }
+}
+
+/// Expands `%t %s %p %n %f %%`; any other `%x` stays as written.
+fn expand(template: &str, record: &Record<'_>, time: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push_str(time),
+            Some('s') => out.push_str(record.state.word()),
+            Some('p') => out.push_str(record.prev.map_or("-", State::word)),
+            Some('n') => out.push_str(&record.seq.to_string()),
+            Some('f') => out.push_str(&record.path.to_string_lossy()),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn record(prev: Option<State>) -> Record<'static> {
+        Record {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            seq: 3,
+            prev,
+            state: State::Prepared,
+            path: Path::new("/sys/kernel/liveupdate/state"),
+        }
+    }
+
+    fn line(style: Style, record: &Record<'_>) -> String {
+        let mut out = Vec::new();
+        style.write(&mut out, record).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_text_line_has_the_utc_time_and_both_states() {
+        assert_eq!(
+            line(Style::Text, &record(Some(State::Normal))),
+            "2027-01-15T08:00:00.000000Z normal -> prepared\n"
+        );
+    }
+
+    #[test]
+    fn a_json_line_has_time_seq_prev_and_state() {
+        assert_eq!(
+            line(Style::Json, &record(Some(State::Normal))),
+            "{\"time\":\"2027-01-15T08:00:00.000000Z\",\"seq\":3,\"prev\":\"normal\",\"state\":\"prepared\"}\n"
+        );
+    }
+
+    #[test]
+    fn the_initial_record_has_no_previous_state() {
+        assert!(line(Style::Json, &record(None)).contains("\"prev\":null"));
+        assert!(line(Style::Text, &record(None)).ends_with(" - -> prepared\n"));
+    }
+
+    #[test]
+    fn a_template_expands_every_specifier() {
+        let style = Style::Template("%n %p>%s at %t in %f 100%% %x%".into());
+        assert_eq!(
+            line(style, &record(Some(State::Normal))),
+            "3 normal>prepared at 2027-01-15T08:00:00.000000Z in /sys/kernel/liveupdate/state 100% %x%\n"
+        );
+    }
+}

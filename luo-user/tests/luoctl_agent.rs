@@ -1,0 +1,372 @@
+//! `luoctl agent` on the host, on a state file in a temporary directory: the order of hooks,
+//! their environment and time limit, what a failure leads to, the log, and READY=1 to systemd
+//! over a real datagram socket. The host has no control device, so CANCEL and FINISH fail
+//! here and the log says so; the guest test `agent` sends them for real.
+
+mod cli;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use cli::{luoctl_std, script, write_state};
+use luo_user::State;
+use tempfile::TempDir;
+
+/// A state file, the generation beside it, a hooks tree, a log the hooks append to, and a
+/// device path where nothing is.
+struct Setup {
+    dir: TempDir,
+    state: PathBuf,
+    hooks: PathBuf,
+    log: PathBuf,
+}
+
+impl Setup {
+    fn new(state: State) -> Setup {
+        let dir = TempDir::new().unwrap();
+        let setup = Setup {
+            state: dir.path().join("state"),
+            hooks: dir.path().join("hooks"),
+            log: dir.path().join("log"),
+            dir,
+        };
+        write_state(&setup.state, state);
+        fs::write(setup.dir.path().join("generation"), "1\n").unwrap();
+        for state in State::OBSERVABLE {
+            fs::create_dir_all(setup.hooks.join(format!("{state}.d"))).unwrap();
+        }
+        setup
+    }
+
+    /// A hook `STATE.d/NAME` that appends `NAME` to the log, then runs `then`.
+    fn hook(&self, state: State, name: &str, then: &str) {
+        let path = self.hooks.join(format!("{state}.d")).join(name);
+        script(
+            &path,
+            &format!("echo {name} >> '{}'\n{then}", self.log.display()),
+        );
+    }
+
+    /// The hooks that ran, in order.
+    fn ran(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn agent(&self, args: &[&str]) -> std::process::Command {
+        let mut command = luoctl_std();
+        command
+            .arg("--state-file")
+            .arg(&self.state)
+            .arg("--generation-file")
+            .arg(self.dir.path().join("generation"))
+            .arg("--device")
+            .arg(self.dir.path().join("no-device"))
+            .arg("agent")
+            .arg("--hooks-dir")
+            .arg(&self.hooks)
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs the agent until it has acted on `count` states; it must end by itself.
+    fn run(&self, count: u64, args: &[&str]) -> Output {
+        let child = self
+            .agent(args)
+            .args(["-n", &count.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        finish_within(child, Duration::from_secs(60))
+    }
+}
+
+/// Waits for `child`'s output, killing it if it runs longer than `limit`.
+fn finish_within(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let killer = thread::spawn(move || {
+        thread::sleep(limit);
+        // Still running after the limit: a hang. Ending it fails the test instead.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    });
+    let output = child.wait_with_output().unwrap();
+    drop(killer);
+    output
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn prepared_hooks_run_in_the_byte_order_of_their_names() {
+    let setup = Setup::new(State::Prepared);
+    for name in ["20-second", "10-first", "30-third", "skipped.bak"] {
+        setup.hook(State::Prepared, name, "");
+    }
+    let out = setup.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(setup.ran(), ["10-first", "20-second", "30-third"]);
+}
+
+#[test]
+fn a_hook_gets_the_change_in_its_environment() {
+    let setup = Setup::new(State::Normal);
+    let env_file = setup.dir.path().join("env");
+    setup.hook(
+        State::Prepared,
+        "10-env",
+        &format!("env | grep '^LUO_' | sort > '{}'", env_file.display()),
+    );
+    let mut child = setup
+        .agent(&["-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The ready line says the first read happened: the rewrite below is a change.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = String::new();
+    stderr.read_line(&mut ready).unwrap();
+    assert!(ready.contains("watching"), "{ready}");
+    write_state(&setup.state, State::Prepared);
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    let out = finish_within(child, Duration::from_secs(60));
+    assert!(out.status.success(), "{rest}");
+    let env = fs::read_to_string(&env_file).unwrap();
+    let get = |name: &str| {
+        env.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    assert_eq!(get("LUO_STATE").as_deref(), Some("prepared"));
+    assert_eq!(get("LUO_PREV_STATE").as_deref(), Some("normal"));
+    assert_eq!(get("LUO_SEQ").as_deref(), Some("1"));
+    assert_eq!(get("LUO_GENERATION").as_deref(), Some("1"));
+    assert_eq!(
+        get("LUO_STATE_FILE").as_deref(),
+        Some(&*setup.state.to_string_lossy())
+    );
+    let time = get("LUO_TIME").unwrap();
+    assert!(humantime::parse_rfc3339(&time).is_ok(), "{time}");
+    // The record on stdout carries the same time: when the change was read.
+    assert!(
+        text(&out.stdout).starts_with(&time),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn a_failing_prepared_hook_stops_the_rest_and_cancels_naming_it() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    setup.hook(State::Prepared, "20-broken", "exit 7");
+    setup.hook(State::Prepared, "30-never", "");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(setup.ran(), ["10-save", "20-broken"]);
+    assert!(
+        stderr.contains("prepared.d/20-broken failed (exit status: 7)"),
+        "{stderr}"
+    );
+    // The cancel was sent to the device, which this host does not have.
+    assert!(
+        stderr.contains("prepared.d/20-broken failed, but cancel could not be sent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no-device"), "{stderr}");
+}
+
+#[test]
+fn a_hook_past_its_time_limit_is_stopped_and_counts_as_failed() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-hangs", "sleep 30");
+    setup.hook(State::Prepared, "20-never", "");
+    let started = std::time::Instant::now();
+    let out = setup.run(1, &["--hook-timeout", "300ms"]);
+    let stderr = text(&out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(setup.ran(), ["10-hangs"]);
+    assert!(
+        stderr.contains("prepared.d/10-hangs timed out after 300ms"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cancel could not be sent"), "{stderr}");
+}
+
+#[test]
+fn a_failing_updated_hook_withholds_finish() {
+    let setup = Setup::new(State::Updated);
+    setup.hook(State::Updated, "10-restore", "exit 1");
+    setup.hook(State::Updated, "20-never", "");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(setup.ran(), ["10-restore"]);
+    assert!(stderr.contains("no finish"), "{stderr}");
+    assert!(stderr.contains("the state stays updated"), "{stderr}");
+    assert!(!stderr.contains("sent finish"), "{stderr}");
+}
+
+#[test]
+fn finish_follows_the_updated_hooks_unless_no_finish() {
+    let setup = Setup::new(State::Updated);
+    setup.hook(State::Updated, "10-restore", "");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("every updated hook succeeded, but finish could not be sent"),
+        "{stderr}"
+    );
+
+    let out = setup.run(1, &["--no-finish"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not sending finish (--no-finish)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hook_output_goes_to_stderr_and_records_to_stdout() {
+    let setup = Setup::new(State::Updated);
+    setup.hook(
+        State::Updated,
+        "10-talk",
+        "echo hook-stdout; echo hook-stderr >&2",
+    );
+    let out = setup.run(1, &["--json", "--no-finish"]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("hook-stdout") && stderr.contains("hook-stderr"),
+        "{stderr}"
+    );
+    let record: serde_json::Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    assert_eq!(record["state"], "updated");
+    assert_eq!(record["prev"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_log_is_one_plain_line_per_event_when_stderr_is_not_a_terminal() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-fails", "exit 1");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in a pipe: {stderr:?}"
+    );
+    for line in stderr.lines() {
+        assert!(line.starts_with("luoctl agent: "), "{line}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_executable_is_skipped_with_a_warning() {
+    let setup = Setup::new(State::Prepared);
+    let plain = setup.hooks.join("prepared.d/10-plain");
+    fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("skipping {}: not executable", plain.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ready_goes_to_the_notify_socket_after_the_first_read() {
+    let setup = Setup::new(State::Normal);
+    let socket_path = setup.dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let leaked = setup.dir.path().join("hook-env");
+    setup.hook(
+        State::Prepared,
+        "10-env",
+        &format!(
+            "echo \"${{NOTIFY_SOCKET:-unset}}\" > '{}'",
+            leaked.display()
+        ),
+    );
+    let child = setup
+        .agent(&["-n", "1"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let len = socket.recv(&mut buf).expect("READY=1 within 30 s");
+    let ready = text(&buf[..len]);
+    assert!(ready.starts_with("READY=1\n"), "{ready:?}");
+    assert!(ready.contains("STATUS=state normal"), "{ready:?}");
+    // Ready means the first read happened, so this rewrite is seen as a change.
+    write_state(&setup.state, State::Prepared);
+    let len = socket.recv(&mut buf).unwrap();
+    assert_eq!(text(&buf[..len]), "STATUS=state prepared");
+    let out = finish_within(child, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Only the agent speaks to systemd.
+    assert_eq!(fs::read_to_string(&leaked).unwrap(), "unset\n");
+}
+
+#[test]
+fn without_follow_a_missing_state_file_is_exit_5() {
+    let setup = Setup::new(State::Normal);
+    fs::remove_file(&setup.state).unwrap();
+    let out = setup.run(1, &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+}
+
+#[test]
+fn with_follow_the_agent_waits_for_the_state_file_and_acts_when_it_comes() {
+    let setup = Setup::new(State::Normal);
+    fs::remove_file(&setup.state).unwrap();
+    setup.hook(State::Updated, "10-restore", "");
+    let child = setup
+        .agent(&["--follow", "--no-finish", "-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    write_state(&setup.state, State::Updated);
+    let out = finish_within(child, Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for it to come back"), "{stderr}");
+    assert_eq!(setup.ran(), ["10-restore"]);
+}
+
+/// The hooks tree shipped in contrib/ has the layout the agent reads.
+#[test]
+fn the_example_hooks_tree_lists_hooks_for_each_state() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/hooks");
+    let hooks = luo_user::hooks::HooksDir::new(&root);
+    for state in [State::Prepared, State::Updated, State::Normal] {
+        let listing = hooks.list(state).unwrap();
+        assert!(
+            !listing.hooks.is_empty() && listing.skipped.is_empty(),
+            "{state}: {listing:?}"
+        );
+    }
+}
