@@ -278,9 +278,9 @@ mod tests {
             "luo_init.script=/root/.cache/luo/vm/script-1-0.sh"
         );
         assert_eq!(words[3], "luo_init.rw=rw1:/a:b");
-        // As the kernel shows it after a live update kexec appended its marker.
+        // As the kernel shows it after a kexec that appended a word of its own.
         let cmdline = format!(
-            "console=ttyS0 root=/dev/root rootflags={NINEP_OPTIONS} ro {} luo.handover=1\n",
+            "console=ttyS0 root=/dev/root rootflags={NINEP_OPTIONS} ro {} luo_plain_kexec\n",
             words.join(" ")
         );
         assert_eq!(Config::from_cmdline(&cmdline).unwrap(), wanted);

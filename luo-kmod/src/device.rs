@@ -8,7 +8,9 @@
 
 use kernel::{
     fs::File,
+    ioctl::_IO,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    page::PAGE_SIZE,
     prelude::*,
     sync::atomic::{AtomicFlag, Relaxed},
     transmute::{AsBytes, FromBytes},
@@ -16,10 +18,20 @@ use kernel::{
 };
 
 use crate::{
-    ioctl::{self, AbiError, Command, GetStateArg, SetEventArg},
+    ioctl::{
+        self, AbiError, Command, GetStateArg, SetEventArg, GET_STATE, IOCTL_TYPE, SELFTEST_DAMAGE,
+        SELFTEST_FREEZE, SET_EVENT,
+    },
     orchestrator,
     path::DEVICE_NAME,
 };
+
+// `ioctl.rs` computes the numbers itself, because userspace shares it; the kernel's own
+// `_IO()` must agree, or the two sides would speak different numbers.
+const _: () = assert!(GET_STATE == _IO(IOCTL_TYPE, 0x03));
+const _: () = assert!(SET_EVENT == _IO(IOCTL_TYPE, 0x04));
+const _: () = assert!(SELFTEST_FREEZE == _IO(IOCTL_TYPE, 0x05));
+const _: () = assert!(SELFTEST_DAMAGE == _IO(IOCTL_TYPE, 0x06));
 
 // SAFETY: `repr(C)` with two `u32` fields and no padding (its size is asserted to be 8 in
 // `ioctl.rs`), so every bit pattern is a valid value.
@@ -103,13 +115,14 @@ fn set_event(arg: UserPtr) -> Result {
 
 /// Reads the argument struct of `command` the way `copy_struct_from_user` does: the caller's
 /// `size` must cover our struct (`EINVAL`), and any bytes past it must be zero (`E2BIG`).
+/// Unlike v3, a `size` past one page is refused (`E2BIG`) before any tail byte is read.
 ///
 /// `T` is the struct of `command`.
 fn read_arg<T: FromBytes>(arg: UserPtr, command: Command) -> Result<T> {
     let size = UserSlice::new(arg, size_of::<u32>())
         .reader()
         .read::<u32>()?;
-    let tail = ioctl::tail_len(size, command.arg_size()).map_err(to_error)?;
+    let tail = ioctl::tail_len(size, command.arg_size(), PAGE_SIZE).map_err(to_error)?;
     let mut reader = UserSlice::new(arg, command.arg_size() + tail).reader();
     let value = reader.read::<T>()?;
     let mut chunk = [0u8; 64];

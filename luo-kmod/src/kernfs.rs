@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A counted reference to a kernfs node (a sysfs directory or file), for the two things the
-//! module needs beyond the sysfs group itself: looking a name up before registering anything,
-//! and waking the pollers of `state` after its file is removed.
-//!
-//! kernfs frees a node only when its last reference goes, and a removed file's open-file
-//! bookkeeping (the poll wait queue and event counter) lives as long as files are open, so a
-//! reference taken while the file exists can still notify it after `sysfs_remove_group`.
+//! A counted reference to a kernfs node (a sysfs directory or file), to look names up before
+//! registering anything (`preflight`). Notifying a file is `kernel::sysfs`'s `Notifier`.
 
 use core::ptr::NonNull;
 
@@ -23,7 +18,7 @@ pub(crate) struct KernfsNode {
 
 // SAFETY: A kernfs reference may be used and dropped from any thread; kernfs locks internally.
 unsafe impl Send for KernfsNode {}
-// SAFETY: The only `&self` operations (`child`, `notify`) are safe to call concurrently.
+// SAFETY: The only `&self` operations (`child`, `walk`) are safe to call concurrently.
 unsafe impl Sync for KernfsNode {}
 
 impl KernfsNode {
@@ -82,17 +77,6 @@ impl KernfsNode {
             node = node.child(name)?;
         }
         Some(node)
-    }
-
-    /// Wakes the pollers of this file and marks a change for its readers (`sysfs_notify`
-    /// without the lookup). Works on a file that was removed while still open.
-    ///
-    /// Only called on file nodes: kernfs warns for a directory.
-    pub(crate) fn notify(&self) {
-        // SAFETY: `self.node` is valid (type invariant) and a file node (the caller's promise);
-        // `kernfs_notify` may be called from any context and takes its own reference for the
-        // deferred fsnotify work.
-        unsafe { bindings::kernfs_notify(self.node.as_ptr()) };
     }
 }
 

@@ -4,7 +4,8 @@
 //! the incoming record the previous kernel left for this one.
 //!
 //! KHO has no Rust abstraction in 7.3 and its functions are not in the bindings, so they are
-//! declared here, as `reboot.rs` does for the reboot notifier. Two safe types own what KHO hands
+//! declared here, as `reboot.rs` does for the reboot notifier; without `CONFIG_KEXEC_HANDOVER`
+//! they are stubs that say KHO is off. Two safe types own what KHO hands
 //! out:
 //! - [`Outgoing`]: preserved memory registered as the subtree [`KHO_SUBTREE`] for exactly its
 //!   lifetime; `Drop` removes the subtree and frees the memory.
@@ -20,7 +21,7 @@ use core::ptr::NonNull;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    ffi::{c_char, c_int, c_void},
+    ffi::c_void,
     page::PAGE_SIZE,
     prelude::*,
     str::as_char_ptr_in_const_context,
@@ -28,22 +29,105 @@ use kernel::{
 
 use crate::record::{decode, Handover, Record, RecordError, KHO_SUBTREE, RECORD_SIZE};
 
-// Exported by kernel/liveupdate/kexec_handover.c (`EXPORT_SYMBOL_GPL`) and kernel/iomem.c.
+/// The KHO functions, exported by kernel/liveupdate/kexec_handover.c (`EXPORT_SYMBOL_GPL`).
+#[cfg(CONFIG_KEXEC_HANDOVER)]
+mod kho_c {
+    use kernel::{
+        bindings,
+        ffi::{c_char, c_int, c_void},
+    };
+
+    unsafe extern "C" {
+        pub(super) fn kho_is_enabled() -> bool;
+        pub(super) fn is_kho_boot() -> bool;
+        pub(super) fn kho_alloc_preserve(size: usize) -> *mut c_void;
+        pub(super) fn kho_unpreserve_free(mem: *mut c_void);
+        pub(super) fn kho_add_subtree(name: *const c_char, blob: *mut c_void, size: usize)
+            -> c_int;
+        pub(super) fn kho_remove_subtree(blob: *mut c_void);
+        pub(super) fn kho_retrieve_subtree(
+            name: *const c_char,
+            phys: *mut bindings::phys_addr_t,
+            size: *mut usize,
+        ) -> c_int;
+    }
+}
+#[cfg(CONFIG_KEXEC_HANDOVER)]
+use kho_c::*;
+
+// Exported by kernel/iomem.c.
 unsafe extern "C" {
-    fn kho_is_enabled() -> bool;
-    fn is_kho_boot() -> bool;
-    fn kho_alloc_preserve(size: usize) -> *mut c_void;
-    fn kho_unpreserve_free(mem: *mut c_void);
-    fn kho_add_subtree(name: *const c_char, blob: *mut c_void, size: usize) -> c_int;
-    fn kho_remove_subtree(blob: *mut c_void);
-    fn kho_retrieve_subtree(
-        name: *const c_char,
-        phys: *mut bindings::phys_addr_t,
-        size: *mut usize,
-    ) -> c_int;
     fn memremap(offset: bindings::resource_size_t, size: usize, flags: usize) -> *mut c_void;
     fn memunmap(addr: *mut c_void);
 }
+
+/// Without `CONFIG_KEXEC_HANDOVER` the KHO functions are inline stubs in
+/// `include/linux/kexec_handover.h`, with no symbol to link against; these return what those
+/// stubs return (KHO off, not a KHO boot, `EOPNOTSUPP`), so the code below reads the same in
+/// both configurations. luo then serves the state, but cannot tell a live update at boot.
+#[cfg(not(CONFIG_KEXEC_HANDOVER))]
+mod no_kho {
+    use kernel::{
+        bindings,
+        ffi::{c_char, c_int, c_void},
+        prelude::*,
+    };
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_is_enabled() -> bool {
+        false
+    }
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn is_kho_boot() -> bool {
+        false
+    }
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_alloc_preserve(_size: usize) -> *mut c_void {
+        EOPNOTSUPP.to_ptr()
+    }
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_unpreserve_free(_mem: *mut c_void) {}
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_add_subtree(
+        _name: *const c_char,
+        _blob: *mut c_void,
+        _size: usize,
+    ) -> c_int {
+        EOPNOTSUPP.to_errno()
+    }
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_remove_subtree(_blob: *mut c_void) {}
+
+    /// # Safety
+    ///
+    /// None; `unsafe` only to match the C function it stands in for.
+    pub(super) unsafe fn kho_retrieve_subtree(
+        _name: *const c_char,
+        _phys: *mut bindings::phys_addr_t,
+        _size: *mut usize,
+    ) -> c_int {
+        EOPNOTSUPP.to_errno()
+    }
+}
+#[cfg(not(CONFIG_KEXEC_HANDOVER))]
+use no_kho::*;
 
 /// `MEMREMAP_WB` of `include/linux/io.h`: cached, the direct map for system RAM.
 const MEMREMAP_WB: usize = 1;

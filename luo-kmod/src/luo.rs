@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! luo: the v3 Live Update Orchestrator's state machine and monitoring interface as an
-//! out-of-tree module.
+//! luo: the v3 Live Update Orchestrator's state machine and monitoring interface, as a module
+//! (out of tree, or built in with `CONFIG_LIVEUPDATE_SYSFS_API`).
 //!
 //! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change) and
 //! `generation`, `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a
 //! kexec reboot, the handover record in kexec handover (KHO) memory that tells the next kernel
 //! whether it was started by a live update, and optionally the debugfs test hook
-//! `liveupdate/luo_selftest`.
+//! `liveupdate/luo_selftest`. Built in, all of it exists before userspace starts.
 //!
 //! The states, events, transition rules, ioctl checks, the state cell and the sysfs bytes are
-//! not written here: the module compiles the very files of the userspace crates `luo-state` and
-//! `luo-sysfs-abi` (the `#[path]` modules below), so the two sides cannot drift apart. Those
-//! files reach each other through the crate root (`crate::State`, `crate::next_state`,
-//! `crate::sync`), so the root re-exports the names those files use, as their `lib.rs` files
-//! do.
+//! not written here: they are files of the luo project's userspace crates `luo-state` and
+//! `luo-sysfs-abi`, which the module compiles unchanged (out of tree through `#[path]`, in the
+//! tree as copies next to this file), so the two sides cannot drift apart. Those files reach
+//! each other through the crate root (`crate::State`, `crate::next_state`, `crate::sync`), so
+//! the root re-exports the names those files use, as their `lib.rs` files do.
 
 #[path = "../../luo-state/src/cell.rs"]
 pub mod cell;
@@ -51,6 +51,14 @@ impl kernel::fmt::Display for record::RecordError {
     }
 }
 
+// The generic sysfs abstraction this module's group is built on. Out of tree it is compiled as
+// one of this module's own files; the in-tree series places the very same file at
+// `rust/kernel/sysfs.rs`, where it is `kernel::sysfs` (`cargo xtask patches` rewrites these
+// lines and the `crate::kernel_sysfs` paths). It names everything through `kernel::`, which
+// resolves in both crates.
+#[path = "../kernel/sysfs.rs"]
+pub mod kernel_sysfs;
+
 mod device;
 mod kernfs;
 mod kho;
@@ -75,7 +83,7 @@ module! {
     params: {
         selftest: bool {
             default: false,
-            description: "Create the test hook debugfs liveupdate/luo_selftest (ioctl 0xBA05 freezes, 0xBA06 damages the handover record)",
+            description: "Create the debugfs test hook liveupdate/luo_selftest",
         },
     },
 }

@@ -7,7 +7,11 @@
 //! one, publishes it, logs it and notifies sysfs, all before the triggering call returns, so a
 //! read of `/sys/kernel/liveupdate/state` right after an ioctl returns shows the new word.
 //! Readers ([`current`]) take no lock: the [`StateCell`] orders them against the notify.
+//!
+//! The notifier of `state` is kept under the same lock: the sysfs group hands it over once its
+//! files exist ([`watch`]) and takes it back when it goes ([`retire`]).
 
+use crate::kernel_sysfs::Notifier;
 use kernel::{
     prelude::*,
     sync::{
@@ -17,7 +21,7 @@ use kernel::{
 };
 
 use crate::kho::{self, Incoming, NoRecord, Outgoing};
-use crate::{next_state, sysfs, Arrival, Damage, Event, Record, State, StateCell, TransitionError};
+use crate::{next_state, Arrival, Damage, Event, Record, State, StateCell, TransitionError};
 
 /// The current state. `Undefined` only until [`Running::start`] runs, before any interface
 /// exists.
@@ -28,21 +32,29 @@ static STATE: StateCell = StateCell::new(State::Undefined);
 /// registration of the interface they read it through.
 static GENERATION: Atomic<u64> = Atomic::new(0);
 
-/// The handover records, which every change rewrites in the same critical section.
+/// What every change updates in the same critical section: the handover records, and the
+/// pollers of `state`.
 struct Records {
     /// The record this kernel leaves for the next one; `None` when KHO is off.
     outgoing: Option<Outgoing>,
     /// The previous kernel's record while this boot is `updated`, to mark it at `finish`.
     incoming: Option<Incoming>,
+    /// The notifier of `/sys/kernel/liveupdate/state`, while the file exists.
+    notifier: Option<Notifier>,
+}
+
+impl Records {
+    const EMPTY: Self = Self {
+        outgoing: None,
+        incoming: None,
+        notifier: None,
+    };
 }
 
 global_lock! {
     // SAFETY: `Running::start` initialises the lock, and module init calls it before it
     // registers any interface that could reach `change`.
-    unsafe(uninit) static TRANSITION: Mutex<Records> = Records {
-        outgoing: None,
-        incoming: None,
-    };
+    unsafe(uninit) static TRANSITION: Mutex<Records> = Records::EMPTY;
 }
 
 /// The orchestrator, set up for the module's lifetime: dropping it removes the outgoing record
@@ -78,7 +90,11 @@ impl Running {
         // No reader exists yet, so these are initial values rather than changes to notify.
         GENERATION.store(arrival.generation, Relaxed);
         STATE.publish(arrival.state);
-        *TRANSITION.lock() = Records { outgoing, incoming };
+        *TRANSITION.lock() = Records {
+            outgoing,
+            incoming,
+            notifier: None,
+        };
         // INVARIANT: The lock was initialised above.
         Ok(Self(()))
     }
@@ -88,13 +104,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         // By the type invariant the lock is initialised. Every interface that changes the state
         // is gone by now, so the records are dropped with nothing left to rewrite them.
-        let records = core::mem::replace(
-            &mut *TRANSITION.lock(),
-            Records {
-                outgoing: None,
-                incoming: None,
-            },
-        );
+        let records = core::mem::replace(&mut *TRANSITION.lock(), Records::EMPTY);
         drop(records);
     }
 }
@@ -177,23 +187,37 @@ pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Resul
     // The cell's write barrier orders this store before the notify's counter increment.
     STATE.publish(to);
     pr_info!("Switched from [{}] to [{}]\n", from.word(), to.word());
-    sysfs::notify_state();
+    if let Some(notifier) = records.notifier.as_ref() {
+        notifier.notify();
+    }
     Ok(to)
 }
 
+/// From now on, every change notifies the pollers of `state` through `notifier`.
+///
+/// The sysfs group calls this once its files exist, before any interface that can change the
+/// state is registered.
+pub(crate) fn watch(notifier: Notifier) {
+    TRANSITION.lock().notifier = Some(notifier);
+}
+
 /// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
-/// answers with `ENODEV`, and notifies.
+/// answers with `ENODEV`, notifies, and hands the notifier back to the sysfs group.
 ///
 /// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
 /// asleep on `state` would sleep forever after an unload. The notify wakes every poller, and
 /// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
 /// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
-/// with a last notify after the removal. The cell orders the store before the notify exactly
-/// as for a transition.
-pub(crate) fn retire() {
-    let _records = TRANSITION.lock();
+/// with a last notify through the returned notifier after the removal. The cell orders the
+/// store before the notify exactly as for a transition.
+pub(crate) fn retire() -> Option<Notifier> {
+    let mut records = TRANSITION.lock();
     STATE.publish(State::Undefined);
-    sysfs::notify_state();
+    let notifier = records.notifier.take();
+    if let Some(notifier) = notifier.as_ref() {
+        notifier.notify();
+    }
+    notifier
 }
 
 /// Applies an event the kernel raises itself (the freeze), by the transition table alone.

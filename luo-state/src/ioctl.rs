@@ -114,10 +114,13 @@ pub enum AbiError {
     },
     /// `size` is larger than the kernel's struct and a byte past it is not zero: `E2BIG`.
     NonZeroTail,
-    /// `size` is past [`MAX_ARG_SIZE`]: `E2BIG`, without reading the tail.
+    /// `size` is past the kernel's limit, one page (see [`tail_len`]): `E2BIG`, without
+    /// reading the tail.
     ArgTooLarge {
         /// What the caller declared.
         size: u32,
+        /// The limit: the kernel's `PAGE_SIZE`.
+        limit: usize,
     },
     /// The event number names no event: `EINVAL`.
     UnknownEvent(u32),
@@ -158,11 +161,8 @@ impl fmt::Display for AbiError {
             AbiError::NonZeroTail => {
                 f.write_str("argument has non-zero bytes past the known struct")
             }
-            AbiError::ArgTooLarge { size } => {
-                write!(
-                    f,
-                    "argument size {size} is past the {MAX_ARG_SIZE}-byte limit"
-                )
+            AbiError::ArgTooLarge { size, limit } => {
+                write!(f, "argument size {size} is past the {limit}-byte limit")
             }
             AbiError::UnknownEvent(raw) => write!(f, "unknown event number {raw}"),
             AbiError::EventNotFromUserspace(event) => {
@@ -176,17 +176,18 @@ impl fmt::Display for AbiError {
     }
 }
 
-/// The largest argument `size` accepted: one page, as `perf_event_open` and `sched_setattr`
-/// bound theirs, so a caller cannot make the kernel scan gigabytes for a zero tail.
-pub const MAX_ARG_SIZE: u32 = 4096;
-
 /// How many bytes past the known struct the caller declared, after checking `size` is at least
-/// `needed` (`EINVAL` otherwise) and at most [`MAX_ARG_SIZE`] (`E2BIG` otherwise). The caller
-/// must then show those bytes are zero with [`check_tail`] before it acts.
-pub const fn tail_len(size: u32, needed: usize) -> Result<usize, AbiError> {
+/// `needed` (`EINVAL` otherwise) and at most `limit` (`E2BIG` otherwise). The caller must then
+/// show those bytes are zero with [`check_tail`] before it acts.
+///
+/// The kernel passes its `PAGE_SIZE` as `limit`, the bound `perf_event_open` and
+/// `sched_setattr` put on their extensible structs, so a caller cannot make it scan gigabytes
+/// for a zero tail. The page size is the kernel's to know (4 KiB on x86, up to 64 KiB on arm64),
+/// which is why it is a parameter here. v3 itself sets no bound.
+pub const fn tail_len(size: u32, needed: usize, limit: usize) -> Result<usize, AbiError> {
     let size_bytes = size as usize;
-    if size > MAX_ARG_SIZE {
-        Err(AbiError::ArgTooLarge { size })
+    if size_bytes > limit {
+        Err(AbiError::ArgTooLarge { size, limit })
     } else if size_bytes < needed {
         Err(AbiError::ArgTooSmall { size, needed })
     } else {
@@ -238,26 +239,43 @@ mod tests {
         }
     }
 
+    /// The page size of x86.
+    const PAGE_4K: usize = 4096;
+
     #[test]
     fn a_size_below_the_struct_is_einval() {
-        let err = tail_len(7, 8).unwrap_err();
+        let err = tail_len(7, 8, PAGE_4K).unwrap_err();
         assert_eq!(err, AbiError::ArgTooSmall { size: 7, needed: 8 });
         assert_eq!(err.errno(), EINVAL);
-        assert_eq!(tail_len(0, 8).unwrap_err().errno(), EINVAL);
+        assert_eq!(tail_len(0, 8, PAGE_4K).unwrap_err().errno(), EINVAL);
     }
 
     #[test]
     fn a_larger_size_leaves_a_tail_to_check() {
-        assert_eq!(tail_len(8, 8), Ok(0));
-        assert_eq!(tail_len(4096, 8), Ok(4088));
+        assert_eq!(tail_len(8, 8, PAGE_4K), Ok(0));
+        assert_eq!(tail_len(4096, 8, PAGE_4K), Ok(4088));
     }
 
     #[test]
     fn a_size_past_a_page_is_e2big() {
-        let err = tail_len(4097, 8).unwrap_err();
-        assert_eq!(err, AbiError::ArgTooLarge { size: 4097 });
+        let err = tail_len(4097, 8, PAGE_4K).unwrap_err();
+        assert_eq!(
+            err,
+            AbiError::ArgTooLarge {
+                size: 4097,
+                limit: PAGE_4K
+            }
+        );
         assert_eq!(err.errno(), E2BIG);
-        assert_eq!(tail_len(u32::MAX, 8).unwrap_err().errno(), E2BIG);
+        assert_eq!(tail_len(u32::MAX, 8, PAGE_4K).unwrap_err().errno(), E2BIG);
+    }
+
+    #[test]
+    fn the_limit_is_the_page_the_kernel_passes() {
+        const PAGE_64K: usize = 65536;
+        assert_eq!(tail_len(8192, 8, PAGE_64K), Ok(8184));
+        assert_eq!(tail_len(65536, 8, PAGE_64K), Ok(65528));
+        assert_eq!(tail_len(65537, 8, PAGE_64K).unwrap_err().errno(), E2BIG);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::time::Instant;
 use crate::cache;
 use crate::guest_tests;
 use crate::liveupdate;
+use crate::patches;
+use crate::publish_check;
 use crate::run::{self, Result};
 
 /// Runs all checks; the first failure stops the run.
@@ -14,7 +16,8 @@ pub fn run() -> Result {
     userspace()?;
     loom()?;
     guest_tests::run_all(&[])?;
-    liveupdate::test_all()?;
+    liveupdate::test_all(&[])?;
+    patches::check()?;
     eprintln!("all checks passed in {:.0?}", start.elapsed());
     Ok(())
 }
@@ -46,7 +49,8 @@ fn userspace() -> Result {
     run::run(
         cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
-    )
+    )?;
+    publish_check::run()
 }
 
 /// The loom models of the sysfs poll protocol, in release mode and their own target directory

@@ -1,29 +1,53 @@
-//! `cargo xtask demo`: the main job. Builds the kernel, `luo.ko` and the userspace, boots a
-//! guest, and walks a live update across a real kexec while `luoctl watch` and an agent run,
-//! then prints the timeline as the host saw it.
+//! `cargo xtask demo [--runs N]`: the main job. Builds the kernel, `luo.ko` and the userspace,
+//! boots a guest, and walks a live update across a real kexec while `luoctl watch` and an
+//! agent run, then prints the timeline and the breakdown of where the time went, with the
+//! median and range of each span over N runs.
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::liveupdate;
-use crate::timeline::{self, Timeline};
 use crate::run::{self, Result};
+use crate::timeline::{self, Mark, Timeline};
 use crate::vm::Stream;
 
-/// Runs the demo; fails if any step of the cycle is missing or out of order.
-pub fn run() -> Result {
+/// Runs the demo `--runs N` times (default 1); fails if any step of a cycle is missing or out
+/// of order.
+pub fn run(args: &[String]) -> Result {
+    let runs = match args {
+        [] => 1,
+        [flag, n] if flag == "--runs" => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--runs takes a positive number, not '{n}'"))?,
+        _ => return Err("usage: cargo xtask demo [--runs N]".to_owned()),
+    };
     let tools = liveupdate::prepare_tools()?;
-    run::step("live update in a QEMU guest (TCG: two kernel boots, about a minute)");
-    let start = Instant::now();
-    let timeline = liveupdate::cycle(&tools, |stream, line, at| {
-        if let Some(shown) = worth_showing(stream, line) {
-            eprintln!(
-                "    {:>6.1}s  {shown}",
-                at.saturating_duration_since(start).as_secs_f64()
-            );
+    let mut timelines = Vec::new();
+    for i in 1..=runs {
+        run::step(&format!(
+            "live update in a QEMU guest, run {i} of {runs} (TCG: two kernel boots)"
+        ));
+        let start = Instant::now();
+        let show = i == 1;
+        let timeline = liveupdate::cycle(&tools, |stream, line, at| {
+            if let Some(shown) = worth_showing(stream, line).filter(|_| show) {
+                eprintln!(
+                    "    {:>6.1}s  {shown}",
+                    at.saturating_duration_since(start).as_secs_f64()
+                );
+            }
+        })?;
+        timeline.verify()?;
+        if show {
+            print_timeline(&timeline);
         }
-    })?;
-    print_timeline(&timeline);
-    timeline.verify()
+        eprintln!("    run {i}: {}", timeline::summary(&timeline));
+        timelines.push(timeline);
+    }
+    println!();
+    print!("{}", timeline::report(&timelines));
+    Ok(())
 }
 
 /// The guest's own lines (agent, workload, luoctl, the script) and the kernel's lines about
@@ -59,44 +83,38 @@ fn print_timeline(timeline: &Timeline) {
             since_epoch.subsec_millis()
         )
     };
-    let base = timeline.prepared;
+    let base = timeline.at(Mark::Prepared).map(|seen| seen.host);
     let rows = [
         (
-            "prepared",
-            timeline.prepared,
+            Mark::Prepared,
             "luoctl prepare: the agent checkpoints its workload",
         ),
         (
-            "frozen",
-            timeline.frozen,
+            Mark::Frozen,
             "the kexec reboot froze the state: blackout begins",
         ),
+        (Mark::FrozenSeen, "a watcher in the old kernel read frozen"),
+        (Mark::Jump, "the old kernel jumps into the new one"),
+        (Mark::NewKernel, "the new kernel's first console line"),
+        (Mark::Init, "the new kernel starts init"),
         (
-            "kexec",
-            timeline.jump,
-            "the old kernel jumps into the new one",
+            Mark::ModuleReady,
+            "the new kernel's luo read the handover: updated",
         ),
-        (
-            "updated",
-            timeline.updated,
-            "the new kernel's luo found the handover",
-        ),
-        (
-            "normal",
-            timeline.normal,
-            "the agent restored the workload and said finish",
-        ),
+        (Mark::UpdatedSeen, "a watcher read updated: blackout ends"),
+        (Mark::Restored, "the agent restored its workload"),
+        (Mark::Normal, "the agent said finish: normal"),
     ];
     println!();
-    println!("Live update timeline (host clock, UTC, as the guest's console reached the host)");
-    for (state, at, what) in rows {
-        match (at, base) {
-            (Some(at), Some(base)) => println!(
-                "  {}  +{:>6.2}s  {state:<9} {what}",
-                clock(at),
-                at.saturating_duration_since(base).as_secs_f64()
+    println!("Live update timeline (host clock, UTC, as the guest's lines reached the host)");
+    for (mark, what) in rows {
+        match (timeline.at(mark), base) {
+            (Some(seen), Some(base)) => println!(
+                "  {}  +{:>6.2}s  {what}",
+                clock(seen.host),
+                seen.host.saturating_duration_since(base).as_secs_f64()
             ),
-            _ => println!("  {:<12}  {:>8}  {state:<9} {what}: not seen", "-", "-"),
+            _ => println!("  {:<12}  {:>8}  {what}: not seen", "-", "-"),
         }
     }
     let counter = |value: Option<u64>| value.map_or("?".to_owned(), |v| v.to_string());
@@ -105,5 +123,4 @@ fn print_timeline(timeline: &Timeline) {
         counter(timeline.checkpointed),
         counter(timeline.restored)
     );
-    println!("Window: {}", timeline::summary(timeline));
 }

@@ -1,12 +1,15 @@
 //! The kernel tests: each boots its own guest on the debug kernel (lockdep on), loads the
-//! freshly built `luo.ko` and runs one test of `luo-guest-tests` there.
+//! freshly built `luo.ko` and runs one test of `luo-guest-tests` there. With `--builtin`, the
+//! tests that apply to a built-in run against the in-tree kernel instead (`--ko builtin`).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cache;
+use crate::kernel::{self, Kernel};
 use crate::module;
 use crate::run::{self, Result};
-use crate::vm;
+use crate::vm::{self, GuestOptions};
 
 /// The tests of `tests/src/bin/luo-guest-tests.rs`, one guest each.
 const TESTS: &[&str] = &[
@@ -17,21 +20,88 @@ const TESTS: &[&str] = &[
     "model",
     "rmmod",
     "luoctl",
+    "agent",
+    "follow",
     "refusal",
 ];
 
-/// Builds the module and the guest test binary, then runs the tests named in `only` (all when
-/// empty); reports every failure.
-pub fn run_all(only: &[String]) -> Result {
-    if let Some(unknown) = only.iter().find(|name| !TESTS.contains(&name.as_str())) {
-        return Err(format!(
-            "no kernel test '{unknown}' (there are: {})",
-            TESTS.join(", ")
-        ));
-    }
+/// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not
+/// `refusal` (it loads luo next to another owner of the name), not `luoctl` (it covers the
+/// library, which the module tests already run against the same interface).
+const BUILTIN_TESTS: &[&str] = &["layout", "transitions", "errors", "poll", "model"];
+
+/// What `--ko` names in a guest whose kernel has luo built in (`tests/src/module.rs`).
+const BUILTIN_KO: &str = "builtin";
+
+/// The kernel command line of the built-in tests: the test hook on, as `insmod luo.ko
+/// selftest=1` does for the module.
+const BUILTIN_APPEND: &str = "luo.selftest=1";
+
+/// `cargo xtask test-kernel [--builtin] [TEST...]`: builds the module (or the in-tree kernel)
+/// and the guest test binary, then runs the tests named (all when none); reports every failure.
+pub fn run_all(args: &[String]) -> Result {
+    let only = match args {
+        [flag, only @ ..] if flag == "--builtin" => {
+            return run_builtin(&kernel::ensure_in_tree()?, only);
+        }
+        only => only,
+    };
+    check_names(only, TESTS)?;
     let module = module::ensure()?;
     let squatter = module::build_squatter(&module.kernel)?;
-    run::step("guest test binary");
+    let binary = build_binary()?;
+    run::step("kernel tests under QEMU (TCG, 2 CPUs, one guest per test)");
+    run_guests(
+        &module.kernel.build,
+        TESTS,
+        only,
+        &GuestOptions::default(),
+        |test| {
+            format!(
+                "LUO_SQUATTER_KO={} {} {test} --ko {}",
+                vm::shell_quote(&squatter.to_string_lossy()),
+                vm::shell_quote(&binary.to_string_lossy()),
+                vm::shell_quote(&module.ko.to_string_lossy())
+            )
+        },
+    )
+}
+
+/// The tests of [`BUILTIN_TESTS`] named in `only` (all when empty) against `kernel`, which has
+/// luo built in.
+pub fn run_builtin(kernel: &Kernel, only: &[String]) -> Result {
+    check_names(only, BUILTIN_TESTS)?;
+    let binary = build_binary()?;
+    run::step(&format!(
+        "kernel tests against luo built in (QEMU, {BUILTIN_APPEND}, one guest per test)"
+    ));
+    let options = GuestOptions {
+        append: vec![BUILTIN_APPEND.to_owned()],
+        ..GuestOptions::default()
+    };
+    run_guests(&kernel.build, BUILTIN_TESTS, only, &options, |test| {
+        format!(
+            "{} {test} --ko {BUILTIN_KO}",
+            vm::shell_quote(&binary.to_string_lossy())
+        )
+    })
+}
+
+fn check_names(only: &[String], tests: &[&str]) -> Result {
+    match only.iter().find(|name| !tests.contains(&name.as_str())) {
+        Some(unknown) => Err(format!(
+            "no kernel test '{unknown}' here (there are: {})",
+            tests.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Builds `luo-guest-tests` and returns its path.
+/// Builds the guest test binary and `luoctl`, which the `luoctl`, `agent` and `follow` tests
+/// run from beside it.
+fn build_binary() -> Result<PathBuf> {
+    run::step("guest test binary and luoctl");
     run::run(
         Command::new("cargo")
             .args([
@@ -41,23 +111,31 @@ pub fn run_all(only: &[String]) -> Result {
                 "luo-tests",
                 "--bin",
                 "luo-guest-tests",
+                "-p",
+                "luo-user",
+                "--bin",
+                "luoctl",
             ])
             .current_dir(cache::workspace()),
     )?;
-    let binary = cache::workspace().join("target/debug/luo-guest-tests");
-    run::step("kernel tests under QEMU (TCG, 2 CPUs, one guest per test)");
+    Ok(cache::workspace().join("target/debug/luo-guest-tests"))
+}
+
+/// Runs each of `tests` named in `only` (all when empty) in its own guest of `kernel_build`,
+/// with the script `script(test)`.
+fn run_guests(
+    kernel_build: &Path,
+    tests: &[&str],
+    only: &[String],
+    options: &GuestOptions,
+    script: impl Fn(&str) -> String,
+) -> Result {
     let mut failures = Vec::new();
-    for test in TESTS
+    for test in tests
         .iter()
         .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
     {
-        let script = format!(
-            "LUO_SQUATTER_KO={} {} {test} --ko {}",
-            vm::shell_quote(&squatter.to_string_lossy()),
-            vm::shell_quote(&binary.to_string_lossy()),
-            vm::shell_quote(&module.ko.to_string_lossy())
-        );
-        let guest = vm::run_in_guest(&module.kernel.build, &script)?;
+        let guest = vm::run_in_guest_with(kernel_build, &script(test), options, |_, _, _| {})?;
         let verdict = if guest.success() { "ok" } else { "FAILED" };
         eprintln!("    {test}: {verdict} ({:.1?})", guest.elapsed);
         for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {

@@ -1,10 +1,13 @@
-//! `cargo xtask kernel`: the guest kernel, configured from tinyconfig plus the fragments in
-//! `luo-kmod/kconfig/`, built once per (source version, fragments, rustc, bindgen) and cached.
+//! `cargo xtask kernel [--in-tree]`: the guest kernel, configured from tinyconfig plus the
+//! fragments in `luo-kmod/kconfig/`, built once per (source version, fragments, rustc, bindgen)
+//! and cached; with `--in-tree`, the same kernel with the in-tree series applied and luo built
+//! in, cached by the series' content as well.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cache;
+use crate::patches::{self, Series};
 use crate::run::{self, Result};
 use crate::setup;
 
@@ -14,6 +17,22 @@ const FRAGMENTS: &[&str] = &[
     "luo-kmod/kconfig/base.config",
     "luo-kmod/kconfig/debug.config",
 ];
+
+/// The fragments of the in-tree kernel: the same, and luo built in.
+const IN_TREE_FRAGMENTS: &[&str] = &[
+    "luo-kmod/kconfig/base.config",
+    "luo-kmod/kconfig/debug.config",
+    "luo-kmod/kconfig/in-tree.config",
+];
+
+/// `cargo xtask kernel [--in-tree]`.
+pub fn run(args: &[String]) -> Result {
+    match args {
+        [] => ensure().map(drop),
+        [flag] if flag == "--in-tree" => ensure_in_tree().map(drop),
+        _ => Err("usage: cargo xtask kernel [--in-tree]".to_owned()),
+    }
+}
 
 /// A built kernel: the `O=` directory, which is also what `make -C` and `vng --run` take.
 pub struct Kernel {
@@ -44,7 +63,7 @@ pub fn ensure() -> Result<Kernel> {
         return Ok(Kernel { build });
     }
     eprintln!("    building in {}", build.display());
-    configure(&src, &build)?;
+    configure(&src, &build, FRAGMENTS)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut make = Command::new("make");
     make.arg("-C")
@@ -77,9 +96,102 @@ fn link_current(build: &Path) -> Result {
     })
 }
 
+/// The kernel with the in-tree series applied and `CONFIG_LIVEUPDATE_SYSFS_API=y`: the series
+/// regenerated from the repository and applied to the pristine tree with `git am`, then built
+/// (unless the cache holds a build of the same series and inputs).
+pub fn ensure_in_tree() -> Result<Kernel> {
+    setup::run()?;
+    let series = patches::generate(&patches::default_out())?;
+    let tree = patches::apply(&series)?;
+    build_in_tree(&series, &tree)
+}
+
+/// Builds `tree`, the pristine tree with `series` applied, with the in-tree fragments and
+/// `CLIPPY=1`; a warning in the series' Rust files fails the build. Never touches
+/// `build-current`, which stays the out-of-tree module's kernel.
+pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
+    run::step(&format!(
+        "kernel with the in-tree series (CONFIG_{}=y)",
+        patches::OPTION
+    ));
+    let build = inputs_dir("build-in-tree", IN_TREE_FRAGMENTS, &[series.diffs()?])?;
+    let done = build.join(".luo-built");
+    if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
+        eprintln!("    cached: {}", build.display());
+        return Ok(Kernel { build });
+    }
+    eprintln!("    building in {}", build.display());
+    configure(tree, &build, IN_TREE_FRAGMENTS)?;
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let log = cache::log("kernel-build-in-tree")?;
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(tree)
+        .arg(format!("O={}", build.display()))
+        .arg(format!("-j{jobs}"))
+        .arg("CLIPPY=1")
+        .arg("all");
+    setup::kernel_build_env(&mut make)?;
+    run::run_logged(
+        "make CLIPPY=1 all (about 10 minutes on 2 cores)",
+        &mut make,
+        &log,
+    )?;
+    if let Err(err) = check_series_warnings(&log) {
+        // make would not compile them again, and a second run would pass without linting.
+        for object in IN_TREE_RUST_OBJECTS {
+            let _ = std::fs::remove_file(build.join(object));
+        }
+        return Err(err);
+    }
+    std::fs::write(&done, "").map_err(|err| format!("cannot write {}: {err}", done.display()))?;
+    Ok(Kernel { build })
+}
+
+/// The objects of the series' Rust code in the build directory: the kernel crate (which holds
+/// `kernel::sysfs`) and luo.
+const IN_TREE_RUST_OBJECTS: &[&str] = &["rust/kernel.o", "kernel/liveupdate/luo_sysfs/luo.o"];
+
+/// Fails when the build log holds a compiler or clippy warning about a file of the series.
+/// Warnings about the rest of the tree are the tree's; they are counted, not refused.
+fn check_series_warnings(log: &Path) -> Result {
+    let text = std::fs::read_to_string(log)
+        .map_err(|err| format!("cannot read {}: {err}", log.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let ours =
+        |line: &str| line.contains("rust/kernel/sysfs.rs") || line.contains(patches::TREE_DIR);
+    let mut series = Vec::new();
+    let mut others = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("warning:") && !line.contains("error:") {
+            continue;
+        }
+        // rustc names the file on the line after the message (`--> path:line:col`).
+        let block = &lines[i..lines.len().min(i + 3)];
+        if block.iter().any(|l| ours(l)) {
+            series.push(block.join("\n"));
+        } else {
+            others += 1;
+        }
+    }
+    if others > 0 {
+        eprintln!("    note: {others} warnings outside the series' files (the tree's own)");
+    }
+    if series.is_empty() {
+        eprintln!("    CLIPPY=1: no warning in the series' files");
+        Ok(())
+    } else {
+        Err(format!(
+            "warnings in the series' files (full log: {}):\n{}",
+            log.display(),
+            series.join("\n")
+        ))
+    }
+}
+
 /// The extracted source of the installed `linux-source` package, re-extracted when the
 /// package version changes.
-fn source_tree() -> Result<PathBuf> {
+pub fn source_tree() -> Result<PathBuf> {
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).ok_or_else(|| {
         format!(
             "{} is not installed; run `cargo xtask setup`",
@@ -112,8 +224,14 @@ fn source_tree() -> Result<PathBuf> {
     Ok(src)
 }
 
-/// The build directory for the current inputs.
+/// The build directory for the current inputs of the out-of-tree module's kernel.
 fn build_dir() -> Result<PathBuf> {
+    inputs_dir("build", FRAGMENTS, &[])
+}
+
+/// A build directory `PREFIX-KEY`, keyed by the source version, rustc, bindgen, the fragments'
+/// content and `extra`.
+fn inputs_dir(prefix: &str, fragments: &[&str], extra: &[Vec<u8>]) -> Result<PathBuf> {
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
     let rustc = run::output(Command::new("rustc").arg("-vV"))?;
     let bindgen =
@@ -123,19 +241,20 @@ fn build_dir() -> Result<PathBuf> {
         rustc.into_bytes(),
         bindgen.into_bytes(),
     ];
-    for fragment in FRAGMENTS {
+    for fragment in fragments {
         let path = cache::workspace().join(fragment);
         inputs.push(
             std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?,
         );
     }
+    inputs.extend(extra.iter().cloned());
     let parts: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
     Ok(cache::root()
         .join("kernel")
-        .join(format!("build-{}", cache::key(&parts))))
+        .join(format!("{prefix}-{}", cache::key(&parts))))
 }
 
-fn configure(src: &Path, build: &Path) -> Result {
+fn configure(src: &Path, build: &Path, fragments: &[&str]) -> Result {
     std::fs::create_dir_all(build)
         .map_err(|err| format!("cannot create {}: {err}", build.display()))?;
     let log = cache::log("kernel-config")?;
@@ -155,24 +274,24 @@ fn configure(src: &Path, build: &Path) -> Result {
         .args(["-m", "-O"])
         .arg(build)
         .arg(build.join(".config"));
-    for fragment in FRAGMENTS {
+    for fragment in fragments {
         merge.arg(cache::workspace().join(fragment));
     }
     run::run_logged("merge the config fragments", &mut merge, &log)?;
     run::run_logged("make olddefconfig", &mut make("olddefconfig")?, &log)?;
     run::run_logged("make rustavailable", &mut make("rustavailable")?, &log)?;
-    verify_config(build)
+    verify_config(build, fragments)
 }
 
 /// Every option a fragment asks for must have survived `olddefconfig`: one that did not has an
 /// unmet dependency, and the kernel would build without it, silently.
-fn verify_config(build: &Path) -> Result {
+fn verify_config(build: &Path, fragments: &[&str]) -> Result {
     let config_path = build.join(".config");
     let config = std::fs::read_to_string(&config_path)
         .map_err(|err| format!("cannot read {}: {err}", config_path.display()))?;
     let have: Vec<&str> = config.lines().collect();
     let mut lost = Vec::new();
-    for fragment in FRAGMENTS {
+    for fragment in fragments {
         let path = cache::workspace().join(fragment);
         let text = std::fs::read_to_string(&path)
             .map_err(|err| format!("cannot read {}: {err}", path.display()))?;

@@ -54,16 +54,28 @@ pub fn ensure() -> Result<Module> {
     Ok(Module { kernel, ko })
 }
 
+/// The module's own Rust files and the kernel abstraction it carries (`src/` and `kernel/`).
+pub fn rust_sources() -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for dir in ["src", "kernel"] {
+        let dir = source_dir().join(dir);
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|err| format!("cannot list {}: {err}", dir.display()))?;
+        files.extend(
+            entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "rs")),
+        );
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The module's sources against the kernel tree's `.rustfmt.toml`.
 fn check_format(kernel: &Kernel) -> Result {
     let source_tree = kernel.build.join("source");
     let config = source_tree.join(".rustfmt.toml");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(source_dir().join("src"))
-        .map_err(|err| format!("cannot list luo-kmod/src: {err}"))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    files.sort();
+    let files = rust_sources()?;
     let mut rustfmt = Command::new("rustfmt");
     rustfmt
         .args(["--check", "--edition", "2021", "--config-path"])

@@ -16,7 +16,8 @@ const VIRTME_NG_VERSION: &str = "1.42";
 pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-7.3";
 
 /// From bookworm. libclang 19, because bookworm's default 14 is older than the kernel's
-/// minimum (17.0.1); udev, because virtme-ng's init starts the host's udevd in the guest.
+/// minimum (17.0.1); udev, because virtme-ng's init (`vm --vng` only) starts the host's udevd
+/// in the guest.
 const BOOKWORM_PACKAGES: &[&str] = &[
     "bc",
     "bison",
@@ -187,7 +188,8 @@ fn install_bindgen() -> Result {
     )
 }
 
-/// The virtme-ng venv, whose `bin/vng` runs the guest.
+/// The virtme-ng venv, whose `bin/vng` boots a guest for interactive use
+/// (`cargo xtask vm --vng`).
 pub fn venv_dir() -> PathBuf {
     cache::root().join("venv")
 }
@@ -225,8 +227,13 @@ pub fn path_with(dir: &Path) -> Result<std::ffi::OsString> {
 }
 
 /// Sets the environment a Rust-enabled kernel build needs on `cmd`.
+///
+/// `cargo xtask` runs with cargo's package variables set; clippy takes
+/// `CARGO_PKG_RUST_VERSION` (xtask's own minimum) as the kernel's and warns that it differs
+/// from the tree's `.clippy.toml`, so the kernel build must not inherit it.
 pub fn kernel_build_env(cmd: &mut Command) -> Result<&mut Command> {
     Ok(cmd
+        .env_remove("CARGO_PKG_RUST_VERSION")
         .env("RUST_LIB_SRC", RUST_LIB_SRC)
         .env("LIBCLANG_PATH", LIBCLANG_PATH)
         .env("PATH", path_with(&tools_dir()?.join("bin"))?))

@@ -1,24 +1,113 @@
-//! The timeline of a live update as the host saw it: each step taken from a guest line, with
-//! the host's time of arrival.
+//! The timeline of a live update: the moments the guest's lines mark, the spans between them
+//! with who owns each one (luo, kernel, harness, agent), and their medians over several runs.
+//!
+//! Two clocks meet here. Every line carries the host's time of arrival, which runs on across
+//! the kexec, so spans that cross the jump use it. Console lines also carry the guest kernel's
+//! printk time, which is exact within one boot and starts again at zero in the next kernel, so
+//! spans within one boot use it when both ends have it. luo measures its own share itself
+//! (the freeze in the reboot notifier, init to the state visible) and logs it in microseconds.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::run::Result;
 use crate::vm::Stream;
 
-/// What the host saw of a live update, each moment taken when the line reached it.
+/// A moment of the live update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// The module switched to `prepared`.
+    Prepared,
+    /// The module switched to `frozen`, in the reboot notifier: the blackout begins.
+    Frozen,
+    /// A watcher in the old kernel read `frozen`.
+    FrozenSeen,
+    /// `kexec_core: Starting new kernel`: the old kernel's last line.
+    Jump,
+    /// The new kernel's first console line.
+    NewKernel,
+    /// The new kernel starts init.
+    Init,
+    /// The new kernel's luo is up in `updated`.
+    ModuleReady,
+    /// A watcher in the new kernel read `updated`: the blackout ends.
+    UpdatedSeen,
+    /// The agent restored its workload.
+    Restored,
+    /// The module switched back to `normal` (`finish`).
+    Normal,
+}
+
+impl Mark {
+    const ALL: [Mark; 10] = [
+        Mark::Prepared,
+        Mark::Frozen,
+        Mark::FrozenSeen,
+        Mark::Jump,
+        Mark::NewKernel,
+        Mark::Init,
+        Mark::ModuleReady,
+        Mark::UpdatedSeen,
+        Mark::Restored,
+        Mark::Normal,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Mark::Prepared => "prepared",
+            Mark::Frozen => "frozen",
+            Mark::FrozenSeen => "frozen seen",
+            Mark::Jump => "kexec jump",
+            Mark::NewKernel => "new kernel",
+            Mark::Init => "init",
+            Mark::ModuleReady => "luo ready",
+            Mark::UpdatedSeen => "updated seen",
+            Mark::Restored => "restored",
+            Mark::Normal => "normal",
+        }
+    }
+}
+
+/// When a mark was seen.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// The host's time of arrival.
+    pub host: Instant,
+    /// The guest's boot (0 for the first kernel) and its printk time, for console lines.
+    pub guest: Option<(usize, Duration)>,
+}
+
+/// Who a span of the live update belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Our module's own code, measured in the kernel.
+    Luo,
+    /// The kernel: shutdown, the jump, boot.
+    Kernel,
+    /// The test harness: our guest init, the script, `insmod`, the watcher's start.
+    Harness,
+    /// The demo's agent: checkpoint, loading the next kernel, restore, `finish`.
+    Agent,
+}
+
+impl Owner {
+    fn word(self) -> &'static str {
+        match self {
+            Owner::Luo => "luo",
+            Owner::Kernel => "kernel",
+            Owner::Harness => "harness",
+            Owner::Agent => "agent",
+        }
+    }
+}
+
+/// What the host saw of a live update.
 #[derive(Default)]
 pub struct Timeline {
-    /// `normal` to `prepared` (the module's log line).
-    pub prepared: Option<Instant>,
-    /// `prepared` to `frozen` in the reboot notifier: the blackout window opens.
-    pub frozen: Option<Instant>,
-    /// The old kernel jumps into the new one.
-    pub jump: Option<Instant>,
-    /// The new kernel's module found the handover: `updated`.
-    pub updated: Option<Instant>,
-    /// `finish`: back to `normal`.
-    pub normal: Option<Instant>,
+    marks: Vec<(Mark, Seen)>,
+    /// luo's freeze in the reboot notifier, as the module measured it.
+    pub freeze: Option<Duration>,
+    /// luo's init in the new kernel, to the state visible, as the module measured it.
+    pub module_init: Option<Duration>,
     /// The workload's counter at the checkpoint.
     pub checkpointed: Option<u64>,
     /// Where the restored workload started counting.
@@ -29,41 +118,125 @@ pub struct Timeline {
     pub events: Vec<(Instant, String)>,
     /// The host's wall clock and monotonic clock at the same moment, to print wall times.
     pub origin: Option<(SystemTime, Instant)>,
+    /// Kernels seen so far (a `Linux version` line starts one).
+    boots: usize,
+}
+
+/// The printk time at the start of a console line (`[   12.345678] text`), and the text.
+fn printk(line: &str) -> (Option<Duration>, &str) {
+    let Some(rest) = line.strip_prefix('[') else {
+        return (None, line);
+    };
+    let Some((stamp, text)) = rest.split_once("] ") else {
+        return (None, line);
+    };
+    let time = stamp
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(Duration::from_secs_f64);
+    (time, text)
+}
+
+/// The number of microseconds in `text` before " us", after `prefix`.
+fn micros_after(text: &str, prefix: &str) -> Option<Duration> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    let number = rest.strip_suffix(" us").unwrap_or(rest).trim();
+    number.parse().ok().map(Duration::from_micros)
+}
+
+/// The state a `luoctl watch --json` record reports.
+fn watched_state(text: &str) -> Option<&str> {
+    let rest = &text[text.find(r#""state":""#)? + r#""state":""#.len()..];
+    rest.split('"').next()
 }
 
 impl Timeline {
+    /// A timeline whose wall clock starts now.
+    pub fn new() -> Self {
+        Timeline {
+            origin: Some((SystemTime::now(), Instant::now())),
+            ..Timeline::default()
+        }
+    }
+
+    /// When `mark` was first seen.
+    pub fn at(&self, mark: Mark) -> Option<Seen> {
+        self.marks.iter().find(|(m, _)| *m == mark).map(|(_, s)| *s)
+    }
+
+    fn mark(&mut self, mark: Mark, seen: Seen) {
+        if self.at(mark).is_none() {
+            self.marks.push((mark, seen));
+        }
+    }
+
     /// Takes in one line of the guest, seen by the host at `at`.
     pub fn see(&mut self, stream: Stream, line: &str, at: Instant) {
         let text = line.trim();
-        let console_text = text.split_once("] ").map_or(text, |(_, rest)| rest);
+        let (stamp, console_text) = match stream {
+            Stream::Console => printk(text),
+            Stream::Stdout => (None, text),
+        };
+        if stream == Stream::Console && console_text.starts_with("Linux version") {
+            self.boots += 1;
+        }
+        let boot = self.boots.saturating_sub(1);
+        let seen = Seen {
+            host: at,
+            guest: stamp.map(|time| (boot, time)),
+        };
+        let after_jump = self.at(Mark::Jump).is_some();
         let mut keep = true;
         match stream {
+            Stream::Console if console_text.starts_with("Linux version") && after_jump => {
+                self.mark(Mark::NewKernel, seen)
+            }
             Stream::Console
                 if console_text.starts_with("luo: Switched from [normal] to [prepared]") =>
             {
-                self.prepared = Some(at)
+                self.mark(Mark::Prepared, seen)
             }
             Stream::Console
                 if console_text.starts_with("luo: Switched from [prepared] to [frozen]") =>
             {
-                self.frozen = Some(at)
+                self.mark(Mark::Frozen, seen)
+            }
+            Stream::Console if console_text.starts_with("luo: Froze for the kexec jump in") => {
+                self.freeze = micros_after(console_text, " in ");
             }
             Stream::Console if console_text.starts_with("kexec_core: Starting new kernel") => {
-                self.jump = Some(at)
+                self.mark(Mark::Jump, seen)
+            }
+            Stream::Console
+                if after_jump
+                    && console_text.starts_with("Run ")
+                    && console_text.ends_with("as init process") =>
+            {
+                self.mark(Mark::Init, seen);
+                keep = false;
             }
             Stream::Console if console_text.starts_with("luo: Ready in state [updated]") => {
-                self.updated = Some(at)
+                self.mark(Mark::ModuleReady, seen);
+                self.module_init = micros_after(console_text, ") in ");
             }
             Stream::Console
                 if console_text.starts_with("luo: Switched from [updated] to [normal]") =>
             {
-                self.normal = Some(at)
+                self.mark(Mark::Normal, seen)
             }
             Stream::Console if console_text.starts_with("luo: ") => {}
+            Stream::Stdout if watched_state(text) == Some("frozen") => {
+                self.mark(Mark::FrozenSeen, seen)
+            }
+            Stream::Stdout if watched_state(text) == Some("updated") && after_jump => {
+                self.mark(Mark::UpdatedSeen, seen)
+            }
             Stream::Stdout if text.starts_with("agent: checkpointed counter ") => {
                 self.checkpointed = number_after(text, "agent: checkpointed counter ")
             }
             Stream::Stdout if text.starts_with("agent: restored counter from ") => {
+                self.mark(Mark::Restored, seen);
                 self.restored = number_after(text, "agent: restored counter from ")
             }
             Stream::Stdout if text.starts_with("demo: final state ") => {
@@ -73,33 +246,28 @@ impl Timeline {
             Stream::Console => keep = false,
         }
         if keep && !text.is_empty() {
-            let shown = if stream == Stream::Console {
-                console_text
-            } else {
-                text
-            };
-            self.events.push((at, shown.to_owned()));
+            self.events.push((at, console_text.to_owned()));
         }
     }
 
     /// Checks that every step happened, in order, and that the workload resumed where it was.
     pub fn verify(&self) -> Result {
-        let steps = [
-            ("prepared", self.prepared),
-            ("frozen", self.frozen),
-            ("kexec jump", self.jump),
-            ("updated", self.updated),
-            ("normal", self.normal),
-        ];
-        let mut last: Option<(&str, Instant)> = None;
-        for (name, at) in steps {
-            let at = at.ok_or_else(|| format!("the guest never reached '{name}'"))?;
+        let mut last: Option<(Mark, Instant)> = None;
+        for mark in Mark::ALL {
+            if mark == Mark::FrozenSeen {
+                // A watcher in the old kernel may not run before the jump; not a failure.
+                continue;
+            }
+            let at = self
+                .at(mark)
+                .ok_or_else(|| format!("the guest never reached '{}'", mark.name()))?
+                .host;
             if let Some((before, then)) = last
                 && at < then
             {
-                return Err(format!("'{name}' came before '{before}'"));
+                return Err(format!("'{}' came before '{}'", mark.name(), before.name()));
             }
-            last = Some((name, at));
+            last = Some((mark, at));
         }
         match (self.checkpointed, self.restored) {
             (Some(before), Some(after)) if before == after && before > 0 => {}
@@ -114,7 +282,118 @@ impl Timeline {
             other => Err(format!("the final state is {other:?}, expected 'normal'")),
         }
     }
+
+    /// The length of `span` in this run, and the clock it was read on.
+    pub fn measure(&self, span: &Span) -> Option<(Duration, &'static str)> {
+        match span.between {
+            Between::Marks(from, to) => {
+                let (from, to) = (self.at(from)?, self.at(to)?);
+                match (from.guest, to.guest) {
+                    (Some((a, t0)), Some((b, t1))) if a == b => {
+                        Some((t1.saturating_sub(t0), "guest"))
+                    }
+                    _ => Some((to.host.saturating_duration_since(from.host), "host")),
+                }
+            }
+            Between::Freeze => self.freeze.map(|d| (d, "luo")),
+            Between::ModuleInit => self.module_init.map(|d| (d, "luo")),
+        }
+    }
 }
+
+/// What a span measures.
+#[derive(Clone, Copy, Debug)]
+pub enum Between {
+    /// From one mark to another.
+    Marks(Mark, Mark),
+    /// luo's freeze in the reboot notifier, measured by the module.
+    Freeze,
+    /// luo's init to the state visible, measured by the module.
+    ModuleInit,
+}
+
+/// One line of the breakdown.
+#[derive(Debug)]
+pub struct Span {
+    /// What is measured.
+    pub between: Between,
+    /// Whose time it is.
+    pub owner: Owner,
+    /// What happens in it.
+    pub what: &'static str,
+}
+
+/// The breakdown, in order; the blackout is its own line after it.
+pub const SPANS: &[Span] = &[
+    Span {
+        between: Between::Marks(Mark::Prepared, Mark::Frozen),
+        owner: Owner::Agent,
+        what: "prepared until the freeze: the agent checkpoints, loads the next kernel, reboots",
+    },
+    FREEZE,
+    Span {
+        between: Between::Marks(Mark::Frozen, Mark::FrozenSeen),
+        owner: Owner::Harness,
+        what: "a watcher in the old kernel reads frozen",
+    },
+    Span {
+        between: Between::Marks(Mark::Frozen, Mark::Jump),
+        owner: Owner::Kernel,
+        what: "the old kernel shuts down to the jump",
+    },
+    Span {
+        between: Between::Marks(Mark::Jump, Mark::NewKernel),
+        owner: Owner::Kernel,
+        what: "the jump to the new kernel's first console line",
+    },
+    Span {
+        between: Between::Marks(Mark::NewKernel, Mark::Init),
+        owner: Owner::Kernel,
+        what: "the new kernel boots to init (TCG)",
+    },
+    Span {
+        between: Between::Marks(Mark::Init, Mark::ModuleReady),
+        owner: Owner::Harness,
+        what: "init, the script, insmod: to luo ready",
+    },
+    MODULE_INIT,
+    Span {
+        between: Between::Marks(Mark::ModuleReady, Mark::UpdatedSeen),
+        owner: Owner::Harness,
+        what: "a watcher starts in the new kernel and reads updated",
+    },
+    Span {
+        between: Between::Marks(Mark::UpdatedSeen, Mark::Restored),
+        owner: Owner::Agent,
+        what: "the agent restores its workload",
+    },
+    Span {
+        between: Between::Marks(Mark::Restored, Mark::Normal),
+        owner: Owner::Agent,
+        what: "the agent says finish: normal",
+    },
+];
+
+/// luo's freeze, measured by the module.
+pub const FREEZE: Span = Span {
+    between: Between::Freeze,
+    owner: Owner::Luo,
+    what: "the freeze in the reboot notifier (state, handover record, notify)",
+};
+
+/// luo's init in the new kernel, measured by the module.
+pub const MODULE_INIT: Span = Span {
+    between: Between::ModuleInit,
+    owner: Owner::Luo,
+    what: "luo's init: the handover record read, the state visible",
+};
+
+/// The blackout: `frozen` until a watcher in the new kernel reads `updated`.
+pub const BLACKOUT: Span = Span {
+    between: Between::Marks(Mark::Frozen, Mark::UpdatedSeen),
+    owner: Owner::Kernel,
+    what: "blackout: frozen until a watcher reads updated",
+};
 
 fn number_after(text: &str, prefix: &str) -> Option<u64> {
     text.strip_prefix(prefix)?
@@ -124,15 +403,123 @@ fn number_after(text: &str, prefix: &str) -> Option<u64> {
         .ok()
 }
 
-/// The two numbers the note reports.
+/// A duration for a person: microseconds, milliseconds or seconds.
+pub fn human(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} us", d.as_micros())
+    } else if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// The two numbers the test output reports.
 pub fn summary(timeline: &Timeline) -> String {
-    let span = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
-        (Some(a), Some(b)) => format!("{:.2}s", b.saturating_duration_since(a).as_secs_f64()),
-        _ => "?".to_owned(),
+    let show = |span: &Span| {
+        timeline
+            .measure(span)
+            .map_or("?".to_owned(), |(d, _)| human(d))
     };
     format!(
-        "blackout (frozen -> updated) {}, prepare -> normal {}",
-        span(timeline.frozen, timeline.updated),
-        span(timeline.prepared, timeline.normal)
+        "blackout {}, luo's freeze {}, luo's init {}",
+        show(&BLACKOUT),
+        show(&FREEZE),
+        show(&MODULE_INIT),
     )
+}
+
+/// The breakdown over several runs: each span's median and range, with its owner.
+pub fn report(runs: &[Timeline]) -> String {
+    let mut out = String::new();
+    let n = runs.len();
+    out.push_str(&format!(
+        "Live update breakdown over {n} run{} (median, min to max; clock: guest = printk time \
+         within one boot, host = arrival at the host, luo = measured by the module)\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for span in SPANS.iter().chain(std::iter::once(&BLACKOUT)) {
+        let mut values: Vec<Duration> = Vec::new();
+        let mut clock = "";
+        for run in runs {
+            if let Some((d, c)) = run.measure(span) {
+                values.push(d);
+                clock = c;
+            }
+        }
+        values.sort();
+        let line = match (values.first(), values.last()) {
+            (Some(min), Some(max)) => format!(
+                "{:>10}  ({} to {}, {clock}, {}/{n} runs)",
+                human(values[values.len() / 2]),
+                human(*min),
+                human(*max),
+                values.len()
+            ),
+            _ => format!("{:>10}", "not seen"),
+        };
+        out.push_str(&format!(
+            "  {:<8} {line}  {}\n",
+            span.owner.word(),
+            span.what
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printk_splits_the_stamp_from_the_text() {
+        let (time, text) = printk("[   12.250953] luo: Ready in state [updated]");
+        assert_eq!(time, Some(Duration::from_micros(12_250_953)));
+        assert_eq!(text, "luo: Ready in state [updated]");
+        assert_eq!(printk("plain"), (None, "plain"));
+    }
+
+    #[test]
+    fn luo_measurements_are_read_from_its_lines() {
+        let ready = "luo: Ready in state [updated] (live update generation 1) in 412 us";
+        assert_eq!(
+            micros_after(ready, ") in "),
+            Some(Duration::from_micros(412))
+        );
+        assert_eq!(
+            micros_after("luo: Froze for the kexec jump in 37 us", " in "),
+            Some(Duration::from_micros(37))
+        );
+    }
+
+    #[test]
+    fn watched_states_come_from_json_records() {
+        let record =
+            r#"{"time":"2026-11-24T15:00:00.000000Z","seq":1,"prev":"prepared","state":"frozen"}"#;
+        assert_eq!(watched_state(record), Some("frozen"));
+        assert_eq!(watched_state("agent: restored counter from 5"), None);
+    }
+
+    #[test]
+    fn spans_within_one_boot_use_the_guest_clock_and_others_the_host() {
+        let start = Instant::now();
+        let mut timeline = Timeline::new();
+        let lines = [
+            "[    1.000000] Linux version 7.3.4",
+            "[    5.000000] luo: Switched from [prepared] to [frozen]",
+            "[    5.100000] kexec_core: Starting new kernel",
+            "[    0.000000] Linux version 7.3.4",
+            "[    3.000000] Run /init as init process",
+        ];
+        for (i, line) in lines.into_iter().enumerate() {
+            let at = start + Duration::from_secs(i as u64 * 10);
+            timeline.see(Stream::Console, line, at);
+        }
+        let shutdown = timeline.measure(&SPANS[3]).unwrap();
+        assert_eq!(shutdown, (Duration::from_millis(100), "guest"));
+        let jump = timeline.measure(&SPANS[4]).unwrap();
+        assert_eq!(jump, (Duration::from_secs(10), "host"));
+        let boot = timeline.measure(&SPANS[5]).unwrap();
+        assert_eq!(boot, (Duration::from_secs(3), "guest"));
+    }
 }

@@ -1,16 +1,27 @@
-//! The guest runner: boots the kernel under QEMU (TCG, 2 CPUs) with virtme-ng, which shares the
-//! host's files over 9p, runs one shell command in it, and returns the command's exit code and
-//! everything the guest printed (the kernel console included).
+//! The guest runner: boots the kernel under QEMU (TCG, 2 CPUs) on the host's files (the root
+//! file system is the host's `/` over 9p, read-only), runs one shell script there as root
+//! through our own init (`luo-guest-init`), and returns the script's exit code, its standard
+//! output and the guest's console, each line with the host's time of arrival.
+//!
+//! The init mounts what the tests need and nothing more (no udev, no services), so power-on to
+//! the script takes a few seconds of TCG instead of twenty. The exit code comes back on a
+//! virtio port only the init writes; a guest that never reports one crashed or hung, and the
+//! runner's own deadline tells a hang from a failing command.
+
+mod qemu;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use luo_guest_init::protocol::{self, Config, Share};
+
 use crate::cache;
+use crate::guest_init;
 use crate::kernel;
 use crate::run::{self, Result};
 use crate::setup;
@@ -23,7 +34,8 @@ pub struct GuestRun {
     pub timed_out: bool,
     /// Standard output of the command.
     pub stdout: String,
-    /// The guest's console (kernel messages) and virtme-ng's own messages.
+    /// The guest's console (kernel messages, the init's, the command's stderr), QEMU's own
+    /// messages, and the runner's notes on how the run ended (lines starting `xtask vm:`).
     pub console: String,
     /// How long the run took, boot included.
     pub elapsed: Duration,
@@ -51,20 +63,21 @@ fn timeout() -> Duration {
 pub enum Stream {
     /// The command's standard output.
     Stdout,
-    /// The kernel console and virtme-ng's messages (the command's stderr too).
+    /// The kernel console and QEMU's messages (the command's stderr too).
     Console,
 }
 
 /// How to boot the guest, beyond the kernel and the command.
 #[derive(Default)]
 pub struct GuestOptions {
-    /// Host directories the guest may write (`--rwdir`); everything else is read-only.
+    /// Host directories the guest may write, mounted at the same paths; everything else is
+    /// read-only.
     pub rw_dirs: Vec<PathBuf>,
     /// Words appended to the kernel command line.
     pub append: Vec<String>,
 }
 
-/// Boots `kernel_build` and runs `script` with `sh -c` in the guest, as root, in the workspace.
+/// Boots `kernel_build` and runs `script` with `sh` in the guest, as root, in the workspace.
 pub fn run_in_guest(kernel_build: &Path, script: &str) -> Result<GuestRun> {
     run_in_guest_with(kernel_build, script, &GuestOptions::default(), |_, _, _| {})
 }
@@ -75,54 +88,106 @@ pub fn run_in_guest_with(
     kernel_build: &Path,
     script: &str,
     options: &GuestOptions,
-    mut on_line: impl FnMut(Stream, &str, Instant),
+    on_line: impl FnMut(Stream, &str, Instant),
 ) -> Result<GuestRun> {
     let limit = timeout();
-    let vng = setup::venv_dir().join("bin/vng");
-    let mut cmd = Command::new("timeout");
-    cmd.arg("--kill-after=10")
-        .arg(limit.as_secs().to_string())
-        .arg(&vng)
-        .arg("--run")
-        .arg(kernel_build)
-        // No KVM here: without this flag vng picks KVM and hangs. 9p because bookworm's
-        // virtiofsd is too old and costs seconds before vng falls back.
-        .args([
-            "--disable-kvm",
-            "--force-9p",
-            "--skip-modules",
-            "--cpus",
-            "2",
-            "--memory",
-            "1G",
-        ])
-        // The kernel console on stderr, with the module's pr_info lines.
-        .args(["--verbose", "--append", "loglevel=7"]);
-    for word in &options.append {
-        cmd.arg("--append").arg(word);
+    let bzimage = kernel_build.join("arch/x86/boot/bzImage");
+    if !bzimage.is_file() {
+        return Err(format!(
+            "no kernel image at {}; build the kernel with `cargo xtask kernel`",
+            bzimage.display()
+        ));
     }
-    for dir in &options.rw_dirs {
-        cmd.arg(format!("--rwdir={}", dir.display()));
-    }
-    // The command travels base64-encoded on the kernel command line, which x86 cuts at 2048
-    // bytes (the root file system options come after it), so a script goes in a file.
-    let script_file = write_script(script)?;
-    cmd.arg("--cwd")
-        .arg(cache::workspace())
-        .arg("--")
-        .arg("sh")
-        .arg(&script_file)
-        .current_dir(cache::workspace())
-        // vng starts its helpers (virtme-run) from PATH.
-        .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?)
-        // vng crashes on a closed stdin.
+    let init = guest_init::ensure()?;
+    // The script goes in a file: the command line is short (see `qemu::command_line`).
+    let files = RunFiles::new(script)?;
+    let config = Config {
+        script: utf8(&files.script)?,
+        cwd: utf8(&cache::workspace())?,
+        shares: shares(&options.rw_dirs)?,
+    };
+    let command_line = qemu::command_line(&init, &config, &options.append)?;
+    let args = qemu::args(&qemu::Machine {
+        bzimage: &bzimage,
+        command_line: &command_line,
+        config: &config,
+        status_file: &files.status,
+    })?;
+    let start = Instant::now();
+    let mut child = Command::new(qemu::QEMU)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd
+        .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| format!("cannot start {}: {err}", vng.display()))?;
+        .map_err(|err| {
+            format!(
+                "cannot start {}: {err} (it comes with Debian's qemu-system-x86; `cargo xtask \
+                 setup` installs it)",
+                qemu::QEMU
+            )
+        })?;
+    let Output {
+        stdout,
+        mut console,
+        timed_out,
+    } = collect(&mut child, start + limit, on_line);
+    let exit = child
+        .wait()
+        .map_err(|err| format!("waiting for {}: {err}", qemu::QEMU))?;
+    let elapsed = start.elapsed();
+    let code = if timed_out {
+        console.push_str(&format!(
+            "xtask vm: no exit status after {limit:?} (LUO_VM_TIMEOUT): killed QEMU\n"
+        ));
+        None
+    } else {
+        files.code(exit, &mut console)
+    };
+    Ok(GuestRun {
+        code,
+        timed_out,
+        stdout,
+        console,
+        elapsed,
+    })
+}
+
+/// The writable shares: each directory (which must exist) under its real path, since the
+/// guest mounts it at the same path.
+fn shares(rw_dirs: &[PathBuf]) -> Result<Vec<Share>> {
+    rw_dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let path = dir.canonicalize().map_err(|err| {
+                format!(
+                    "cannot share {} with the guest: {err} (create the directory first)",
+                    dir.display()
+                )
+            })?;
+            Ok(Share {
+                tag: format!("luo_rw{i}"),
+                path: utf8(&path)?,
+            })
+        })
+        .collect()
+}
+
+/// What QEMU's two pipes carried.
+struct Output {
+    stdout: String,
+    console: String,
+    timed_out: bool,
+}
+
+/// Reads QEMU's stdout (the command's) and stderr (the console) line by line until both end,
+/// calling `on_line` for each; at `deadline`, kills QEMU and reads what is left.
+fn collect(
+    child: &mut Child,
+    deadline: Instant,
+    mut on_line: impl FnMut(Stream, &str, Instant),
+) -> Output {
     let (tx, rx) = mpsc::channel();
     let readers = [
         child
@@ -135,45 +200,106 @@ pub fn run_in_guest_with(
             .map(|err| forward_lines(err, Stream::Console, tx.clone())),
     ];
     drop(tx);
-    let (mut stdout, mut console) = (String::new(), String::new());
-    for (stream, line, at) in rx {
-        on_line(stream, &line, at);
-        let text = if stream == Stream::Stdout {
-            &mut stdout
+    let mut output = Output {
+        stdout: String::new(),
+        console: String::new(),
+        timed_out: false,
+    };
+    loop {
+        let next = if output.timed_out {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         } else {
-            &mut console
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         };
-        text.push_str(&line);
-        text.push('\n');
+        match next {
+            Ok((stream, line, at)) => {
+                on_line(stream, &line, at);
+                let text = match stream {
+                    Stream::Stdout => &mut output.stdout,
+                    Stream::Console => &mut output.console,
+                };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                output.timed_out = true;
+                // A hung guest: QEMU holds nothing worth a clean shutdown, and its death
+                // ends the pipes.
+                let _ = child.kill();
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
     for reader in readers.into_iter().flatten() {
         let _ = reader.join();
     }
-    let status = child
-        .wait()
-        .map_err(|err| format!("waiting for {}: {err}", vng.display()))?;
-    let code = status.code();
-    let _ = std::fs::remove_file(&script_file);
-    // `timeout` answers 124 (or 137 after its KILL), but so may the guest's command (luoctl's
-    // own timeout is 124): only the elapsed time tells them apart.
-    let timed_out = matches!(code, Some(124 | 137)) && start.elapsed() >= limit;
-    Ok(GuestRun {
-        code: if timed_out { None } else { code },
-        timed_out,
-        stdout,
-        console,
-        elapsed: start.elapsed(),
-    })
+    output
 }
 
-/// Writes `script` to a file of its own under the cache (the guest sees the host's files).
-fn write_script(script: &str) -> Result<PathBuf> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = cache::dir("vm")?.join(format!("script-{}-{n}.sh", std::process::id()));
-    std::fs::write(&path, script)
-        .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
-    Ok(path)
+/// The host files of one guest run: the script, and the file the status port writes. Both are
+/// removed when the run is over.
+struct RunFiles {
+    script: PathBuf,
+    status: PathBuf,
+}
+
+impl RunFiles {
+    /// Writes `script` to a file of its own under the cache (the guest sees the host's files).
+    fn new(script: &str) -> Result<Self> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = cache::dir("vm")?;
+        let name = format!("{}-{n}", std::process::id());
+        let files = Self {
+            script: dir.join(format!("script-{name}.sh")),
+            status: dir.join(format!("status-{name}")),
+        };
+        std::fs::write(&files.script, script)
+            .map_err(|err| format!("cannot write {}: {err}", files.script.display()))?;
+        Ok(files)
+    }
+
+    /// The exit code the init reported, or `None` with a note on the console saying why not.
+    fn code(&self, exit: ExitStatus, console: &mut String) -> Option<i32> {
+        let text = match std::fs::read_to_string(&self.status) {
+            Ok(text) => text,
+            Err(err) => {
+                console.push_str(&format!(
+                    "xtask vm: {} ended ({exit}) without creating {}: {err}\n",
+                    qemu::QEMU,
+                    self.status.display()
+                ));
+                return None;
+            }
+        };
+        if text.is_empty() {
+            console.push_str(&format!(
+                "xtask vm: the guest ended without an exit status ({} {exit}): a panic, or the \
+                 init failed (see its message above)\n",
+                qemu::QEMU
+            ));
+            return None;
+        }
+        protocol::parse_status(&text)
+            .map_err(|err| console.push_str(&format!("xtask vm: {err}\n")))
+            .ok()
+    }
+}
+
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.script);
+        let _ = std::fs::remove_file(&self.status);
+    }
+}
+
+fn utf8(path: &Path) -> Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        format!(
+            "{} is not UTF-8 and cannot go on the kernel command line",
+            path.display()
+        )
+    })
 }
 
 /// Sends each line of `stream` with its arrival time until the stream ends.
@@ -195,22 +321,54 @@ fn forward_lines(
     })
 }
 
-/// `cargo xtask vm -- CMD...`: run a command in a guest booted on our kernel, interactively
-/// readable output, and its exit code as ours.
+/// `cargo xtask vm [--console] [--vng] -- CMD...`: run a command in a guest booted on our
+/// kernel, its output printed as it comes, failing when it fails. `--console` shows the
+/// guest's console as it comes too (on stderr, with the host's seconds since QEMU started);
+/// `--vng` boots with virtme-ng instead, for a shell when no command is given.
 pub fn run_command(args: &[String]) -> Result {
-    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
-    if args.is_empty() {
-        return Err("usage: cargo xtask vm -- COMMAND [ARGS...]".to_owned());
+    const USAGE: &str = "usage: cargo xtask vm [--console] [--vng] -- COMMAND [ARGS...]";
+    let (mut show_console, mut vng) = (false, false);
+    let mut rest = args;
+    while let Some((first, tail)) = rest.split_first() {
+        match first.as_str() {
+            "--" => {
+                rest = tail;
+                break;
+            }
+            "--console" => show_console = true,
+            "--vng" => vng = true,
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}; {USAGE}")),
+            _ => break,
+        }
+        rest = tail;
+    }
+    if rest.is_empty() && !vng {
+        return Err(USAGE.to_owned());
     }
     let kernel = kernel::ensure()?;
+    if vng {
+        return run_vng(&kernel.build, rest);
+    }
     run::step("guest");
-    let script = args
+    let script = rest
         .iter()
         .map(|a| shell_quote(a))
         .collect::<Vec<_>>()
         .join(" ");
-    let run = run_in_guest(&kernel.build, &script)?;
-    print!("{}", run.stdout);
+    let start = Instant::now();
+    let run = run_in_guest_with(
+        &kernel.build,
+        &script,
+        &GuestOptions::default(),
+        |stream, line, at| match stream {
+            Stream::Stdout => println!("{line}"),
+            Stream::Console if show_console => eprintln!(
+                "{:>7.3}s {line}",
+                at.saturating_duration_since(start).as_secs_f64()
+            ),
+            Stream::Console => {}
+        },
+    )?;
     if run.success() {
         Ok(())
     } else {
@@ -218,12 +376,35 @@ pub fn run_command(args: &[String]) -> Result {
     }
 }
 
+/// `cargo xtask vm --vng [-- CMD...]`: the same kernel under virtme-ng, for interactive use
+/// (its init starts udev and a shell; slower to boot, and not what the tests use).
+fn run_vng(kernel_build: &Path, command: &[String]) -> Result {
+    let vng = setup::venv_dir().join("bin/vng");
+    let mut cmd = Command::new(&vng);
+    cmd.arg("--run")
+        .arg(kernel_build)
+        // No KVM here: without this flag vng picks KVM and hangs. 9p because bookworm's
+        // virtiofsd is too old and costs seconds before vng falls back.
+        .args(["--disable-kvm", "--force-9p", "--skip-modules"])
+        .args(["--cpus", "2", "--memory", "1G"])
+        .current_dir(cache::workspace())
+        // vng starts its helpers (virtme-run) from PATH.
+        .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?);
+    if !command.is_empty() {
+        cmd.arg("--").args(command);
+    }
+    run::run(&mut cmd)
+}
+
 /// A failure message with the end of the guest's console.
 pub fn failure_report(what: &str, run: &GuestRun) -> String {
     let how = match (run.timed_out, run.code) {
         (true, _) => format!("timed out after {:.0?}", run.elapsed),
         (false, Some(code)) => format!("exited {code}"),
-        (false, None) => "ended without an exit code (guest crash?)".to_owned(),
+        (false, None) => {
+            "ended without an exit code (a guest panic or an init failure: see the console)"
+                .to_owned()
+        }
     };
     let console: Vec<&str> = run.console.lines().collect();
     let stdout: Vec<&str> = run.stdout.lines().collect();

@@ -1,0 +1,118 @@
+//! A live update across kexec with luo built in (the in-tree kernel): one guest, two boots.
+//!
+//! The cold boot prepares and reboots into the same kernel with `kexec_file_load` (the call that
+//! carries kexec handover data); the reboot notifier freezes on the way. The guest's init runs
+//! the same script in the new kernel, which must have come up `updated`, generation 1, and must
+//! have decided so before userspace started: its log line `luo: Ready in state [updated]` comes
+//! before the kernel's `Run ... as init process`. No module is loaded in either boot.
+
+use crate::kernel::Kernel;
+use crate::liveupdate;
+use crate::run::{self, Result};
+use crate::vm::{self, GuestOptions};
+
+/// The line the second boot prints when the scenario held.
+const EXPECTED: &str = "built-in live update: generation 1, updated before init, finished";
+
+/// The script, run in both boots. `dmesg` timestamps tell how long before init the state was
+/// known; the `note:` lines carry them to the host.
+const SCRIPT: &str = r#"set -eu
+LUOCTL=target/debug/luoctl
+grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug
+GEN=$(cat /sys/kernel/liveupdate/generation)
+STATE=$(cat /sys/kernel/liveupdate/state)
+stamp() {
+    dmesg | sed -n "s/^\[ *\([0-9.]*\)\] $1.*/\1/p" | head -n 1
+}
+case "$GEN" in
+0)  [ "$STATE" = normal ] || { echo "a cold boot came up $STATE"; exit 1; }
+    $LUOCTL prepare
+    kexec -s -l "$BZIMAGE" --reuse-cmdline
+    kexec -e
+    echo "kexec -e returned"; exit 1 ;;
+1)  [ "$STATE" = updated ] || { echo "the live-updated boot came up $STATE"; exit 1; }
+    READY=$(stamp 'luo: Ready in state \[updated\]')
+    INIT=$(stamp 'Run .* as init process')
+    [ -n "$READY" ] && [ -n "$INIT" ] || { echo "missing log lines:"; dmesg | grep -e 'luo:' -e 'init process'; exit 1; }
+    echo "note: luo ready in state updated at ${READY} s, init started at ${INIT} s (kernel time)"
+    echo "note: $(dmesg | grep -m 1 'luo: Ready in state')"
+    awk -v r="$READY" -v i="$INIT" 'BEGIN { exit !(r < i) }' || { echo "luo was ready only after init started"; exit 1; }
+    $LUOCTL finish
+    [ "$(cat /sys/kernel/liveupdate/state)" = normal ] || { echo "finish did not return to normal"; exit 1; }
+    echo "built-in live update: generation 1, updated before init, finished" ;;
+*)  echo "unexpected generation $GEN"; exit 1 ;;
+esac
+"#;
+
+/// Runs the scenario on `kernel`, which has luo built in.
+pub fn test(kernel: &Kernel) -> Result {
+    // The userspace tools of the module's live-update tests; their module goes unused here.
+    let _tools = liveupdate::prepare_tools()?;
+    run::step("live update across kexec with luo built in (QEMU)");
+    let bzimage = kernel.build.join("arch/x86/boot/bzImage");
+    let script = format!(
+        "BZIMAGE={}\n{SCRIPT}",
+        vm::shell_quote(&bzimage.to_string_lossy())
+    );
+    let guest = vm::run_in_guest_with(
+        &kernel.build,
+        &script,
+        &GuestOptions::default(),
+        |_, _, _| {},
+    )?;
+    let what = "the live update with luo built in";
+    if !guest.success() {
+        return Err(vm::failure_report(what, &guest));
+    }
+    if !guest.stdout.lines().any(|line| line.trim() == EXPECTED) {
+        return Err(format!(
+            "{what}: expected the line '{EXPECTED}'; the guest printed:\n{}",
+            guest.stdout
+        ));
+    }
+    eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
+    for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
+        eprintln!("      {line}");
+    }
+    check_console_order(&guest.console)
+}
+
+/// The same order, seen on the console the host read: in the boot after the kexec, luo's
+/// `Ready` line comes before the init line.
+fn check_console_order(console: &str) -> Result {
+    let second_boot = console
+        .rfind("Linux version")
+        .map_or(console, |start| &console[start..]);
+    let position = |needle: &str| second_boot.find(needle);
+    match (
+        position("luo: Ready in state [updated]"),
+        position(" as init process"),
+    ) {
+        (Some(ready), Some(init)) if ready < init => Ok(()),
+        (ready, init) => Err(format!(
+            "on the console of the new kernel, luo's ready line ({ready:?}) does not precede \
+             the init line ({init:?})"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_order_is_read_from_the_last_boot() {
+        let console = "Linux version 7.3\nluo: Ready in state [normal]\nRun /init as init process\n\
+                       Linux version 7.3\nluo: Ready in state [updated] (live update generation 1)\n\
+                       Run /init as init process\n";
+        assert!(check_console_order(console).is_ok());
+        let late = "Linux version 7.3\nRun /init as init process\n\
+                    luo: Ready in state [updated] (live update generation 1)\n";
+        assert!(check_console_order(late).is_err());
+    }
+
+    #[test]
+    fn the_script_names_the_expected_line() {
+        assert!(SCRIPT.contains(EXPECTED));
+    }
+}

@@ -1,0 +1,946 @@
+//! `cargo xtask patches [--out DIR]`: the in-tree series against Linux 7.3, generated from this
+//! repository, and its checks.
+//!
+//! The series carries no file written by hand twice. Every Rust file comes from the repository
+//! at generation time: the sysfs abstraction (`luo-kmod/kernel/sysfs.rs`) becomes
+//! `rust/kernel/sysfs.rs`; the module's files (`luo-kmod/src/`) and the shared files of
+//! `luo-state` and `luo-sysfs-abi` that its `#[path]` modules name go, side by side, to
+//! [`TREE_DIR`]; the ABI document is `luo_sysfs_abi::write_abi_doc`'s output. Two mechanical
+//! rewrites make them fit the tree ([`in_tree_root`]): the `#[path]` attributes go (the files
+//! now sit next to `luo.rs`, under the names the attributes gave them), and the module's name
+//! for the abstraction, `crate::kernel_sysfs`, becomes `kernel::sysfs`.
+//!
+//! The series is made in a scratch git repository that holds the pristine versions of the files
+//! it edits (nothing else of the tree matters to `git format-patch`), one commit per patch.
+//! [`check`] applies it with `git am` to a git repository of the whole pristine tree, runs
+//! `checkpatch.pl --strict` on it, builds that tree with the option on and `CLIPPY=1`, and runs
+//! the guest tests against the built-in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::abi_doc;
+use crate::cache;
+use crate::guest_tests;
+use crate::kernel;
+use crate::liveupdate_builtin;
+use crate::module;
+use crate::run::{self, Result};
+use crate::setup;
+
+/// Where the module goes in the tree: next to kexec handover, which it needs to detect a live
+/// update, and to the orchestrator it excludes (`CONFIG_LIVEUPDATE`), in the directory the v3
+/// seed put its `luo_sysfs.c` in. It is core kernel code (a reboot notifier, KHO, a state every
+/// boot has), not a driver, so `drivers/misc/` would be the wrong home.
+pub const TREE_DIR: &str = "kernel/liveupdate/luo_sysfs";
+
+/// The Kconfig option, named as in the v3 seed.
+pub const OPTION: &str = "LIVEUPDATE_SYSFS_API";
+
+/// Where the abstraction goes in the tree.
+const ABSTRACTION_PATH: &str = "rust/kernel/sysfs.rs";
+
+/// The abstraction in the repository, and the module's name for it out of tree.
+const ABSTRACTION_SOURCE: &str = "luo-kmod/kernel/sysfs.rs";
+const ABSTRACTION_MODULE: &str = "kernel_sysfs";
+
+/// The crates whose files the module compiles through `#[path]`.
+const SHARED_CRATES: &[&str] = &["luo-state", "luo-sysfs-abi"];
+
+/// The identity of the patches when git has none configured.
+const PLACEHOLDER_NAME: &str = "luo developers";
+const PLACEHOLDER_EMAIL: &str = "luo@localhost";
+
+/// The pristine files the series edits (it creates the others).
+const EDITED: &[&str] = &[
+    "MAINTAINERS",
+    "kernel/liveupdate/Kconfig",
+    "kernel/liveupdate/Makefile",
+    "rust/bindings/bindings_helper.h",
+    "rust/kernel/lib.rs",
+];
+
+/// A generated series.
+pub struct Series {
+    /// The directory holding it.
+    pub dir: PathBuf,
+    /// The patches, in order, without the cover letter.
+    pub patches: Vec<PathBuf>,
+    /// The cover letter.
+    pub cover: PathBuf,
+}
+
+impl Series {
+    /// What the series changes in the tree: every patch's diff, without the mail headers and
+    /// commit messages, so the kernel build it keys does not change with the author's identity.
+    pub fn diffs(&self) -> Result<Vec<u8>> {
+        let mut diffs = Vec::new();
+        for patch in &self.patches {
+            let text = read(patch)?;
+            let start = text.find("\ndiff --git ").unwrap_or(text.len());
+            diffs.extend_from_slice(&text.as_bytes()[start..]);
+        }
+        Ok(diffs)
+    }
+}
+
+/// `cargo xtask patches [--out DIR]`.
+pub fn run(args: &[String]) -> Result {
+    let out = match args {
+        [] => default_out(),
+        [flag, dir] if flag == "--out" => PathBuf::from(dir),
+        _ => return Err("usage: cargo xtask patches [--out DIR]".to_owned()),
+    };
+    setup::run()?;
+    let series = generate(&out)?;
+    eprintln!("    the series, in {}:", series.dir.display());
+    for patch in std::iter::once(&series.cover).chain(&series.patches) {
+        eprintln!(
+            "      {}",
+            patch.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    Ok(())
+}
+
+/// Where the series goes by default.
+pub fn default_out() -> PathBuf {
+    cache::workspace().join("target/patches")
+}
+
+/// Writes the series to `out` (its earlier patches removed first).
+pub fn generate(out: &Path) -> Result<Series> {
+    run::step("patches: the in-tree series");
+    let source = kernel::source_tree()?;
+    let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
+    let scratch = cache::root().join("patches-scratch");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .map_err(|err| format!("cannot remove {}: {err}", scratch.display()))?;
+    }
+    let git = Git::new(&scratch, identity()?);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|err| format!("cannot create {}: {err}", scratch.display()))?;
+    git.run(&["init", "-q", "-b", "base"])?;
+    for file in EDITED {
+        let text = read(&source.join(file))?;
+        write(&scratch.join(file), &text)?;
+    }
+    git.run(&["add", "-A"])?;
+    git.commit(&format!(
+        "Linux {} (the files the series edits)",
+        tree_version(&source)?
+    ))?;
+    git.run(&["checkout", "-q", "-b", "luo-sysfs"])?;
+
+    add_abstraction(&scratch)?;
+    git.run(&["add", "-A"])?;
+    git.commit(&git.signed(PATCH_ABSTRACTION))?;
+
+    add_module(&source, &scratch)?;
+    git.run(&["add", "-A"])?;
+    git.commit(&git.signed(PATCH_MODULE))?;
+
+    git.run(&[
+        "config",
+        "branch.luo-sysfs.description",
+        &cover_letter(&tree_version(&source)?, &version),
+    ])?;
+    std::fs::create_dir_all(out)
+        .map_err(|err| format!("cannot create {}: {err}", out.display()))?;
+    for entry in std::fs::read_dir(out).map_err(|err| format!("{}: {err}", out.display()))? {
+        let path = entry
+            .map_err(|err| format!("{}: {err}", out.display()))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "patch") {
+            std::fs::remove_file(&path)
+                .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
+        }
+    }
+    let out = out
+        .canonicalize()
+        .map_err(|err| format!("{}: {err}", out.display()))?;
+    git.run(&[
+        "-c",
+        "core.abbrev=12",
+        "format-patch",
+        "-q",
+        "--cover-letter",
+        "--cover-from-description=subject",
+        "--zero-commit",
+        "-o",
+        &out.to_string_lossy(),
+        "base..luo-sysfs",
+    ])?;
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(&out)
+        .map_err(|err| format!("{}: {err}", out.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "patch"))
+        .collect();
+    patches.sort();
+    let cover = out.join("0000-cover-letter.patch");
+    patches.retain(|path| *path != cover);
+    if !cover.is_file() || patches.len() != 2 {
+        return Err(format!(
+            "git format-patch wrote an unexpected series in {}",
+            out.display()
+        ));
+    }
+    Ok(Series {
+        dir: out,
+        patches,
+        cover,
+    })
+}
+
+/// Patch 1: `rust/kernel/sysfs.rs`, its module line, its header, its maintainers.
+fn add_abstraction(tree: &Path) -> Result {
+    let abstraction = read(&cache::workspace().join(ABSTRACTION_SOURCE))?;
+    write(&tree.join(ABSTRACTION_PATH), &abstraction)?;
+    edit(
+        tree,
+        "rust/kernel/lib.rs",
+        "pub mod sync;\n",
+        "pub mod sync;\npub mod sysfs;\n",
+    )?;
+    edit(
+        tree,
+        "rust/bindings/bindings_helper.h",
+        "#include <linux/sys_soc.h>\n",
+        "#include <linux/sys_soc.h>\n#include <linux/sysfs.h>\n",
+    )?;
+    edit(
+        tree,
+        "MAINTAINERS",
+        "F:\trust/kernel/soc.rs\n",
+        "F:\trust/kernel/soc.rs\nF:\trust/kernel/sysfs.rs\n",
+    )
+}
+
+/// Patch 2: the module, its Kconfig option and Makefile, the ABI document, its maintainers.
+fn add_module(source: &Path, tree: &Path) -> Result {
+    let workspace = cache::workspace();
+    let dir = tree.join(TREE_DIR);
+    let root = read(&workspace.join("luo-kmod/src/luo.rs"))?;
+    let (root, shared) = in_tree_root(&root)?;
+    let mut written = Vec::new();
+    for path in module::rust_sources()? {
+        let relative = path
+            .strip_prefix(workspace.join("luo-kmod"))
+            .map_err(|_| format!("{} is outside luo-kmod", path.display()))?;
+        let Ok(file) = relative.strip_prefix("src") else {
+            // `kernel/`: the abstraction, which patch 1 placed in `rust/kernel/`.
+            if relative != Path::new(ABSTRACTION_SOURCE.trim_start_matches("luo-kmod/")) {
+                return Err(format!(
+                    "luo-kmod/{} has no place in the series yet",
+                    relative.display()
+                ));
+            }
+            continue;
+        };
+        let text = if file == Path::new("luo.rs") {
+            root.clone()
+        } else {
+            read(&path)?
+        };
+        let target = dir.join(file);
+        write(&target, &rename_abstraction(&text))?;
+        written.push(target);
+    }
+    for file in &shared {
+        let text = read(&workspace.join(&file.source))?;
+        let target = dir.join(format!("{}.rs", file.module));
+        if target.exists() {
+            return Err(format!(
+                "{} would overwrite the module's own {}.rs",
+                file.source, file.module
+            ));
+        }
+        write(&target, &shared_header(&file.source, &text))?;
+        written.push(target);
+    }
+    rustfmt(source, &written)?;
+    write(
+        &dir.join("Makefile"),
+        &makefile(&read(&workspace.join("luo-kmod/Kbuild"))?)?,
+    )?;
+    edit(
+        tree,
+        "kernel/liveupdate/Makefile",
+        "obj-$(CONFIG_LIVEUPDATE)\t\t+= luo.o\n",
+        &format!("obj-$(CONFIG_LIVEUPDATE)\t\t+= luo.o\nobj-$(CONFIG_{OPTION})\t+= luo_sysfs/\n"),
+    )?;
+    edit(
+        tree,
+        "kernel/liveupdate/Kconfig",
+        "\t  If unsure, say N.\n\nendmenu\n",
+        &format!("\t  If unsure, say N.\n\n{KCONFIG}\nendmenu\n"),
+    )?;
+    let mut abi = String::new();
+    luo_sysfs_abi::write_abi_doc(&mut abi).map_err(|err| format!("the ABI document: {err}"))?;
+    write(&tree.join(abi_doc::PATH), &abi)?;
+    edit(
+        tree,
+        "MAINTAINERS",
+        "F:\ttools/testing/selftests/liveupdate/\n\n",
+        &format!(
+            "F:\ttools/testing/selftests/liveupdate/\n\n{}\n",
+            maintainers()?
+        ),
+    )
+}
+
+/// A shared file named by a `#[path]` module of `luo.rs`.
+#[derive(Debug, PartialEq, Eq)]
+struct Shared {
+    /// Its path in the repository, e.g. `luo-state/src/cell.rs`.
+    source: String,
+    /// The module name, which is also its file name in the tree.
+    module: String,
+}
+
+/// `luo.rs` as the tree compiles it, and the shared files it names.
+///
+/// Each `#[path = "../../CRATE/src/NAME.rs"]` before `mod NAME;` (or `pub mod NAME;`) goes:
+/// the file sits next to `luo.rs` in the tree, where `mod NAME;` finds it. The `#[path]` of the
+/// abstraction goes with its `mod` line and the comment above them, since the kernel crate
+/// provides it. Anything else is an error, so a new kind of line cannot slip through unchanged.
+fn in_tree_root(text: &str) -> Result<(String, Vec<Shared>)> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut shared = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(path) = line
+            .strip_prefix("#[path = \"")
+            .and_then(|rest| rest.strip_suffix("\"]"))
+        else {
+            out.push(line);
+            continue;
+        };
+        let item = lines.next().unwrap_or_default();
+        let module = item
+            .strip_prefix("pub ")
+            .unwrap_or(item)
+            .strip_prefix("mod ")
+            .and_then(|rest| rest.strip_suffix(';'))
+            .ok_or_else(|| format!("luo.rs: `{line}` is not followed by a `mod` line"))?;
+        if path == format!("../{}", ABSTRACTION_SOURCE.trim_start_matches("luo-kmod/")) {
+            if module != ABSTRACTION_MODULE {
+                return Err(format!(
+                    "luo.rs: the abstraction is `mod {module}`, expected `{ABSTRACTION_MODULE}`"
+                ));
+            }
+            while out
+                .last()
+                .is_some_and(|l| l.starts_with("//") && !l.starts_with("//!"))
+            {
+                out.pop();
+            }
+            // The blank line that separated the comment from what came before.
+            if out.last().is_some_and(|l| l.is_empty()) {
+                out.pop();
+            }
+            continue;
+        }
+        let source = path.strip_prefix("../../").unwrap_or_default();
+        let named_after_module = SHARED_CRATES
+            .iter()
+            .any(|krate| source == format!("{krate}/src/{module}.rs"));
+        if !named_after_module {
+            return Err(format!(
+                "luo.rs: `{line}` / `{item}` is not a shared file of {SHARED_CRATES:?} named \
+                 after its module"
+            ));
+        }
+        shared.push(Shared {
+            source: source.to_owned(),
+            module: module.to_owned(),
+        });
+        out.push(item);
+    }
+    let mut root = out.join("\n");
+    root.push('\n');
+    Ok((rename_abstraction(&root), shared))
+}
+
+/// The module's name for the abstraction, replaced by the kernel crate's.
+fn rename_abstraction(text: &str) -> String {
+    text.replace(&format!("crate::{ABSTRACTION_MODULE}"), "kernel::sysfs")
+}
+
+/// A shared file as the tree carries it: an SPDX line (the repository's files are
+/// GPL-2.0-only as a whole and carry none) and where the file comes from.
+fn shared_header(source: &str, text: &str) -> String {
+    format!(
+        "// SPDX-License-Identifier: GPL-2.0\n\
+         //\n\
+         // Shared, unchanged, with the userspace crates of the luo project:\n\
+         // {source}.\n\
+         \n\
+         {text}"
+    )
+}
+
+/// The tree's `Makefile` for the module: built in under the option, with the flags
+/// `luo-kmod/Kbuild` gives the out-of-tree build.
+fn makefile(kbuild: &str) -> Result<String> {
+    let flags: Vec<&str> = kbuild
+        .lines()
+        .filter(|line| line.starts_with("rustflags-y"))
+        .collect();
+    if flags.is_empty() {
+        return Err("luo-kmod/Kbuild sets no rustflags-y; the in-tree Makefile needs them".into());
+    }
+    Ok(format!(
+        "# SPDX-License-Identifier: GPL-2.0\n\
+         #\n\
+         # The crate root is luo.rs; the files shared with the luo userspace crates sit next to\n\
+         # it, and `--cfg luo_kernel` makes sync.rs use the kernel's atomics and barriers.\n\
+         \n\
+         obj-y += luo.o\n\
+         \n\
+         {}\n",
+        flags.join("\n")
+    ))
+}
+
+/// Formats the generated Rust files as the tree wants (renaming a path can reorder imports).
+fn rustfmt(source: &Path, files: &[PathBuf]) -> Result {
+    run::run(
+        Command::new("rustfmt")
+            .args(["--edition", "2021", "--config-path"])
+            .arg(source.join(".rustfmt.toml"))
+            .args(files),
+    )
+}
+
+/// The Kconfig entry.
+const KCONFIG: &str = "\
+config LIVEUPDATE_SYSFS_API
+\tbool \"Live Update Orchestrator v3 with a pollable sysfs state (Rust)\"
+\tdepends on SYSFS && RUST && !LIVEUPDATE
+\thelp
+\t  The state machine of the Live Update Orchestrator's v3 design,
+\t  written in Rust. /sys/kernel/liveupdate/state shows the state
+\t  (normal, prepared, frozen, updated) and notifies every change, so
+\t  agents can poll() it; /sys/kernel/liveupdate/generation counts the
+\t  live updates since a cold boot; /dev/liveupdate takes the
+\t  GET_STATE and SET_EVENT ioctls. A kexec reboot from the prepared
+\t  state freezes. With luo.selftest=1 on the command line, the debugfs
+\t  file liveupdate/luo_selftest freezes without a kexec, for tests.
+
+\t  The kernel started by a live update learns of it from a record in
+\t  kexec handover memory, at boot, before userspace runs. That needs
+\t  KEXEC_HANDOVER, enabled at run time, in both kernels; without it
+\t  the state works, but every boot comes up normal.
+
+\t  It cannot be built together with LIVEUPDATE, the session-based
+\t  orchestrator, which owns /dev/liveupdate. It needs Linux 7.3 or
+\t  later, whose Rust MiscDevice abstraction sets the module owner of
+\t  /dev/liveupdate.
+
+\t  If unsure, say N.
+";
+
+/// The maintainers entry for the module.
+fn maintainers() -> Result<String> {
+    let (name, email) = identity()?;
+    Ok(format!(
+        "LIVE UPDATE V3 SYSFS STATE INTERFACE (RUST)\n\
+         M:\t{name} <{email}>\n\
+         L:\tkexec@lists.infradead.org\n\
+         L:\trust-for-linux@vger.kernel.org\n\
+         S:\tMaintained\n\
+         F:\t{}\n\
+         F:\t{TREE_DIR}/\n",
+        abi_doc::PATH
+    ))
+}
+
+const PATCH_ABSTRACTION: &str = "\
+rust: sysfs: add static attribute groups with a notifier
+
+Add a small abstraction for sysfs attribute groups whose attributes are
+read-only and live in statics, as most C users of sysfs_create_group()
+declare them.
+
+An Attribute<O> is a kobj_attribute whose show() hands the page, as a
+&mut [u8; PAGE_SIZE], to the #[vtable] trait AttributeOperations of O.
+An AttributeList is the NULL-terminated array of a Group, and a
+Registration creates the group under a Kobject for exactly its
+lifetime: sysfs_remove_group() in Drop waits for running show() calls,
+and none starts after it, so the code behind them may go once the
+registration is gone.
+
+A Notifier wakes the pollers of one file, as sysfs_notify_dirent()
+does. It holds a reference to the file's kernfs node, so it may
+outlive the registration. That matters at removal: kernfs wakes no
+poller when it removes a file without mmap or release, so a poller
+that read the last value and polled again would sleep on. Notifying
+the removed file wakes it, and kernfs answers its poll, and every later
+one, with EPOLLERR | EPOLLPRI, because the node is no longer active.
+
+The shape follows rust/kernel/configfs.rs: attributes in statics, tied
+to their operations by a type parameter, one trampoline per callback,
+and a registration type that owns the C registration. It calls the
+exported kernfs functions that the sysfs inlines wrap, so the same file
+also builds as part of an out-of-tree module on kernels without it.
+
+The first user is the live update state file added next in this
+series. Writable and binary attributes, is_visible() and device
+attributes are left out until a user needs them.
+";
+
+const PATCH_MODULE: &str = "\
+liveupdate: luo_sysfs: add the v3 orchestrator with a pollable state
+
+Add the state machine of the Live Update Orchestrator's v3 design as a
+Rust built-in, with the sysfs state file that v3 proposed in
+\"liveupdate: luo_sysfs: add sysfs state monitoring\":
+
+  /sys/kernel/liveupdate/state       normal, prepared, frozen or
+                                     updated; notified on every
+                                     change, so agents poll() it
+  /sys/kernel/liveupdate/generation  live updates since a cold boot
+  /dev/liveupdate                    the GET_STATE and SET_EVENT
+                                     ioctls of v3
+
+A kexec reboot from prepared freezes (a reboot notifier runs before
+machine_kexec()), and the state at the jump travels to the next kernel
+in a 32-byte record in kexec handover (KHO) memory. The new kernel
+reads it in its device initcall, before userspace starts, and comes up
+updated, with the generation counted up, until userspace sends FINISH.
+Without KEXEC_HANDOVER every boot comes up normal.
+
+Differences from v3:
+- The setter orders its store of the state before the notify with
+  smp_wmb(), and show() orders its load after kernfs sampled the event
+  counter with smp_rmb(). v3's WRITE_ONCE()/READ_ONCE() pair lets a
+  poller read the old word with the new counter and then sleep until
+  the next change, which may never come.
+- Ioctl argument sizes past PAGE_SIZE are refused with E2BIG before
+  any byte of the tail is read, as perf_event_open() and
+  sched_setattr() do; v3 scans a tail of any size.
+- The generation attribute is new.
+- luo.selftest=1 creates the v3 test hook, debugfs
+  liveupdate/luo_selftest, which freezes without a kexec.
+
+The option cannot be set together with LIVEUPDATE, mainline's
+session-based orchestrator, which owns /dev/liveupdate.
+
+The files that hold the states, events, transitions, ioctl checks,
+the handover record and the bytes shown are shared, unchanged, with
+the userspace library of the luo project, which builds them as no_std
+crates; --cfg luo_kernel selects the kernel's atomics and barriers in
+sync.rs. The ABI document is generated from the same sources.
+";
+
+/// The cover letter: its first paragraph is the subject (`--cover-from-description=subject`).
+fn cover_letter(tree: &str, package: &str) -> String {
+    format!(
+        "liveupdate: v3 orchestrator with a pollable sysfs state, in Rust
+
+This series adds the Live Update Orchestrator's v3 state machine as a
+Rust built-in under CONFIG_{OPTION}:
+/sys/kernel/liveupdate/state shows the state and notifies each change,
+/dev/liveupdate takes the v3 ioctls, and a kernel started by a live
+update learns of it from kexec handover before userspace starts.
+
+Patch 1 adds kernel::sysfs, a small abstraction for static groups of
+read-only attributes with a registration that owns the group and a
+notifier that can wake pollers even after the group is gone. Patch 2
+adds the orchestrator as its first user, with its Kconfig option, the
+ABI document and a MAINTAINERS entry.
+
+The series is generated by `cargo xtask patches` of the luo project,
+from the same files the project builds as an out-of-tree module and,
+for the shared state machine, as userspace crates. Its `cargo xtask
+test` applies it with git am to Linux {tree} (Debian's
+linux-source-7.3 {package}), runs checkpatch.pl --strict, builds
+it with the option on and CLIPPY=1, and runs its guest tests against
+the built-in under QEMU (x86_64, two CPUs, lockdep): layout,
+transitions, errors, poll, model, and a live update across kexec.
+"
+    )
+}
+
+/// The author of the series: `LUO_PATCH_AUTHOR` (`Name <email>`, for whoever sends it), or a
+/// placeholder that says it is one. Not git's configured user: the series would then change with
+/// the machine it is generated on.
+fn identity() -> Result<(String, String)> {
+    let Ok(author) = std::env::var("LUO_PATCH_AUTHOR") else {
+        return Ok((PLACEHOLDER_NAME.to_owned(), PLACEHOLDER_EMAIL.to_owned()));
+    };
+    author
+        .trim()
+        .strip_suffix('>')
+        .and_then(|rest| rest.split_once(" <"))
+        .filter(|(name, email)| !name.is_empty() && email.contains('@'))
+        .map(|(name, email)| (name.trim().to_owned(), email.to_owned()))
+        .ok_or_else(|| format!("LUO_PATCH_AUTHOR={author:?} is not of the form 'Name <email>'"))
+}
+
+/// The tree's version from its Makefile, e.g. `7.3.4`.
+fn tree_version(source: &Path) -> Result<String> {
+    let makefile = read(&source.join("Makefile"))?;
+    let field = |name: &str| {
+        makefile
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .trim()
+                    .strip_prefix('=')
+                    .map(str::trim)
+            })
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let version = format!(
+        "{}.{}.{}",
+        field("VERSION"),
+        field("PATCHLEVEL"),
+        field("SUBLEVEL")
+    );
+    if version.starts_with('.') {
+        return Err(format!("no VERSION in {}/Makefile", source.display()));
+    }
+    Ok(version)
+}
+
+/// git in one repository, as one author, without the user's or the system's configuration, so
+/// the series depends only on its inputs.
+struct Git {
+    dir: PathBuf,
+    name: String,
+    email: String,
+}
+
+impl Git {
+    fn new(dir: &Path, (name, email): (String, String)) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            name,
+            email,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        // A fixed date: the same inputs give the same series, byte for byte.
+        let date = "2026-01-01T00:00:00+00:00";
+        let mut git = Command::new("git");
+        git.arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", &self.name)
+            .env("GIT_AUTHOR_EMAIL", &self.email)
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_NAME", &self.name)
+            .env("GIT_COMMITTER_EMAIL", &self.email)
+            .env("GIT_COMMITTER_DATE", date);
+        git
+    }
+
+    fn run(&self, args: &[&str]) -> Result {
+        let out = self
+            .command(args)
+            .output()
+            .map_err(|err| format!("cannot run git: {err}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`git {}` in {} failed ({}): {}",
+                args.join(" "),
+                self.dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn commit(&self, message: &str) -> Result {
+        self.run(&["commit", "-q", "--allow-empty-message", "-m", message])
+    }
+
+    /// `message` with this author's `Signed-off-by`.
+    fn signed(&self, message: &str) -> String {
+        format!(
+            "{}\n\nSigned-off-by: {} <{}>\n",
+            message.trim_end(),
+            self.name,
+            self.email
+        )
+    }
+}
+
+/// Replaces the one occurrence of `anchor` in the tree's `file`.
+fn edit(tree: &Path, file: &str, anchor: &str, replacement: &str) -> Result {
+    let path = tree.join(file);
+    let text = read(&path)?;
+    if text.matches(anchor).count() != 1 {
+        return Err(format!(
+            "{file}: expected exactly one {anchor:?} to edit; is the tree Linux 7.3?"
+        ));
+    }
+    write(&path, &text.replacen(anchor, replacement, 1))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))
+}
+
+/// A git repository of the whole pristine tree, committed once per source package version,
+/// with the series applied by `git am` on a fresh branch; returns the tree.
+pub fn apply(series: &Series) -> Result<PathBuf> {
+    let repo = pristine_repo()?;
+    let git = Git::new(&repo, identity()?);
+    // An earlier run may have stopped in the middle of `git am`; nothing to abort is fine.
+    let _ = git.run(&["am", "--abort"]);
+    git.run(&["checkout", "-q", "-f", "-B", "luo-series", "pristine"])?;
+    git.run(&["clean", "-q", "-f", "-d"])?;
+    let mut am = vec!["am", "-q", "--whitespace=error"];
+    let patches: Vec<String> = series
+        .patches
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    am.extend(patches.iter().map(String::as_str));
+    git.run(&am).map_err(|err| {
+        let _ = git.run(&["am", "--abort"]);
+        format!("the series does not apply to the pristine tree: {err}")
+    })?;
+    eprintln!(
+        "    git am: {} patches applied to the pristine tree in {}",
+        series.patches.len(),
+        repo.display()
+    );
+    Ok(repo)
+}
+
+/// The pristine tree as a git repository (tag `pristine`), made from the extracted source.
+fn pristine_repo() -> Result<PathBuf> {
+    let source = kernel::source_tree()?;
+    let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
+    let parent = cache::dir("kernel")?;
+    let repo = parent.join("git-tree");
+    let stamp = parent.join(".git-tree.version");
+    if std::fs::read_to_string(&stamp).is_ok_and(|v| v == version) && repo.join(".git").is_dir() {
+        return Ok(repo);
+    }
+    if repo.exists() {
+        std::fs::remove_dir_all(&repo)
+            .map_err(|err| format!("cannot remove {}: {err}", repo.display()))?;
+    }
+    let log = cache::log("kernel-git")?;
+    run::run_logged(
+        "copy the pristine tree for git (about 20 s)",
+        Command::new("cp").arg("-a").arg(&source).arg(&repo),
+        &log,
+    )?;
+    let git = Git::new(&repo, identity()?);
+    git.run(&["init", "-q", "-b", "pristine-branch"])?;
+    git.run(&["config", "gc.auto", "0"])?;
+    // `-f`: the tree's own .gitignore must not hide a file of the package from the repository.
+    run::run_logged(
+        "git add the pristine tree (about 2 minutes)",
+        &mut git.command(&["add", "-A", "-f"]),
+        &log,
+    )?;
+    git.commit(&format!(
+        "Linux {} (Debian linux-source-7.3 {version})",
+        tree_version(&source)?
+    ))?;
+    git.run(&["tag", "-f", "pristine"])?;
+    std::fs::write(&stamp, &version)
+        .map_err(|err| format!("cannot write {}: {err}", stamp.display()))?;
+    Ok(repo)
+}
+
+/// `scripts/checkpatch.pl --strict` on every patch; returns the summaries, fails unless each has
+/// no error, warning or check.
+pub fn checkpatch(tree: &Path, series: &Series) -> Result<Vec<String>> {
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for patch in &series.patches {
+        let out = Command::new("perl")
+            .arg(tree.join("scripts/checkpatch.pl"))
+            .args(["--strict", "--no-color"])
+            .arg(format!("--root={}", tree.display()))
+            .arg(patch)
+            .current_dir(tree)
+            .output()
+            .map_err(|err| format!("cannot run checkpatch.pl: {err}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let name = patch.file_name().unwrap_or_default().to_string_lossy();
+        let summary = text
+            .lines()
+            .find(|line| line.starts_with("total:"))
+            .unwrap_or("no summary")
+            .to_owned();
+        if !out.status.success() || !summary.starts_with("total: 0 errors, 0 warnings, 0 checks") {
+            failures.push(format!("{name}: {summary}\n{text}"));
+        }
+        summaries.push(format!("{name}: {summary}"));
+    }
+    if failures.is_empty() {
+        Ok(summaries)
+    } else {
+        Err(format!("checkpatch.pl --strict:\n{}", failures.join("\n")))
+    }
+}
+
+/// The test step: the series regenerated and applied to the pristine tree, carrying the
+/// repository's files, clean for `checkpatch.pl --strict`, built in (`CLIPPY=1`, warnings in
+/// its files refused), and the built-in run through the guest tests and a live update.
+pub fn check() -> Result {
+    setup::run()?;
+    let series = generate(&default_out())?;
+    let tree = apply(&series)?;
+    check_sources(&tree)?;
+    let summaries = checkpatch(&tree, &series)?;
+    report(&tree, &summaries)?;
+    let kernel = kernel::build_in_tree(&series, &tree)?;
+    guest_tests::run_builtin(&kernel, &[])?;
+    liveupdate_builtin::test(&kernel)
+}
+
+/// Checks that the applied tree carries the repository's files: the abstraction byte for byte,
+/// and each shared file below its header.
+pub fn check_sources(tree: &Path) -> Result {
+    let workspace = cache::workspace();
+    if read(&tree.join(ABSTRACTION_PATH))? != read(&workspace.join(ABSTRACTION_SOURCE))? {
+        return Err(format!(
+            "{ABSTRACTION_PATH} differs from {ABSTRACTION_SOURCE}"
+        ));
+    }
+    let (_, shared) = in_tree_root(&read(&workspace.join("luo-kmod/src/luo.rs"))?)?;
+    for file in shared {
+        let in_tree = read(&tree.join(TREE_DIR).join(format!("{}.rs", file.module)))?;
+        let source = read(&workspace.join(&file.source))?;
+        if in_tree != shared_header(&file.source, &source) {
+            return Err(format!(
+                "{TREE_DIR}/{}.rs is not {} (did rustfmt change it?)",
+                file.module, file.source
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What `check` prints of the series: its diffstat and checkpatch's summaries.
+pub fn report(tree: &Path, summaries: &[String]) -> Result {
+    let stat = run::output(Command::new("git").arg("-C").arg(tree).args([
+        "diff",
+        "--stat=72",
+        "pristine",
+        "HEAD",
+    ]))?;
+    eprintln!("    diffstat against Linux 7.3:");
+    for line in stat.lines() {
+        eprintln!("      {}", line.trim_start());
+    }
+    for summary in summaries {
+        eprintln!("    checkpatch --strict {summary}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_loses_every_path_attribute_and_the_abstraction() {
+        let root = read(&cache::workspace().join("luo-kmod/src/luo.rs")).unwrap();
+        let (in_tree, shared) = in_tree_root(&root).unwrap();
+        assert!(
+            !in_tree.lines().any(|line| line.starts_with("#[path")),
+            "{in_tree}"
+        );
+        assert!(!in_tree.contains(ABSTRACTION_MODULE), "{in_tree}");
+        assert!(in_tree.contains("pub mod cell;"));
+        assert!(in_tree.contains("mod sync;"));
+        assert!(shared.contains(&Shared {
+            source: "luo-state/src/cell.rs".to_owned(),
+            module: "cell".to_owned()
+        }));
+        assert!(
+            shared
+                .iter()
+                .any(|file| file.source == "luo-sysfs-abi/src/show.rs")
+        );
+    }
+
+    #[test]
+    fn every_shared_file_exists_and_none_shadows_a_module_file() {
+        let root = read(&cache::workspace().join("luo-kmod/src/luo.rs")).unwrap();
+        let (_, shared) = in_tree_root(&root).unwrap();
+        for file in shared {
+            assert!(
+                cache::workspace().join(&file.source).is_file(),
+                "{}",
+                file.source
+            );
+            let own = cache::workspace().join(format!("luo-kmod/src/{}.rs", file.module));
+            assert!(
+                !own.exists(),
+                "{} would clash with {}",
+                file.source,
+                own.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_path_whose_file_is_not_named_after_its_module_is_refused() {
+        let root = "#[path = \"../../luo-state/src/cell.rs\"]\npub mod state_cell;\n";
+        assert!(in_tree_root(root).is_err());
+    }
+
+    #[test]
+    fn a_path_outside_the_shared_crates_is_refused() {
+        let root = "#[path = \"../../luo-user/src/lib.rs\"]\nmod lib;\n";
+        assert!(in_tree_root(root).is_err());
+    }
+
+    #[test]
+    fn the_abstraction_comment_goes_with_its_lines() {
+        let root = "mod a;\n\n// Why.\n// More why.\n#[path = \"../kernel/sysfs.rs\"]\n\
+                    pub mod kernel_sysfs;\n\nmod b;\nuse crate::kernel_sysfs::Notifier;\n";
+        let (in_tree, shared) = in_tree_root(root).unwrap();
+        assert_eq!(in_tree, "mod a;\n\nmod b;\nuse kernel::sysfs::Notifier;\n");
+        assert!(shared.is_empty());
+    }
+
+    #[test]
+    fn the_makefile_takes_the_out_of_tree_flags() {
+        let kbuild = "obj-m := luo.o\nluo-y := src/luo.o\n\nrustflags-y += --cfg luo_kernel\n";
+        let text = makefile(kbuild).unwrap();
+        assert!(text.contains("obj-y += luo.o\n"));
+        assert!(text.contains("rustflags-y += --cfg luo_kernel\n"));
+        assert!(makefile("obj-m := luo.o\n").is_err());
+    }
+
+    #[test]
+    fn commit_messages_wrap_at_72() {
+        for message in [
+            PATCH_ABSTRACTION,
+            PATCH_MODULE,
+            &cover_letter("7.3.4", "7.3.4-1~bpo13+1"),
+        ] {
+            for line in message.lines() {
+                assert!(line.chars().count() <= 72, "{line:?}");
+            }
+        }
+    }
+}
