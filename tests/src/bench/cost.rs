@@ -1,9 +1,12 @@
 //! The cost of one read of the state: `StateFile::state()` (one `pread` on a descriptor kept
-//! open, parsed) against opening, reading, parsing and closing the path each time.
+//! open, parsed) against opening, reading, parsing and closing the path each time; and the
+//! cost of the clock reads a watcher makes per change, which depends on the guest's clock
+//! source (a read through the vDSO with `tsc`, a system call with `hpet` or `acpi_pm`).
 
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Read;
+use std::time::{Instant, SystemTime};
 
 use luo_sysfs_abi::parse_state;
 use luo_sysfs_abi::path::STATE_PATH;
@@ -54,4 +57,46 @@ fn open_read_close() -> Result<luo_state::State, String> {
         .read(&mut buf)
         .map_err(|err| format!("{STATE_PATH}: {err}"))?;
     parse_state(&buf[..len]).map_err(|err| format!("{STATE_PATH}: {err}"))
+}
+
+/// Nanoseconds per call of each clock read.
+#[derive(Clone, Copy, Debug)]
+pub struct Clocks {
+    /// `Instant::now()` (`CLOCK_MONOTONIC`).
+    pub instant: u64,
+    /// `SystemTime::now()` (`CLOCK_REALTIME`).
+    pub system_time: u64,
+    /// `clock_gettime(CLOCK_MONOTONIC)` through libc, as the benchmark's watchers report.
+    pub monotonic: u64,
+}
+
+/// Times [`CALLS`] calls of each clock read.
+pub fn clocks() -> Clocks {
+    fn per_call(mut f: impl FnMut()) -> u64 {
+        for _ in 0..100 {
+            f();
+        }
+        let start = monotonic_ns();
+        for _ in 0..CALLS {
+            f();
+        }
+        (monotonic_ns() - start) / u64::from(CALLS)
+    }
+    Clocks {
+        instant: per_call(|| {
+            black_box(Instant::now());
+        }),
+        system_time: per_call(|| {
+            black_box(SystemTime::now());
+        }),
+        monotonic: per_call(|| {
+            black_box(monotonic_ns());
+        }),
+    }
+}
+
+/// The guest's clock source, from sysfs.
+pub fn clock_source() -> String {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned())
 }

@@ -7,11 +7,14 @@
 //! that call would be counted. Only calls that enter inside the window count; the call the
 //! watcher was already sleeping in when the window opened does not.
 
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::procfs::children_of;
+use super::record::{self, Record};
 
 /// How long the watcher is watched while idle.
 pub const WINDOW: Duration = Duration::from_secs(5);
@@ -27,8 +30,8 @@ pub struct Syscalls {
     pub by_name: Vec<(String, u64)>,
 }
 
-/// Counts the system calls `program args` makes during [`WINDOW`] once it has printed its
-/// first line (it must print one line when it is watching).
+/// Counts the system calls `program args` makes during [`WINDOW`] once it has sent its
+/// `READY` record on standard output.
 pub fn syscalls(program: &Path, args: &[&str]) -> Result<Syscalls, String> {
     let mut strace = Command::new("strace")
         .args(["-f", "-ttt", "-qq"])
@@ -73,7 +76,7 @@ pub fn syscalls(program: &Path, args: &[&str]) -> Result<Syscalls, String> {
 }
 
 /// Counts the context switches of `program args` (all threads) during [`WINDOW`] once it has
-/// printed its first line, without tracing it: each time an idle watcher wakes is one.
+/// sent its `READY` record, without tracing it: each time an idle watcher wakes is one.
 pub fn wakeups(program: &Path, args: &[&str]) -> Result<u64, String> {
     let mut child = Command::new(program)
         .args(args)
@@ -92,19 +95,21 @@ pub fn wakeups(program: &Path, args: &[&str]) -> Result<u64, String> {
     result
 }
 
-/// Reads the first line of the child's standard output.
+/// Reads the watcher's first report (its `READY` record, see [`super::record`]).
 fn wait_ready(child: &mut Child) -> Result<(), String> {
-    let stdout = child.stdout.take().ok_or("no pipe from the watcher")?;
-    let mut line = String::new();
-    let mut reader = BufReader::new(stdout);
-    match reader.read_line(&mut line) {
-        Ok(n) if n > 0 => {
-            // Keep the pipe open (a watcher that writes must not get EPIPE).
-            child.stdout = Some(reader.into_inner());
-            Ok(())
+    let stdout = child.stdout.as_mut().ok_or("no pipe from the watcher")?;
+    let mut bytes = [0u8; record::SIZE];
+    // The pipe stays open afterwards (a watcher that writes must not get EPIPE).
+    match stdout.read_exact(&mut bytes) {
+        Ok(()) if Record::decode(&bytes).kind == record::READY => Ok(()),
+        Ok(()) => Err(format!(
+            "the watcher's first report is not READY: {:?}",
+            Record::decode(&bytes)
+        )),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+            Err("the watcher ended before it was ready".to_owned())
         }
-        Ok(_) => Err("the watcher ended before it was ready".to_owned()),
-        Err(err) => Err(format!("reading the watcher's first line: {err}")),
+        Err(err) => Err(format!("reading the watcher's first report: {err}")),
     }
 }
 
@@ -124,22 +129,6 @@ fn end_traced(strace: &mut Child) {
     }
     let _ = strace.kill();
     let _ = strace.wait();
-}
-
-/// The pids whose parent is `parent`, from `/proc/*/stat`.
-fn children_of(parent: u32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| {
-        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name is in parentheses and may hold spaces: the fields follow the last ')'.
-        let after = &stat[stat.rfind(')')? + 1..];
-        let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
-        (ppid == parent).then_some(pid)
-    })
-    .collect()
 }
 
 /// Voluntary plus involuntary context switches of every thread of `pid`.

@@ -1,16 +1,24 @@
 //! The benchmarks of `cargo xtask bench`, run in one guest by `luo-bench`.
 //!
-//! - [`latency`]: from a transition's ioctl to a watcher's report, for the library watcher, a
-//!   minimal C loop of `poll` + `pread` (the floor, a child process), the library again in a
-//!   child process (like the floor), and re-reading every 100 ms;
-//! - [`cost`]: one `StateFile::state()` against open + read + close;
+//! - [`latency`]: from a transition's ioctl to the watchers' reports, with 1, 16 and 128
+//!   watcher processes, for the library and for a minimal C loop of `poll` + `pread` (the
+//!   floor), both reporting the same way ([`record`]); the Rust layers between them
+//!   ([`watchers`]); re-reading every 100 ms; and the ioctl's own cost as watchers are added;
+//! - [`wake_work`]: the work of one wake in each of those layers, without the scheduler;
+//! - [`cost`]: one `StateFile::state()` against open + read + close, and the clock reads a
+//!   watcher makes;
 //! - [`idle`]: the system calls a watcher makes while nothing happens.
 //!
 //! Every line of the report is `bench: KEY VALUE`, readable and parsable alike.
 
+pub mod alloc;
 pub mod cost;
 pub mod idle;
 pub mod latency;
+pub mod procfs;
+pub mod record;
+pub mod wake_work;
+pub mod watchers;
 
 use std::fmt::Display;
 
@@ -48,6 +56,14 @@ impl Rng {
             lo + self.0 % (hi - lo)
         }
     }
+
+    /// Shuffles `items` (Fisher-Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.range(0, i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 /// Percentiles of a set of latencies.
@@ -61,6 +77,8 @@ pub struct Summary {
     pub p99: u64,
     /// Largest sample, in nanoseconds.
     pub max: u64,
+    /// Smallest sample, in nanoseconds.
+    pub min: u64,
 }
 
 impl Summary {
@@ -73,6 +91,7 @@ impl Summary {
             p50: percentile(&sorted, 50),
             p99: percentile(&sorted, 99),
             max: sorted.last().copied().unwrap_or(0),
+            min: sorted.first().copied().unwrap_or(0),
         }
     }
 }
@@ -108,6 +127,15 @@ mod tests {
         let one = Summary::of(&[7]);
         assert_eq!((one.p50, one.p99, one.max), (7, 7, 7));
         assert_eq!(Summary::of(&[]).p50, 0);
+    }
+
+    #[test]
+    fn shuffles_keep_the_items() {
+        let mut rng = Rng::from_clock();
+        let mut items: Vec<u32> = (0..10).collect();
+        rng.shuffle(&mut items);
+        items.sort_unstable();
+        assert_eq!(items, (0..10).collect::<Vec<_>>());
     }
 
     #[test]
