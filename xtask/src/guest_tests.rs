@@ -100,7 +100,7 @@ fn check_names(only: &[String], tests: &[&str]) -> Result {
 /// Builds `luo-guest-tests` and returns its path.
 /// Builds the guest test binary and `luoctl`, which the `luoctl`, `agent` and `follow` tests
 /// run from beside it.
-fn build_binary() -> Result<PathBuf> {
+pub fn build_binary() -> Result<PathBuf> {
     run::step("guest test binary and luoctl");
     run::run(
         Command::new("cargo")

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::cache;
+use crate::guest_tests;
 use crate::module::{self, Module};
 use crate::run::{self, Result};
 use crate::timeline::{self, Timeline};
@@ -31,18 +32,7 @@ pub fn prepare_tools() -> Result<Tools> {
             .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
             .current_dir(cache::workspace()),
     )?;
-    run::run(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "luo-tests",
-                "--bin",
-                "luo-guest-tests",
-            ])
-            .current_dir(cache::workspace()),
-    )?;
+    guest_tests::build_binary()?;
     let dir = cache::dir("liveupdate")?;
     Ok(Tools { module, dir })
 }

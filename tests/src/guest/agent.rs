@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use luo_state::State;
 
-use crate::guest::lines::{Lines, Stream};
+use crate::guest::lines::{self, Lines, Stream};
 use crate::guest::luoctl::luoctl_path;
 use crate::{Outcome, ensure, module, sysfs};
 
@@ -40,18 +40,18 @@ pub fn run(ko: &Path) -> Outcome {
     );
 
     // Round 1: every prepared hook succeeds, so the agent leaves `prepared` alone.
-    run_luoctl(&luoctl, "prepare")?;
+    lines::run_ok(&luoctl, "prepare")?;
     agent.expect(Stream::Err, "prepared.d/30-last succeeded", STEP)?;
     ensure!(
         sysfs::read_fresh()? == State::Prepared,
         "the agent changed the state although every prepared hook succeeded"
     );
-    run_luoctl(&luoctl, "cancel")?;
+    lines::run_ok(&luoctl, "cancel")?;
     agent.expect(Stream::Err, "normal.d/10-resume succeeded", STEP)?;
 
     // Round 2: 20-check fails, so 30-last never runs and the agent cancels.
     tree.arm_failure()?;
-    run_luoctl(&luoctl, "prepare")?;
+    lines::run_ok(&luoctl, "prepare")?;
     let cancelled = agent.expect(Stream::Err, "live update cancelled", STEP)?;
     ensure!(
         cancelled.contains("prepared.d/20-check failed") && cancelled.ends_with("state normal"),
@@ -119,20 +119,6 @@ fn receive(socket: &UnixDatagram) -> Result<String, String> {
         .recv(&mut buf)
         .map_err(|err| format!("no notification within {STEP:?}: {err}"))?;
     Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
-}
-
-fn run_luoctl(luoctl: &Path, command: &str) -> Outcome {
-    let out = std::process::Command::new(luoctl)
-        .arg(command)
-        .output()
-        .map_err(|err| format!("luoctl {command}: {err}"))?;
-    ensure!(
-        out.status.success(),
-        "luoctl {command} exited {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }
 
 /// A hooks tree in /tmp whose hooks append their names to a log.

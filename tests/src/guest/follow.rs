@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use luo_sysfs_abi::path::STATE_PATH;
 
-use crate::guest::lines::{Lines, Stream, cpu_ticks};
+use crate::guest::lines::{self, Lines, Stream, cpu_ticks};
 use crate::guest::luoctl::luoctl_path;
 use crate::{Outcome, ensure, module};
 
@@ -63,7 +63,7 @@ pub fn run(ko: &Path) -> Outcome {
     agent.expect(Stream::Err, "is back (state: normal)", STEP)?;
 
     // Both go on: watch reports the prepare, the agent runs its prepared hook.
-    run_luoctl(&luoctl, "prepare")?;
+    lines::run_ok(&luoctl, "prepare")?;
     let record = watch.expect(Stream::Out, "\"state\":\"prepared\"", STEP)?;
     ensure!(
         record.contains("\"seq\":1,\"prev\":\"normal\""),
@@ -71,7 +71,7 @@ pub fn run(ko: &Path) -> Outcome {
     );
     agent.expect(Stream::Err, "prepared.d/10-mark succeeded", STEP)?;
     ensure!(marker.exists(), "the prepared hook did not run");
-    run_luoctl(&luoctl, "cancel")?;
+    lines::run_ok(&luoctl, "cancel")?;
     watch.expect(Stream::Out, "\"state\":\"normal\"", STEP)?;
     let status = agent.wait(STEP)?;
     ensure!(
@@ -112,18 +112,4 @@ fn write_hook(path: &Path, body: &str) -> Outcome {
         .map_err(|err| format!("{}: {err}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
         .map_err(|err| format!("{}: {err}", path.display()))
-}
-
-fn run_luoctl(luoctl: &Path, command: &str) -> Outcome {
-    let out = std::process::Command::new(luoctl)
-        .arg(command)
-        .output()
-        .map_err(|err| format!("luoctl {command}: {err}"))?;
-    ensure!(
-        out.status.success(),
-        "luoctl {command} exited {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
 }

@@ -160,3 +160,18 @@ pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
     };
     Ok(field(11)? + field(12)?)
 }
+
+/// Runs `luoctl COMMAND` to completion and fails with its stderr unless it exits 0.
+pub fn run_ok(luoctl: &Path, command: &str) -> crate::Outcome {
+    let out = Command::new(luoctl)
+        .arg(command)
+        .output()
+        .map_err(|err| format!("luoctl {command}: {err}"))?;
+    crate::ensure!(
+        out.status.success(),
+        "luoctl {command} exited {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
