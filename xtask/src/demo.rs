@@ -84,30 +84,10 @@ fn print_timeline(timeline: &Timeline) {
         )
     };
     let base = timeline.at(Mark::Prepared).map(|seen| seen.host);
-    let rows = [
-        (
-            Mark::Prepared,
-            "luoctl prepare: the agent checkpoints its workload",
-        ),
-        (
-            Mark::Frozen,
-            "the kexec reboot froze the state: blackout begins",
-        ),
-        (Mark::FrozenSeen, "a watcher in the old kernel read frozen"),
-        (Mark::Jump, "the old kernel jumps into the new one"),
-        (Mark::NewKernel, "the new kernel's first console line"),
-        (Mark::Init, "the new kernel starts init"),
-        (
-            Mark::ModuleReady,
-            "the new kernel's luo read the handover: updated",
-        ),
-        (Mark::UpdatedSeen, "a watcher read updated: blackout ends"),
-        (Mark::Restored, "the agent restored its workload"),
-        (Mark::Normal, "the agent said finish: normal"),
-    ];
     println!();
     println!("Live update timeline (host clock, UTC, as the guest's lines reached the host)");
-    for (mark, what) in rows {
+    for mark in Mark::ALL {
+        let what = mark.what();
         match (timeline.at(mark), base) {
             (Some(seen), Some(base)) => println!(
                 "  {}  +{:>6.2}s  {what}",

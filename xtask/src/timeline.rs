@@ -38,7 +38,8 @@ pub enum Mark {
 }
 
 impl Mark {
-    const ALL: [Mark; 10] = [
+    /// Every mark, in the order a live update passes them.
+    pub const ALL: [Mark; 10] = [
         Mark::Prepared,
         Mark::Frozen,
         Mark::FrozenSeen,
@@ -63,6 +64,22 @@ impl Mark {
             Mark::UpdatedSeen => "updated seen",
             Mark::Restored => "restored",
             Mark::Normal => "normal",
+        }
+    }
+
+    /// What happened at this mark, for a person reading the timeline.
+    pub fn what(self) -> &'static str {
+        match self {
+            Mark::Prepared => "luoctl prepare: the agent checkpoints its workload",
+            Mark::Frozen => "the kexec reboot froze the state: blackout begins",
+            Mark::FrozenSeen => "a watcher in the old kernel read frozen",
+            Mark::Jump => "the old kernel jumps into the new one",
+            Mark::NewKernel => "the new kernel's first console line",
+            Mark::Init => "the new kernel starts init",
+            Mark::ModuleReady => "the new kernel's luo read the handover: updated",
+            Mark::UpdatedSeen => "a watcher read updated: blackout ends",
+            Mark::Restored => "the agent restored its workload",
+            Mark::Normal => "the agent said finish: normal",
         }
     }
 }

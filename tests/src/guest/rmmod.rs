@@ -41,9 +41,7 @@ pub fn run(ko: &Path) -> Outcome {
         .map(|_| {
             let ready = ready_tx.clone();
             thread::spawn(move || -> Outcome {
-                let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
-                sysfs::read(&file)?;
-                ready.send(()).map_err(|_| "main thread gone".to_owned())?;
+                let file = armed_state_file(&ready)?;
                 let revents = sysfs::poll_pri(&file, Duration::from_secs(30))
                     .map_err(|e| format!("poll: {e}"))?;
                 let Some(revents) = revents else {
@@ -120,6 +118,15 @@ pub fn run(ko: &Path) -> Outcome {
     module::load_with_selftest(ko)
 }
 
+/// Opens `state` and reads it, which arms the next poll, then tells the main thread this
+/// poller is ready.
+fn armed_state_file(ready: &mpsc::Sender<()>) -> Result<std::fs::File, String> {
+    let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
+    sysfs::read(&file)?;
+    ready.send(()).map_err(|_| "main thread gone".to_owned())?;
+    Ok(file)
+}
+
 /// One unload under pollers that behave like `while poll(); pread()` loops (systemd's
 /// sd-event, gpiomon): after the read that fails with `ENODEV` they poll again, and that poll
 /// must return, whether it started before the file's removal or after it.
@@ -130,9 +137,7 @@ fn stubborn_pollers_wake(ko: &Path) -> Outcome {
         .map(|_| {
             let ready = ready_tx.clone();
             thread::spawn(move || -> Outcome {
-                let file = sysfs::open().map_err(|err| format!("opening state: {err}"))?;
-                sysfs::read(&file)?;
-                ready.send(()).map_err(|_| "main thread gone".to_owned())?;
+                let file = armed_state_file(&ready)?;
                 let mut gone = false;
                 // Bounded: a poller that is never told `ENODEV` fails rather than spinning.
                 for _ in 0..100 {
