@@ -13,15 +13,20 @@ use crate::setup;
 
 /// The fragments merged onto tinyconfig, in order. The debug fragment (lockdep, sleeping in
 /// atomic context) is always on: the tests want it, and one kernel keeps a cold run short.
+/// The fault injection of the module's init is needed only where the module is loaded, so it
+/// lives in this kernel and not in a third one.
 const FRAGMENTS: &[&str] = &[
     "luo-kmod/kconfig/base.config",
     "luo-kmod/kconfig/debug.config",
+    "luo-kmod/kconfig/fault-injection.config",
 ];
 
-/// The fragments of the in-tree kernel: the same, and luo built in.
+/// The fragments of the in-tree kernel: the same base, luo built in, and what systemd as PID 1
+/// needs (the systemd guest runs the built-in flavours).
 const IN_TREE_FRAGMENTS: &[&str] = &[
     "luo-kmod/kconfig/base.config",
     "luo-kmod/kconfig/debug.config",
+    "luo-kmod/kconfig/systemd.config",
     "luo-kmod/kconfig/in-tree.config",
 ];
 

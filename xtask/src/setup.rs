@@ -15,9 +15,9 @@ const VIRTME_NG_VERSION: &str = "1.42";
 /// The kernel source package (trixie-backports).
 pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-7.3";
 
-/// From bookworm. libclang 19, because bookworm's default 14 is older than the kernel's
-/// minimum (17.0.1); udev, because virtme-ng's init (`vm --vng` only) starts the host's udevd
-/// in the guest.
+/// From bookworm. lz4, to compress the guest kernels; libclang 19, because bookworm's default
+/// 14 is older than the kernel's minimum (17.0.1); udev, because virtme-ng's init (`vm --vng`
+/// only) starts the host's udevd in the guest.
 const BOOKWORM_PACKAGES: &[&str] = &[
     "bc",
     "bison",
@@ -30,6 +30,7 @@ const BOOKWORM_PACKAGES: &[&str] = &[
     "libclang-19-dev",
     "libelf-dev",
     "libssl-dev",
+    "lz4",
     "qemu-system-x86",
     "rsync",
     "strace",
