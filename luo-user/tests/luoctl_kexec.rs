@@ -1,6 +1,6 @@
 //! `luoctl kexec` on the host: everything it checks before `kexec_file_load`: the command
 //! line, the state, kexec handover, the files. The load and the reboot themselves run in the
-//! guests of `cargo xtask test` (xtask/src/liveupdate.rs).
+//! guests of `cargo xtask test` (xtask/src/scenario/liveupdate.rs).
 
 mod cli;
 

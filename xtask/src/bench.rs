@@ -14,10 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::cache;
-use crate::module;
+use crate::build::{cache, module};
+use crate::guest::runner;
 use crate::run::{self, Result};
-use crate::vm;
 use json::Json;
 use report::{Values, WATCHERS, nums, range};
 
@@ -74,11 +73,11 @@ pub fn run() -> Result {
     run::step("benchmarks in one guest under QEMU (TCG, 2 CPUs): about three minutes");
     let script = format!(
         "{} --ko {} --c-floor {}",
-        vm::shell_quote(&bench.to_string_lossy()),
-        vm::shell_quote(&module.ko.to_string_lossy()),
-        vm::shell_quote(&floor.to_string_lossy())
+        runner::shell_quote(&bench.to_string_lossy()),
+        runner::shell_quote(&module.ko.to_string_lossy()),
+        runner::shell_quote(&floor.to_string_lossy())
     );
-    let guest = vm::run_in_guest(&module.kernel.build, &script)?;
+    let guest = runner::run_in_guest(&module.kernel.build, &script)?;
     let lines: Vec<&str> = guest
         .stdout
         .lines()
@@ -88,7 +87,7 @@ pub fn run() -> Result {
         println!("{line}");
     }
     if !guest.success() {
-        return Err(vm::failure_report("luo-bench", &guest));
+        return Err(runner::failure_report("luo-bench", &guest));
     }
     let values = Values::parse(&lines);
     println!();

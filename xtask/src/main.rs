@@ -2,101 +2,82 @@
 //!
 //! Heavy outputs (the kernel tree and build, the virtme-ng venv, installed tools) are cached
 //! under `~/.cache/luo` (or `$LUO_CACHE`), keyed by their inputs, so a second run is quick.
+//!
+//! # Layers
+//!
+//! Each top-level module is a folder of tasks on one layer, and it uses only itself and the
+//! layers below it, never a higher layer or another folder on its own:
+//!
+//! 1. [`run`]: running external commands and reporting their failures.
+//! 2. [`build`]: what the guests run, built and cached: setup, the kernel source, the kernels,
+//!    `luo.ko`, the guests' init, the ABI document.
+//! 3. [`guest`] (booting a kernel under QEMU and running a script in it, and the `vm`
+//!    command) and [`series`] (the in-tree series: generated, applied, built, checked). Both
+//!    stand on `build` only; neither knows the other.
+//! 4. [`scenario`] (what the guests are made to do: the kernel tests, the live updates, the
+//!    tests of luo built in, the demo) and [`mod@bench`].
+//! 5. [`mod@test`]: every check, in order; and this file with [`flags`], which map each
+//!    command to the one module that does it.
+//!
+//! So the in-tree kernel is the series' ([`series::tree`]), which the built-in tests of
+//! [`scenario`] boot; the series never calls back into a scenario. `layers.rs` checks the rule.
 
-mod abi_doc;
 mod bench;
-mod cache;
-mod check;
-mod demo;
-mod guest_init;
-mod guest_tests;
-mod kernel;
-mod liveupdate;
-mod liveupdate_builtin;
-mod module;
-mod patches;
-mod publish_check;
+mod build;
+mod flags;
+mod guest;
+#[cfg(test)]
+mod layers;
 mod run;
-mod setup;
-mod timeline;
-mod vm;
+mod scenario;
+mod series;
+mod test;
 
 use std::process::ExitCode;
 
-const HELP: &str = "\
-cargo xtask <command>
+use clap::{CommandFactory, FromArgMatches};
 
-Commands:
-  setup         install what the kernel build and the guest need (apt with a trixie-backports
-                pin, rust-src matching rustc, bindgen-cli, virtme-ng for `vm --vng`); safe
-                to repeat
-  kernel [--in-tree]
-                set up, then build the guest kernel (cached by version, config and rustc);
-                --in-tree: the same kernel with the series of `patches` applied to the
-                pristine tree and luo built in (CONFIG_LIVEUPDATE_SYSFS_API=y, CLIPPY=1),
-                cached by the series as well
-  module        build luo.ko against that kernel (KDIR=... to use your own tree), with the
-                kernel's clippy lints and rustfmt settings checked
-  vm [--console] [--vng] -- CMD...
-                boot the guest kernel under QEMU (TCG) with our init (luo-guest-init) and run
-                CMD in it as root, the host's files visible read-only; --console shows the
-                guest's console as it comes; --vng boots with virtme-ng instead (a shell when
-                no CMD is given)
-  demo          the main job: build everything, boot the guest, load luo.ko and walk a live
-                update cycle watched by luoctl
-  test          every check: fmt, clippy, unit, property, loom, doc tests, the ABI document,
-                the kernel tests under QEMU, the live update across kexec with its
-                failure paths, and the in-tree series (test-patches)
-  test-kernel [--builtin] [TEST...]
-                only the kernel tests under QEMU (all, or the ones named); --builtin: the
-                ones that apply to luo built in, against the in-tree kernel
-  test-patches  only the in-tree series: regenerate it, `git am` it on the pristine tree,
-                checkpatch.pl --strict, build it in, run the built-in tests and a live update
-  test-liveupdate
-                only the live update across kexec and its failure paths
-  bench         watcher latency, read cost and idle syscalls, in one guest; targets reported
-  patches [--out DIR]
-                write the in-tree series against Linux 7.3 (default target/patches): the
-                sysfs abstraction as rust/kernel/sysfs.rs, then luo under
-                kernel/liveupdate/luo_sysfs with its Kconfig option, ABI file and
-                MAINTAINERS entry, all generated from this repository
-  gen-abi-doc   rewrite Documentation/ABI/testing/sysfs-kernel-liveupdate
-  help          this text
-
-Environment: LUO_CACHE (default ~/.cache/luo), KDIR (a Rust-enabled kernel build to use
-instead of ours), LUO_VM_TIMEOUT (seconds per guest, default 300).
-";
+use flags::{Command, Xtask};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = match args.split_first() {
-        Some((command, rest)) => (command.as_str(), rest),
-        None => ("help", &[][..]),
+    let matches = Xtask::command().get_matches();
+    let name = matches.subcommand_name().unwrap_or("help").to_owned();
+    let xtask = Xtask::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    let Some(command) = xtask.command else {
+        // No command: the help, as `cargo xtask help` prints it.
+        return match Xtask::command().print_long_help() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
     };
-    let result = match command {
-        "setup" => setup::run(),
-        "kernel" => kernel::run(rest),
-        "module" => module::ensure().map(drop),
-        "vm" => vm::run_command(rest),
-        "demo" => demo::run(rest),
-        "test" => check::run(),
-        "test-kernel" => guest_tests::run_all(rest),
-        "test-liveupdate" => liveupdate::test_all(rest),
-        "test-patches" => patches::check(),
-        "patches" => patches::run(rest),
-        "bench" => bench::run(),
-        "gen-abi-doc" => abi_doc::write(),
-        "help" | "--help" | "-h" => {
-            print!("{HELP}");
-            Ok(())
-        }
-        other => Err(format!("unknown command '{other}'\n\n{HELP}")),
-    };
-    match result {
+    match dispatch(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("xtask {command}: error: {message}");
+            eprintln!("xtask {name}: error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `command` in the module that owns it.
+fn dispatch(command: Command) -> run::Result {
+    match command {
+        Command::Setup => build::setup::run(),
+        Command::Kernel { in_tree: false } => build::kernel::ensure().map(drop),
+        Command::Kernel { in_tree: true } => series::tree::in_tree_kernel().map(drop),
+        Command::Module => build::module::ensure().map(drop),
+        Command::Vm {
+            console,
+            vng,
+            command,
+        } => guest::vm::run(console, vng, &command),
+        Command::Demo { runs } => scenario::demo::run(runs.get()),
+        Command::Test => test::run(),
+        Command::TestKernel { builtin, tests } => scenario::kernel_tests::run(builtin, &tests),
+        Command::TestPatches => scenario::builtin::test_patches(),
+        Command::TestLiveupdate { only } => scenario::liveupdate::test_all(&only),
+        Command::Bench => bench::run(),
+        Command::Patches { out } => series::generate::run(out),
+        Command::GenAbiDoc => build::abi_doc::write(),
     }
 }

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache;
-use crate::kernel::{self, Kernel};
-use crate::module;
+use crate::build::kernel::Kernel;
+use crate::build::{cache, module};
+use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::vm::{self, GuestOptions};
+use crate::series;
 
 /// The tests of `tests/src/bin/luo-guest-tests.rs`, one guest each.
 const TESTS: &[&str] = &[
@@ -39,13 +39,10 @@ const BUILTIN_APPEND: &str = "luo.selftest=1";
 
 /// `cargo xtask test-kernel [--builtin] [TEST...]`: builds the module (or the in-tree kernel)
 /// and the guest test binary, then runs the tests named (all when none); reports every failure.
-pub fn run_all(args: &[String]) -> Result {
-    let only = match args {
-        [flag, only @ ..] if flag == "--builtin" => {
-            return run_builtin(&kernel::ensure_in_tree()?, only);
-        }
-        only => only,
-    };
+pub fn run(builtin: bool, only: &[String]) -> Result {
+    if builtin {
+        return run_builtin(&series::tree::in_tree_kernel()?, only);
+    }
     check_names(only, TESTS)?;
     let module = module::ensure()?;
     let squatter = module::build_squatter(&module.kernel)?;
@@ -59,9 +56,9 @@ pub fn run_all(args: &[String]) -> Result {
         |test| {
             format!(
                 "LUO_SQUATTER_KO={} {} {test} --ko {}",
-                vm::shell_quote(&squatter.to_string_lossy()),
-                vm::shell_quote(&binary.to_string_lossy()),
-                vm::shell_quote(&module.ko.to_string_lossy())
+                runner::shell_quote(&squatter.to_string_lossy()),
+                runner::shell_quote(&binary.to_string_lossy()),
+                runner::shell_quote(&module.ko.to_string_lossy())
             )
         },
     )
@@ -82,7 +79,7 @@ pub fn run_builtin(kernel: &Kernel, only: &[String]) -> Result {
     run_guests(&kernel.build, BUILTIN_TESTS, only, &options, |test| {
         format!(
             "{} {test} --ko {BUILTIN_KO}",
-            vm::shell_quote(&binary.to_string_lossy())
+            runner::shell_quote(&binary.to_string_lossy())
         )
     })
 }
@@ -135,14 +132,17 @@ fn run_guests(
         .iter()
         .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
     {
-        let guest = vm::run_in_guest_with(kernel_build, &script(test), options, |_, _, _| {})?;
+        let guest = runner::run_in_guest_with(kernel_build, &script(test), options, |_, _, _| {})?;
         let verdict = if guest.success() { "ok" } else { "FAILED" };
         eprintln!("    {test}: {verdict} ({:.1?})", guest.elapsed);
         for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
             eprintln!("      {line}");
         }
         if !guest.success() {
-            failures.push(vm::failure_report(&format!("kernel test '{test}'"), &guest));
+            failures.push(runner::failure_report(
+                &format!("kernel test '{test}'"),
+                &guest,
+            ));
         }
     }
     if failures.is_empty() {

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::guest::runner::Stream;
 use crate::run::Result;
-use crate::vm::Stream;
 
 /// A moment of the live update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

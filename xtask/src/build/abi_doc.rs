@@ -1,6 +1,6 @@
 //! `cargo xtask gen-abi-doc`: write the ABI document from `luo-sysfs-abi`.
 
-use crate::cache::workspace;
+use crate::build::cache::workspace;
 
 /// The document's path in the repository.
 pub const PATH: &str = "Documentation/ABI/testing/sysfs-kernel-liveupdate";

@@ -5,23 +5,14 @@
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::liveupdate;
+use crate::guest::runner::Stream;
 use crate::run::{self, Result};
-use crate::timeline::{self, Mark, Timeline};
-use crate::vm::Stream;
+use crate::scenario::liveupdate;
+use crate::scenario::timeline::{self, Mark, Timeline};
 
 /// Runs the demo `--runs N` times (default 1); fails if any step of a cycle is missing or out
 /// of order.
-pub fn run(args: &[String]) -> Result {
-    let runs = match args {
-        [] => 1,
-        [flag, n] if flag == "--runs" => n
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("--runs takes a positive number, not '{n}'"))?,
-        _ => return Err("usage: cargo xtask demo [--runs N]".to_owned()),
-    };
+pub fn run(runs: usize) -> Result {
     let tools = liveupdate::prepare_tools()?;
     let mut timelines = Vec::new();
     for i in 1..=runs {

@@ -1,15 +1,13 @@
-//! `cargo xtask kernel [--in-tree]`: the guest kernel, configured from tinyconfig plus the
-//! fragments in `luo-kmod/kconfig/`, built once per (source version, fragments, rustc, bindgen)
-//! and cached; with `--in-tree`, the same kernel with the in-tree series applied and luo built
-//! in, cached by the series' content as well.
+//! `cargo xtask kernel`: the guest kernel, configured from tinyconfig plus the fragments in
+//! `luo-kmod/kconfig/`, built once per (source version, fragments, rustc, bindgen) and cached;
+//! and the build of a tree with the in-tree series applied and luo built in, cached by the
+//! series' content as well (the series itself, and `--in-tree`, are `series::tree`'s).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache;
-use crate::patches::{self, Series};
+use crate::build::{cache, setup, sources};
 use crate::run::{self, Result};
-use crate::setup;
 
 /// The fragments merged onto tinyconfig, in order. The debug fragment (lockdep, sleeping in
 /// atomic context) is always on: the tests want it, and one kernel keeps a cold run short.
@@ -29,15 +27,6 @@ const IN_TREE_FRAGMENTS: &[&str] = &[
     "luo-kmod/kconfig/systemd.config",
     "luo-kmod/kconfig/in-tree.config",
 ];
-
-/// `cargo xtask kernel [--in-tree]`.
-pub fn run(args: &[String]) -> Result {
-    match args {
-        [] => ensure().map(drop),
-        [flag] if flag == "--in-tree" => ensure_in_tree().map(drop),
-        _ => Err("usage: cargo xtask kernel [--in-tree]".to_owned()),
-    }
-}
 
 /// A built kernel: the `O=` directory, which is also what `make -C` and `vng --run` take.
 pub struct Kernel {
@@ -59,7 +48,7 @@ pub fn ensure() -> Result<Kernel> {
     }
     setup::run()?;
     run::step("kernel");
-    let src = source_tree()?;
+    let src = sources::source_tree()?;
     let build = build_dir()?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
@@ -101,37 +90,39 @@ fn link_current(build: &Path) -> Result {
     })
 }
 
-/// The kernel with the in-tree series applied and `CONFIG_LIVEUPDATE_SYSFS_API=y`: the series
-/// regenerated from the repository and applied to the pristine tree with `git am`, then built
-/// (unless the cache holds a build of the same series and inputs).
-pub fn ensure_in_tree() -> Result<Kernel> {
-    setup::run()?;
-    let series = patches::generate(&patches::default_out())?;
-    let tree = patches::apply(&series)?;
-    build_in_tree(&series, &tree)
+/// A tree with the in-tree series applied, and what its build must know of the series.
+pub struct Patched<'a> {
+    /// The pristine tree with the series applied.
+    pub tree: &'a Path,
+    /// What the series changes: with the fragments, it keys the build.
+    pub diffs: &'a [u8],
+    /// Paths (or the start of paths) of the series' files: a warning about one fails the build.
+    pub files: &'a [&'a str],
+    /// The objects compiled from those files, relative to the build directory.
+    pub objects: &'a [&'a str],
 }
 
-/// Builds `tree`, the pristine tree with `series` applied, with the in-tree fragments and
-/// `CLIPPY=1`; a warning in the series' Rust files fails the build. Never touches
-/// `build-current`, which stays the out-of-tree module's kernel.
-pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
-    run::step(&format!(
-        "kernel with the in-tree series (CONFIG_{}=y)",
-        patches::OPTION
-    ));
-    let build = inputs_dir("build-in-tree", IN_TREE_FRAGMENTS, &[series.diffs()?])?;
+/// Builds `patched.tree` with the in-tree fragments and `CLIPPY=1`; a warning in the series'
+/// Rust files fails the build. Never touches `build-current`, which stays the out-of-tree
+/// module's kernel.
+pub fn build_in_tree(patched: &Patched) -> Result<Kernel> {
+    let build = inputs_dir(
+        "build-in-tree",
+        IN_TREE_FRAGMENTS,
+        &[patched.diffs.to_vec()],
+    )?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
         return Ok(Kernel { build });
     }
     eprintln!("    building in {}", build.display());
-    configure(tree, &build, IN_TREE_FRAGMENTS)?;
+    configure(patched.tree, &build, IN_TREE_FRAGMENTS)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let log = cache::log("kernel-build-in-tree")?;
     let mut make = Command::new("make");
     make.arg("-C")
-        .arg(tree)
+        .arg(patched.tree)
         .arg(format!("O={}", build.display()))
         .arg(format!("-j{jobs}"))
         .arg("CLIPPY=1")
@@ -142,9 +133,9 @@ pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
         &mut make,
         &log,
     )?;
-    if let Err(err) = check_series_warnings(&log) {
+    if let Err(err) = check_series_warnings(&log, patched.files) {
         // make would not compile them again, and a second run would pass without linting.
-        for object in IN_TREE_RUST_OBJECTS {
+        for object in patched.objects {
             let _ = std::fs::remove_file(build.join(object));
         }
         return Err(err);
@@ -153,18 +144,13 @@ pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
     Ok(Kernel { build })
 }
 
-/// The objects of the series' Rust code in the build directory: the kernel crate (which holds
-/// `kernel::sysfs`) and luo.
-const IN_TREE_RUST_OBJECTS: &[&str] = &["rust/kernel.o", "kernel/liveupdate/luo_sysfs/luo.o"];
-
 /// Fails when the build log holds a compiler or clippy warning about a file of the series.
 /// Warnings about the rest of the tree are the tree's; they are counted, not refused.
-fn check_series_warnings(log: &Path) -> Result {
+fn check_series_warnings(log: &Path, files: &[&str]) -> Result {
     let text = std::fs::read_to_string(log)
         .map_err(|err| format!("cannot read {}: {err}", log.display()))?;
     let lines: Vec<&str> = text.lines().collect();
-    let ours =
-        |line: &str| line.contains("rust/kernel/sysfs.rs") || line.contains(patches::TREE_DIR);
+    let ours = |line: &str| files.iter().any(|file| line.contains(file));
     let mut series = Vec::new();
     let mut others = 0;
     for (i, line) in lines.iter().enumerate() {
@@ -192,41 +178,6 @@ fn check_series_warnings(log: &Path) -> Result {
             series.join("\n")
         ))
     }
-}
-
-/// The extracted source of the installed `linux-source` package, re-extracted when the
-/// package version changes.
-pub fn source_tree() -> Result<PathBuf> {
-    let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).ok_or_else(|| {
-        format!(
-            "{} is not installed; run `cargo xtask setup`",
-            setup::KERNEL_SOURCE_PACKAGE
-        )
-    })?;
-    let parent = cache::dir("kernel")?;
-    let src = parent.join(setup::KERNEL_SOURCE_PACKAGE);
-    let stamp = parent.join(format!(".{}.extracted", setup::KERNEL_SOURCE_PACKAGE));
-    if std::fs::read_to_string(&stamp).is_ok_and(|v| v == version) && src.join("Makefile").is_file()
-    {
-        return Ok(src);
-    }
-    if src.exists() {
-        std::fs::remove_dir_all(&src)
-            .map_err(|err| format!("cannot remove {}: {err}", src.display()))?;
-    }
-    let tarball = format!("/usr/src/{}.tar.xz", setup::KERNEL_SOURCE_PACKAGE);
-    run::run_logged(
-        "extract the kernel source (about 40 s)",
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&parent),
-        &cache::log("kernel-extract")?,
-    )?;
-    std::fs::write(&stamp, &version)
-        .map_err(|err| format!("cannot write {}: {err}", stamp.display()))?;
-    Ok(src)
 }
 
 /// The build directory for the current inputs of the out-of-tree module's kernel.

@@ -1,23 +1,22 @@
 //! `cargo xtask test`: every check the project has, in the order that fails fastest.
 
+mod publish;
+
 use std::process::Command;
 use std::time::Instant;
 
-use crate::cache;
-use crate::guest_tests;
-use crate::liveupdate;
-use crate::patches;
-use crate::publish_check;
+use crate::build::cache;
 use crate::run::{self, Result};
+use crate::scenario::{builtin, kernel_tests, liveupdate};
 
 /// Runs all checks; the first failure stops the run.
 pub fn run() -> Result {
     let start = Instant::now();
     userspace()?;
     loom()?;
-    guest_tests::run_all(&[])?;
+    kernel_tests::run(false, &[])?;
     liveupdate::test_all(&[])?;
-    patches::check()?;
+    builtin::test_patches()?;
     eprintln!("all checks passed in {:.0?}", start.elapsed());
     Ok(())
 }
@@ -50,7 +49,7 @@ fn userspace() -> Result {
         cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    publish_check::run()
+    publish::run()
 }
 
 /// The loom models of the sysfs poll protocol, in release mode and their own target directory

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cache;
+use crate::build::cache;
 use crate::run::{self, Result};
 
 /// bindgen-cli from crates.io: Debian's is too old in bookworm and needs a newer libc in trixie.

@@ -29,7 +29,7 @@ const MAX_COMMAND_LINE: usize = 1536;
 /// The kernel's parameters before the init's: the console on the first serial port with the
 /// module's `pr_info` lines; `panic=-1` so a panic reboots, which `-no-reboot` turns into
 /// QEMU's exit (a crashed guest ends at once rather than at the timeout); the root over 9p.
-/// The rest are measured boot-time savings under TCG with lockdep (see `vm.rs`):
+/// The rest are measured boot-time savings under TCG with lockdep (see `runner.rs`):
 /// - `acpi=noirq`: PCI interrupt routing from the BIOS's table instead of ACPI's interrupt
 ///   links, whose evaluation kept each virtio-pci probe waiting 2 s (ACPI stays on for the
 ///   rest: the power-off that ends QEMU). `pci=noacpi` saves as much but leaves the PCI I/O

@@ -1,32 +1,12 @@
-//! `cargo xtask patches [--out DIR]`: the in-tree series against Linux 7.3, generated from this
-//! repository, and its checks.
-//!
-//! The series carries no file written by hand twice. Every Rust file comes from the repository
-//! at generation time: the sysfs abstraction (`luo-kmod/kernel/sysfs.rs`) becomes
-//! `rust/kernel/sysfs.rs`; the module's files (`luo-kmod/src/`) and the shared files of
-//! `luo-state` and `luo-sysfs-abi` that its `#[path]` modules name go, side by side, to
-//! [`TREE_DIR`]; the ABI document is `luo_sysfs_abi::write_abi_doc`'s output. Two mechanical
-//! rewrites make them fit the tree ([`in_tree_root`]): the `#[path]` attributes go (the files
-//! now sit next to `luo.rs`, under the names the attributes gave them), and the module's name
-//! for the abstraction, `crate::kernel_sysfs`, becomes `kernel::sysfs`.
-//!
-//! The series is made in a scratch git repository that holds the pristine versions of the files
-//! it edits (nothing else of the tree matters to `git format-patch`), one commit per patch.
-//! [`check`] applies it with `git am` to a git repository of the whole pristine tree, runs
-//! `checkpatch.pl --strict` on it, builds that tree with the option on and `CLIPPY=1`, and runs
-//! the guest tests against the built-in.
+//! `cargo xtask patches [--out DIR]`: writes the series (see [`crate::series`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::abi_doc;
-use crate::cache;
-use crate::guest_tests;
-use crate::kernel;
-use crate::liveupdate_builtin;
-use crate::module;
+use crate::build::{abi_doc, cache, module, setup, sources};
 use crate::run::{self, Result};
-use crate::setup;
+use crate::series::git::{Git, identity};
+use crate::series::{read, write};
 
 /// Where the module goes in the tree: next to kexec handover, which it needs to detect a live
 /// update, and to the orchestrator it excludes (`CONFIG_LIVEUPDATE`), in the directory the v3
@@ -38,18 +18,14 @@ pub const TREE_DIR: &str = "kernel/liveupdate/luo_sysfs";
 pub const OPTION: &str = "LIVEUPDATE_SYSFS_API";
 
 /// Where the abstraction goes in the tree.
-const ABSTRACTION_PATH: &str = "rust/kernel/sysfs.rs";
+pub const ABSTRACTION_PATH: &str = "rust/kernel/sysfs.rs";
 
 /// The abstraction in the repository, and the module's name for it out of tree.
-const ABSTRACTION_SOURCE: &str = "luo-kmod/kernel/sysfs.rs";
+pub const ABSTRACTION_SOURCE: &str = "luo-kmod/kernel/sysfs.rs";
 const ABSTRACTION_MODULE: &str = "kernel_sysfs";
 
 /// The crates whose files the module compiles through `#[path]`.
 const SHARED_CRATES: &[&str] = &["luo-state", "luo-sysfs-abi"];
-
-/// The identity of the patches when git has none configured.
-const PLACEHOLDER_NAME: &str = "luo developers";
-const PLACEHOLDER_EMAIL: &str = "luo@localhost";
 
 /// The pristine files the series edits (it creates the others).
 const EDITED: &[&str] = &[
@@ -85,12 +61,8 @@ impl Series {
 }
 
 /// `cargo xtask patches [--out DIR]`.
-pub fn run(args: &[String]) -> Result {
-    let out = match args {
-        [] => default_out(),
-        [flag, dir] if flag == "--out" => PathBuf::from(dir),
-        _ => return Err("usage: cargo xtask patches [--out DIR]".to_owned()),
-    };
+pub fn run(out: Option<PathBuf>) -> Result {
+    let out = out.unwrap_or_else(default_out);
     setup::run()?;
     let series = generate(&out)?;
     eprintln!("    the series, in {}:", series.dir.display());
@@ -111,7 +83,7 @@ pub fn default_out() -> PathBuf {
 /// Writes the series to `out` (its earlier patches removed first).
 pub fn generate(out: &Path) -> Result<Series> {
     run::step("patches: the in-tree series");
-    let source = kernel::source_tree()?;
+    let source = sources::source_tree()?;
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
     let scratch = cache::root().join("patches-scratch");
     if scratch.exists() {
@@ -292,11 +264,11 @@ fn add_module(source: &Path, tree: &Path) -> Result {
 
 /// A shared file named by a `#[path]` module of `luo.rs`.
 #[derive(Debug, PartialEq, Eq)]
-struct Shared {
+pub struct Shared {
     /// Its path in the repository, e.g. `luo-state/src/cell.rs`.
-    source: String,
+    pub source: String,
     /// The module name, which is also its file name in the tree.
-    module: String,
+    pub module: String,
 }
 
 /// `luo.rs` as the tree compiles it, and the shared files it names.
@@ -305,7 +277,7 @@ struct Shared {
 /// the file sits next to `luo.rs` in the tree, where `mod NAME;` finds it. The `#[path]` of the
 /// abstraction goes with its `mod` line and the comment above them, since the kernel crate
 /// provides it. Anything else is an error, so a new kind of line cannot slip through unchanged.
-fn in_tree_root(text: &str) -> Result<(String, Vec<Shared>)> {
+pub fn in_tree_root(text: &str) -> Result<(String, Vec<Shared>)> {
     let mut out: Vec<&str> = Vec::new();
     let mut shared = Vec::new();
     let mut lines = text.lines();
@@ -370,7 +342,7 @@ fn rename_abstraction(text: &str) -> String {
 
 /// A shared file as the tree carries it: an SPDX line (the repository's files are
 /// GPL-2.0-only as a whole and carry none) and where the file comes from.
-fn shared_header(source: &str, text: &str) -> String {
+pub fn shared_header(source: &str, text: &str) -> String {
     format!(
         "// SPDX-License-Identifier: GPL-2.0\n\
          //\n\
@@ -564,24 +536,8 @@ transitions, errors, poll, model, and a live update across kexec.
     )
 }
 
-/// The author of the series: `LUO_PATCH_AUTHOR` (`Name <email>`, for whoever sends it), or a
-/// placeholder that says it is one. Not git's configured user: the series would then change with
-/// the machine it is generated on.
-fn identity() -> Result<(String, String)> {
-    let Ok(author) = std::env::var("LUO_PATCH_AUTHOR") else {
-        return Ok((PLACEHOLDER_NAME.to_owned(), PLACEHOLDER_EMAIL.to_owned()));
-    };
-    author
-        .trim()
-        .strip_suffix('>')
-        .and_then(|rest| rest.split_once(" <"))
-        .filter(|(name, email)| !name.is_empty() && email.contains('@'))
-        .map(|(name, email)| (name.trim().to_owned(), email.to_owned()))
-        .ok_or_else(|| format!("LUO_PATCH_AUTHOR={author:?} is not of the form 'Name <email>'"))
-}
-
 /// The tree's version from its Makefile, e.g. `7.3.4`.
-fn tree_version(source: &Path) -> Result<String> {
+pub fn tree_version(source: &Path) -> Result<String> {
     let makefile = read(&source.join("Makefile"))?;
     let field = |name: &str| {
         makefile
@@ -607,74 +563,6 @@ fn tree_version(source: &Path) -> Result<String> {
     Ok(version)
 }
 
-/// git in one repository, as one author, without the user's or the system's configuration, so
-/// the series depends only on its inputs.
-struct Git {
-    dir: PathBuf,
-    name: String,
-    email: String,
-}
-
-impl Git {
-    fn new(dir: &Path, (name, email): (String, String)) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-            name,
-            email,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        // A fixed date: the same inputs give the same series, byte for byte.
-        let date = "2026-01-01T00:00:00+00:00";
-        let mut git = Command::new("git");
-        git.arg("-C")
-            .arg(&self.dir)
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", &self.name)
-            .env("GIT_AUTHOR_EMAIL", &self.email)
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_NAME", &self.name)
-            .env("GIT_COMMITTER_EMAIL", &self.email)
-            .env("GIT_COMMITTER_DATE", date);
-        git
-    }
-
-    fn run(&self, args: &[&str]) -> Result {
-        let out = self
-            .command(args)
-            .output()
-            .map_err(|err| format!("cannot run git: {err}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`git {}` in {} failed ({}): {}",
-                args.join(" "),
-                self.dir.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
-
-    fn commit(&self, message: &str) -> Result {
-        self.run(&["commit", "-q", "--allow-empty-message", "-m", message])
-    }
-
-    /// `message` with this author's `Signed-off-by`.
-    fn signed(&self, message: &str) -> String {
-        format!(
-            "{}\n\nSigned-off-by: {} <{}>\n",
-            message.trim_end(),
-            self.name,
-            self.email
-        )
-    }
-}
-
 /// Replaces the one occurrence of `anchor` in the tree's `file`.
 fn edit(tree: &Path, file: &str, anchor: &str, replacement: &str) -> Result {
     let path = tree.join(file);
@@ -685,174 +573,6 @@ fn edit(tree: &Path, file: &str, anchor: &str, replacement: &str) -> Result {
         ));
     }
     write(&path, &text.replacen(anchor, replacement, 1))
-}
-
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
-}
-
-fn write(path: &Path, text: &str) -> Result {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
-    }
-    std::fs::write(path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))
-}
-
-/// A git repository of the whole pristine tree, committed once per source package version,
-/// with the series applied by `git am` on a fresh branch; returns the tree.
-pub fn apply(series: &Series) -> Result<PathBuf> {
-    let repo = pristine_repo()?;
-    let git = Git::new(&repo, identity()?);
-    // An earlier run may have stopped in the middle of `git am`; nothing to abort is fine.
-    let _ = git.run(&["am", "--abort"]);
-    git.run(&["checkout", "-q", "-f", "-B", "luo-series", "pristine"])?;
-    git.run(&["clean", "-q", "-f", "-d"])?;
-    let mut am = vec!["am", "-q", "--whitespace=error"];
-    let patches: Vec<String> = series
-        .patches
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    am.extend(patches.iter().map(String::as_str));
-    git.run(&am).map_err(|err| {
-        let _ = git.run(&["am", "--abort"]);
-        format!("the series does not apply to the pristine tree: {err}")
-    })?;
-    eprintln!(
-        "    git am: {} patches applied to the pristine tree in {}",
-        series.patches.len(),
-        repo.display()
-    );
-    Ok(repo)
-}
-
-/// The pristine tree as a git repository (tag `pristine`), made from the extracted source.
-fn pristine_repo() -> Result<PathBuf> {
-    let source = kernel::source_tree()?;
-    let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
-    let parent = cache::dir("kernel")?;
-    let repo = parent.join("git-tree");
-    let stamp = parent.join(".git-tree.version");
-    if std::fs::read_to_string(&stamp).is_ok_and(|v| v == version) && repo.join(".git").is_dir() {
-        return Ok(repo);
-    }
-    if repo.exists() {
-        std::fs::remove_dir_all(&repo)
-            .map_err(|err| format!("cannot remove {}: {err}", repo.display()))?;
-    }
-    let log = cache::log("kernel-git")?;
-    run::run_logged(
-        "copy the pristine tree for git (about 20 s)",
-        Command::new("cp").arg("-a").arg(&source).arg(&repo),
-        &log,
-    )?;
-    let git = Git::new(&repo, identity()?);
-    git.run(&["init", "-q", "-b", "pristine-branch"])?;
-    git.run(&["config", "gc.auto", "0"])?;
-    // `-f`: the tree's own .gitignore must not hide a file of the package from the repository.
-    run::run_logged(
-        "git add the pristine tree (about 2 minutes)",
-        &mut git.command(&["add", "-A", "-f"]),
-        &log,
-    )?;
-    git.commit(&format!(
-        "Linux {} (Debian linux-source-7.3 {version})",
-        tree_version(&source)?
-    ))?;
-    git.run(&["tag", "-f", "pristine"])?;
-    std::fs::write(&stamp, &version)
-        .map_err(|err| format!("cannot write {}: {err}", stamp.display()))?;
-    Ok(repo)
-}
-
-/// `scripts/checkpatch.pl --strict` on every patch; returns the summaries, fails unless each has
-/// no error, warning or check.
-pub fn checkpatch(tree: &Path, series: &Series) -> Result<Vec<String>> {
-    let mut summaries = Vec::new();
-    let mut failures = Vec::new();
-    for patch in &series.patches {
-        let out = Command::new("perl")
-            .arg(tree.join("scripts/checkpatch.pl"))
-            .args(["--strict", "--no-color"])
-            .arg(format!("--root={}", tree.display()))
-            .arg(patch)
-            .current_dir(tree)
-            .output()
-            .map_err(|err| format!("cannot run checkpatch.pl: {err}"))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let name = patch.file_name().unwrap_or_default().to_string_lossy();
-        let summary = text
-            .lines()
-            .find(|line| line.starts_with("total:"))
-            .unwrap_or("no summary")
-            .to_owned();
-        if !out.status.success() || !summary.starts_with("total: 0 errors, 0 warnings, 0 checks") {
-            failures.push(format!("{name}: {summary}\n{text}"));
-        }
-        summaries.push(format!("{name}: {summary}"));
-    }
-    if failures.is_empty() {
-        Ok(summaries)
-    } else {
-        Err(format!("checkpatch.pl --strict:\n{}", failures.join("\n")))
-    }
-}
-
-/// The test step: the series regenerated and applied to the pristine tree, carrying the
-/// repository's files, clean for `checkpatch.pl --strict`, built in (`CLIPPY=1`, warnings in
-/// its files refused), and the built-in run through the guest tests and a live update.
-pub fn check() -> Result {
-    setup::run()?;
-    let series = generate(&default_out())?;
-    let tree = apply(&series)?;
-    check_sources(&tree)?;
-    let summaries = checkpatch(&tree, &series)?;
-    report(&tree, &summaries)?;
-    let kernel = kernel::build_in_tree(&series, &tree)?;
-    guest_tests::run_builtin(&kernel, &[])?;
-    liveupdate_builtin::test(&kernel)
-}
-
-/// Checks that the applied tree carries the repository's files: the abstraction byte for byte,
-/// and each shared file below its header.
-pub fn check_sources(tree: &Path) -> Result {
-    let workspace = cache::workspace();
-    if read(&tree.join(ABSTRACTION_PATH))? != read(&workspace.join(ABSTRACTION_SOURCE))? {
-        return Err(format!(
-            "{ABSTRACTION_PATH} differs from {ABSTRACTION_SOURCE}"
-        ));
-    }
-    let (_, shared) = in_tree_root(&read(&workspace.join("luo-kmod/src/luo.rs"))?)?;
-    for file in shared {
-        let in_tree = read(&tree.join(TREE_DIR).join(format!("{}.rs", file.module)))?;
-        let source = read(&workspace.join(&file.source))?;
-        if in_tree != shared_header(&file.source, &source) {
-            return Err(format!(
-                "{TREE_DIR}/{}.rs is not {} (did rustfmt change it?)",
-                file.module, file.source
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// What `check` prints of the series: its diffstat and checkpatch's summaries.
-pub fn report(tree: &Path, summaries: &[String]) -> Result {
-    let stat = run::output(Command::new("git").arg("-C").arg(tree).args([
-        "diff",
-        "--stat=72",
-        "pristine",
-        "HEAD",
-    ]))?;
-    eprintln!("    diffstat against Linux 7.3:");
-    for line in stat.lines() {
-        eprintln!("      {}", line.trim_start());
-    }
-    for summary in summaries {
-        eprintln!("    checkpatch --strict {summary}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! A live update across kexec with luo built in (the in-tree kernel): one guest, two boots.
+//! luo built in: `cargo xtask test-patches`, and its live update across kexec (the in-tree
+//! kernel, one guest, two boots).
 //!
 //! The cold boot prepares and reboots into the same kernel with `kexec_file_load` (the call that
 //! carries kexec handover data); the reboot notifier freezes on the way. The guest's init runs
@@ -6,10 +7,11 @@
 //! have decided so before userspace started: its log line `luo: Ready in state [updated]` comes
 //! before the kernel's `Run ... as init process`. No module is loaded in either boot.
 
-use crate::kernel::Kernel;
-use crate::liveupdate;
+use crate::build::kernel::Kernel;
+use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::vm::{self, GuestOptions};
+use crate::scenario::{kernel_tests, liveupdate};
+use crate::series;
 
 /// The line the second boot prints when the scenario held.
 const EXPECTED: &str = "built-in live update: generation 1, updated before init, finished";
@@ -44,6 +46,14 @@ case "$GEN" in
 esac
 "#;
 
+/// `cargo xtask test-patches`: the series checked and built in (see [`series::check`]), then
+/// the built-in run through the guest tests and this live update.
+pub fn test_patches() -> Result {
+    let kernel = series::check::run()?;
+    kernel_tests::run_builtin(&kernel, &[])?;
+    test(&kernel)
+}
+
 /// Runs the scenario on `kernel`, which has luo built in.
 pub fn test(kernel: &Kernel) -> Result {
     // The userspace tools of the module's live-update tests; their module goes unused here.
@@ -52,9 +62,9 @@ pub fn test(kernel: &Kernel) -> Result {
     let bzimage = kernel.build.join("arch/x86/boot/bzImage");
     let script = format!(
         "BZIMAGE={}\n{SCRIPT}",
-        vm::shell_quote(&bzimage.to_string_lossy())
+        runner::shell_quote(&bzimage.to_string_lossy())
     );
-    let guest = vm::run_in_guest_with(
+    let guest = runner::run_in_guest_with(
         &kernel.build,
         &script,
         &GuestOptions::default(),
@@ -62,7 +72,7 @@ pub fn test(kernel: &Kernel) -> Result {
     )?;
     let what = "the live update with luo built in";
     if !guest.success() {
-        return Err(vm::failure_report(what, &guest));
+        return Err(runner::failure_report(what, &guest));
     }
     if !guest.stdout.lines().any(|line| line.trim() == EXPECTED) {
         return Err(format!(

@@ -8,8 +8,6 @@
 //! virtio port only the init writes; a guest that never reports one crashed or hung, and the
 //! runner's own deadline tells a hang from a failing command.
 
-mod qemu;
-
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -20,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use luo_guest_init::protocol::{self, Config, Share};
 
-use crate::cache;
-use crate::guest_init;
-use crate::kernel;
-use crate::run::{self, Result};
-use crate::setup;
+use crate::build::{cache, guest_init};
+use crate::guest::qemu;
+use crate::run::Result;
 
 /// What a guest run produced.
 pub struct GuestRun {
@@ -319,81 +315,6 @@ fn forward_lines(
             }
         }
     })
-}
-
-/// `cargo xtask vm [--console] [--vng] -- CMD...`: run a command in a guest booted on our
-/// kernel, its output printed as it comes, failing when it fails. `--console` shows the
-/// guest's console as it comes too (on stderr, with the host's seconds since QEMU started);
-/// `--vng` boots with virtme-ng instead, for a shell when no command is given.
-pub fn run_command(args: &[String]) -> Result {
-    const USAGE: &str = "usage: cargo xtask vm [--console] [--vng] -- COMMAND [ARGS...]";
-    let (mut show_console, mut vng) = (false, false);
-    let mut rest = args;
-    while let Some((first, tail)) = rest.split_first() {
-        match first.as_str() {
-            "--" => {
-                rest = tail;
-                break;
-            }
-            "--console" => show_console = true,
-            "--vng" => vng = true,
-            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}; {USAGE}")),
-            _ => break,
-        }
-        rest = tail;
-    }
-    if rest.is_empty() && !vng {
-        return Err(USAGE.to_owned());
-    }
-    let kernel = kernel::ensure()?;
-    if vng {
-        return run_vng(&kernel.build, rest);
-    }
-    run::step("guest");
-    let script = rest
-        .iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let start = Instant::now();
-    let run = run_in_guest_with(
-        &kernel.build,
-        &script,
-        &GuestOptions::default(),
-        |stream, line, at| match stream {
-            Stream::Stdout => println!("{line}"),
-            Stream::Console if show_console => eprintln!(
-                "{:>7.3}s {line}",
-                at.saturating_duration_since(start).as_secs_f64()
-            ),
-            Stream::Console => {}
-        },
-    )?;
-    if run.success() {
-        Ok(())
-    } else {
-        Err(failure_report("the command", &run))
-    }
-}
-
-/// `cargo xtask vm --vng [-- CMD...]`: the same kernel under virtme-ng, for interactive use
-/// (its init starts udev and a shell; slower to boot, and not what the tests use).
-fn run_vng(kernel_build: &Path, command: &[String]) -> Result {
-    let vng = setup::venv_dir().join("bin/vng");
-    let mut cmd = Command::new(&vng);
-    cmd.arg("--run")
-        .arg(kernel_build)
-        // No KVM here: without this flag vng picks KVM and hangs. 9p because bookworm's
-        // virtiofsd is too old and costs seconds before vng falls back.
-        .args(["--disable-kvm", "--force-9p", "--skip-modules"])
-        .args(["--cpus", "2", "--memory", "1G"])
-        .current_dir(cache::workspace())
-        // vng starts its helpers (virtme-run) from PATH.
-        .env("PATH", setup::path_with(&setup::venv_dir().join("bin"))?);
-    if !command.is_empty() {
-        cmd.arg("--").args(command);
-    }
-    run::run(&mut cmd)
 }
 
 /// A failure message with the end of the guest's console.

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cache;
-use crate::kernel::{self, Kernel};
+use crate::build::cache;
+use crate::build::kernel::{self, Kernel};
+use crate::build::setup;
 use crate::run::{self, Result};
-use crate::setup;
 
 /// The module's source directory in the workspace.
 pub fn source_dir() -> PathBuf {

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::cache;
-use crate::guest_tests;
-use crate::module::{self, Module};
+use crate::build::cache;
+use crate::build::module::{self, Module};
+use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
-use crate::timeline::{self, Timeline};
-use crate::vm::{self, GuestOptions, Stream};
+use crate::scenario::kernel_tests;
+use crate::scenario::timeline::{self, Timeline};
 
 /// The binaries the guest runs, built on the host and seen through 9p.
 pub struct Tools {
@@ -32,7 +32,7 @@ pub fn prepare_tools() -> Result<Tools> {
             .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
             .current_dir(cache::workspace()),
     )?;
-    guest_tests::build_binary()?;
+    kernel_tests::build_binary()?;
     let dir = cache::dir("liveupdate")?;
     Ok(Tools { module, dir })
 }
@@ -77,9 +77,9 @@ impl Tools {
              GEN=$(cat /sys/kernel/liveupdate/generation)\n\
              STATE0=$(cat /sys/kernel/liveupdate/state)\n\
              {SHELL_HELPERS}",
-            dir = vm::shell_quote(&self.dir.to_string_lossy()),
-            bz = vm::shell_quote(&self.bzimage().to_string_lossy()),
-            ko = vm::shell_quote(&self.module.ko.to_string_lossy()),
+            dir = runner::shell_quote(&self.dir.to_string_lossy()),
+            bz = runner::shell_quote(&self.bzimage().to_string_lossy()),
+            ko = runner::shell_quote(&self.module.ko.to_string_lossy()),
         )
     }
 
@@ -88,7 +88,7 @@ impl Tools {
         what: &str,
         body: &str,
         on_line: impl FnMut(Stream, &str, Instant),
-    ) -> Result<vm::GuestRun> {
+    ) -> Result<GuestRun> {
         self.run_with(what, body, &[], on_line)
     }
 
@@ -99,18 +99,18 @@ impl Tools {
         body: &str,
         append: &[&str],
         on_line: impl FnMut(Stream, &str, Instant),
-    ) -> Result<vm::GuestRun> {
+    ) -> Result<GuestRun> {
         clear(&self.dir)?;
         let options = GuestOptions {
             rw_dirs: vec![self.dir.clone()],
             append: append.iter().map(|word| (*word).to_owned()).collect(),
         };
         let script = format!("{}{body}", self.preamble());
-        let run = vm::run_in_guest_with(&self.module.kernel.build, &script, &options, on_line)?;
+        let run = runner::run_in_guest_with(&self.module.kernel.build, &script, &options, on_line)?;
         if run.success() {
             Ok(run)
         } else {
-            Err(vm::failure_report(what, &run))
+            Err(runner::failure_report(what, &run))
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::cache;
+use crate::build::cache;
 use crate::run::{self, Result};
 
 /// The guest's target (QEMU runs `qemu-system-x86_64`); named so that the flags below apply

@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use crate::cache;
+use crate::build::cache;
 use crate::run::{self, Result};
 
 /// The crates published to crates.io, in dependency order.

@@ -1,0 +1,7 @@
+//! The guests: QEMU machines that boot a kernel of [`crate::build`] on the host's files and
+//! run one shell script ([`runner`]), and the `vm` command that runs one command in such a
+//! guest ([`vm`]).
+
+mod qemu;
+pub mod runner;
+pub mod vm;

@@ -1,0 +1,11 @@
+//! What the guests are made to do: the kernel tests, the live updates across kexec with their
+//! failure paths, the tests of luo built in, and the demo with its timeline.
+//!
+//! Scenarios take the kernels and binaries of [`crate::build`] (and the in-tree kernel of
+//! [`crate::series`]) and boot them with [`crate::guest`].
+
+pub mod builtin;
+pub mod demo;
+pub mod kernel_tests;
+pub mod liveupdate;
+pub mod timeline;
