@@ -18,14 +18,11 @@ use crate::path::{DEVICE_NAME, GROUP_NAME};
 const MISC_DIR: [&CStr; 3] = [c"devices", c"virtual", c"misc"];
 
 /// Fails with `EEXIST`, after one log line, when luo cannot own its interfaces.
+///
+/// A kernel built with `CONFIG_LIVEUPDATE` is no reason to refuse: mainline's orchestrator is
+/// off unless the kernel was booted with `liveupdate=on`, and while it is off it registers
+/// nothing. What clashes is decided here, at load time, by the names themselves.
 pub(crate) fn check() -> Result {
-    if cfg!(CONFIG_LIVEUPDATE) {
-        pr_err!(
-            "not loading: this kernel has its own live update orchestrator (CONFIG_LIVEUPDATE), \
-             which owns /dev/liveupdate; use a kernel built without it\n"
-        );
-        return Err(EEXIST);
-    }
     if KernfsNode::sys_kernel().child(GROUP_NAME).is_some() {
         pr_err!(
             "not loading: /sys/kernel/liveupdate exists, so another orchestrator (or luo \
@@ -35,10 +32,18 @@ pub(crate) fn check() -> Result {
     }
     let misc = KernfsNode::sysfs_root().and_then(|root| root.walk(&MISC_DIR));
     if misc.is_some_and(|dir| dir.child(DEVICE_NAME).is_some()) {
-        pr_err!(
-            "not loading: another driver owns the misc device name 'liveupdate' \
-             (/sys/devices/virtual/misc/liveupdate); unload it first\n"
-        );
+        if cfg!(CONFIG_LIVEUPDATE) {
+            pr_err!(
+                "not loading: mainline's live update orchestrator is on (liveupdate=on) and \
+                 owns /dev/liveupdate; for its state beside it, build luo in \
+                 (CONFIG_LIVEUPDATE_SYSFS_API=y), or boot without liveupdate=on\n"
+            );
+        } else {
+            pr_err!(
+                "not loading: another driver owns the misc device name 'liveupdate' \
+                 (/sys/devices/virtual/misc/liveupdate); unload it first\n"
+            );
+        }
         return Err(EEXIST);
     }
     Ok(())

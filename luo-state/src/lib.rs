@@ -17,6 +17,7 @@ extern crate std;
 mod cell;
 mod event;
 pub mod ioctl;
+pub mod observed;
 pub mod record;
 mod set;
 mod state;
