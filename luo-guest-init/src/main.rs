@@ -52,7 +52,14 @@ fn run(console: &mut Console) -> Result<(), String> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map_err(|err| format!("cannot read /proc/cmdline: {err}"))?;
     let config = Config::from_cmdline(&cmdline).map_err(|err| err.to_string())?;
-    mounts::mount_system()?;
+    // The script and its working directory must not vanish under the init's own `/tmp`.
+    let script_dir = std::path::Path::new(&config.script)
+        .parent()
+        .and_then(|dir| dir.to_str())
+        .unwrap_or("/");
+    let mut keep = vec![config.cwd.as_str(), script_dir];
+    keep.extend(config.keep.iter().map(String::as_str));
+    mounts::mount_system(&keep)?;
     console.open_kmsg();
     for share in &config.shares {
         mounts::mount_share(share)?;

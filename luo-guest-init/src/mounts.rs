@@ -1,11 +1,14 @@
 //! The guest's file systems: the kernel's pseudo file systems and scratch space over the
-//! host's read-only root, and the host directories the command may write.
+//! host's read-only root, the host directories the script needs where scratch space would
+//! cover them, and the host directories the command may write.
 
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use luo_guest_init::protocol::{NINEP_OPTIONS, Share};
-use rustix::mount::{MountFlags, mount};
+use rustix::fs::CWD;
+use rustix::mount::{MountFlags, MoveMountFlags, OpenTreeFlags, mount, move_mount, open_tree};
 
 /// One mount.
 struct Mount {
@@ -70,23 +73,79 @@ pub fn mount_proc() -> Result<(), String> {
 }
 
 /// Mounts the other pseudo file systems and the scratch tmpfs, skipping what the kernel
-/// mounted already.
-pub fn mount_system() -> Result<(), String> {
+/// mounted already, and keeps each host directory of `keep` visible at its path.
+///
+/// A checkout may lie where the init mounts scratch space (`/tmp/luo`), and the script runs
+/// there and names its files by their host paths. So each such directory is cloned (a
+/// detached bind mount of the host's directory, read-only like the whole root) before the
+/// scratch mount covers it, and moved back to its path, made in the scratch space, after.
+pub fn mount_system(keep: &[&str]) -> Result<(), String> {
     let mounted = std::fs::read_to_string("/proc/self/mounts")
         .map_err(|err| format!("cannot read /proc/self/mounts: {err}"))?;
-    for entry in SYSTEM {
-        let already = mounted
-            .lines()
-            .any(|line| line.split_whitespace().nth(1) == Some(entry.target));
-        if !already {
-            mount_one(entry)?;
-        }
+    let pending: Vec<&Mount> = SYSTEM
+        .iter()
+        .filter(|entry| {
+            !mounted
+                .lines()
+                .any(|line| line.split_whitespace().nth(1) == Some(entry.target))
+        })
+        .collect();
+    let covered: Vec<&str> = keep
+        .iter()
+        .copied()
+        .filter(|dir| {
+            pending
+                .iter()
+                .any(|entry| Path::new(dir).starts_with(entry.target))
+        })
+        .collect();
+    let trees = outermost(&covered)
+        .into_iter()
+        .map(|dir| clone_tree(dir).map(|tree| (dir, tree)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for entry in pending {
+        mount_one(entry)?;
+    }
+    for (dir, tree) in trees {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| format!("cannot create {dir} in the scratch space: {err}"))?;
+        move_mount(&tree, "", CWD, dir, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|err| format!("cannot put the host's {dir} back at its path: {err}"))?;
     }
     Ok(())
 }
 
-/// Mounts the writable host directory `share` at its host path.
+/// The directories of `dirs` that lie in no other one of them: binding those back brings the
+/// others along.
+fn outermost<'a>(dirs: &[&'a str]) -> Vec<&'a str> {
+    let mut outer: Vec<&str> = Vec::new();
+    for dir in dirs {
+        let inside = |other: &&str| Path::new(dir).starts_with(other);
+        if !dirs.iter().any(|other| other != dir && inside(other)) && !outer.contains(dir) {
+            outer.push(dir);
+        }
+    }
+    outer
+}
+
+/// A detached copy of the mount tree at `dir` (with what is mounted below it).
+fn clone_tree(dir: &str) -> Result<OwnedFd, String> {
+    open_tree(
+        CWD,
+        dir,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|err| format!("cannot clone the host's {dir} before covering it: {err}"))
+}
+
+/// Mounts the writable host directory `share` at its host path. The mount point exists on the
+/// host (the runner shares only existing directories), so it is missing only where scratch
+/// space covers the host's files; it is made there.
 pub fn mount_share(share: &Share) -> Result<(), String> {
+    std::fs::create_dir_all(&share.path)
+        .map_err(|err| format!("cannot create the mount point {}: {err}", share.path))?;
     let data = CString::new(NINEP_OPTIONS).map_err(|err| err.to_string())?;
     mount(
         share.tag.as_str(),
@@ -118,4 +177,24 @@ fn mount_one(entry: &Mount) -> Result<(), String> {
     let data = (!entry.data.is_empty()).then_some(data.as_c_str());
     mount(entry.fstype, entry.target, entry.fstype, entry.flags, data)
         .map_err(|err| format!("cannot mount {} on {}: {err}", entry.fstype, entry.target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_outermost_directories_are_bound() {
+        let keep = [
+            "/tmp/a b/luo",
+            "/tmp/a b/luo/target",
+            "/tmp/a b/luo-other",
+            "/tmp/a b/luo",
+            "/root/.cache/luo/vm",
+        ];
+        assert_eq!(
+            outermost(&keep),
+            ["/tmp/a b/luo", "/tmp/a b/luo-other", "/root/.cache/luo/vm"]
+        );
+    }
 }

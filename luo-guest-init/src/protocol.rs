@@ -18,6 +18,8 @@ pub const SCRIPT_WORD: &str = "luo_init.script";
 pub const CWD_WORD: &str = "luo_init.cwd";
 /// A writable 9p share, `TAG:PATH`: mounted at `PATH`, the same path as on the host.
 pub const SHARE_WORD: &str = "luo_init.rw";
+/// A host directory the script reads, kept visible at its path (see [`Config::keep`]).
+pub const KEEP_WORD: &str = "luo_init.keep";
 /// The name of the virtio port that carries the command's standard output.
 pub const STDOUT_PORT: &str = "luo.stdout";
 /// The name of the virtio port that carries the exit status.
@@ -41,6 +43,10 @@ pub struct Share {
 }
 
 /// What the init does: run `sh SCRIPT` in `cwd` after mounting the shares.
+///
+/// The script, its working directory and the directories of `keep` are host paths that the
+/// guest sees read-only through its root, also where the init mounts scratch space over the
+/// host's directory (a checkout under `/tmp`): the init binds them back at their paths.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// The script's path.
@@ -49,6 +55,8 @@ pub struct Config {
     pub cwd: String,
     /// The writable shares.
     pub shares: Vec<Share>,
+    /// Other host directories the script reads (the kernel it boots with kexec, say).
+    pub keep: Vec<String>,
 }
 
 /// What is wrong with a configuration or a status.
@@ -122,13 +130,16 @@ impl Config {
             let path = checked("shared directory", &share.path)?;
             words.push(word(SHARE_WORD, &format!("{}:{path}", share.tag)));
         }
+        for dir in &self.keep {
+            words.push(word(KEEP_WORD, checked("kept directory", dir)?));
+        }
         Ok(words)
     }
 
     /// Reads the configuration from a kernel command line (`/proc/cmdline`), ignoring every
     /// other word, and the words after `--`.
     pub fn from_cmdline(cmdline: &str) -> Result<Self, ProtocolError> {
-        let (mut script, mut cwd, mut shares) = (None, None, Vec::new());
+        let (mut script, mut cwd, mut shares, mut keep) = (None, None, Vec::new(), Vec::new());
         for raw in kernel_words(cmdline) {
             if raw == END_OF_PARAMETERS {
                 break;
@@ -149,6 +160,7 @@ impl Config {
                         path: path.to_owned(),
                     });
                 }
+                KEEP_WORD => keep.push(value.to_owned()),
                 _ => {}
             }
         }
@@ -156,6 +168,7 @@ impl Config {
             script: script.ok_or(ProtocolError::Missing(SCRIPT_WORD))?,
             cwd: cwd.ok_or(ProtocolError::Missing(CWD_WORD))?,
             shares,
+            keep,
         })
     }
 }
@@ -188,8 +201,8 @@ fn checked<'a>(what: &'static str, value: &'a str) -> Result<&'a str, ProtocolEr
 }
 
 /// `name=value`, with the value in double quotes when it has whitespace (the kernel's only
-/// quoting).
-fn word(name: &str, value: &str) -> String {
+/// quoting; it drops the quotes from the value it hands on). `value` has no `"`.
+pub fn word(name: &str, value: &str) -> String {
     if value.chars().any(char::is_whitespace) {
         format!("{name}=\"{value}\"")
     } else {
@@ -263,6 +276,7 @@ mod tests {
                     path: (*path).to_owned(),
                 })
                 .collect(),
+            keep: vec!["/root/.cache/luo/kernel/build-1".to_owned()],
         }
     }
 
@@ -278,6 +292,7 @@ mod tests {
             "luo_init.script=/root/.cache/luo/vm/script-1-0.sh"
         );
         assert_eq!(words[3], "luo_init.rw=rw1:/a:b");
+        assert_eq!(words[4], "luo_init.keep=/root/.cache/luo/kernel/build-1");
         // As the kernel shows it after a kexec that appended a word of its own.
         let cmdline = format!(
             "console=ttyS0 root=/dev/root rootflags={NINEP_OPTIONS} ro {} luo_plain_kexec\n",
@@ -288,7 +303,8 @@ mod tests {
 
     #[test]
     fn paths_with_spaces_are_quoted_and_read_back() {
-        let wanted = config("/home/a user/script.sh", &[("rw0", "/tmp/x y")]);
+        let mut wanted = config("/home/a user/script.sh", &[("rw0", "/tmp/x y")]);
+        wanted.keep.push("/tmp/a b".to_owned());
         let words = wanted.words().unwrap();
         assert_eq!(words[0], "luo_init.script=\"/home/a user/script.sh\"");
         let cmdline = format!("quiet {} loglevel=7", words.join(" "));
@@ -341,6 +357,15 @@ mod tests {
                 Err(ProtocolError::Unwritable { what: "script", .. })
             ));
         }
+        let mut relative = config("/s", &[]);
+        relative.keep = vec!["target".to_owned()];
+        assert!(matches!(
+            relative.words(),
+            Err(ProtocolError::Unwritable {
+                what: "kept directory",
+                ..
+            })
+        ));
         assert!(matches!(
             config("/s", &[("a:b", "/x")]).words(),
             Err(ProtocolError::Unwritable {

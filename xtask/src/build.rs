@@ -6,6 +6,7 @@
 pub mod abi_doc;
 pub mod cache;
 pub mod guest_init;
+pub mod kbuild;
 pub mod kernel;
 pub mod module;
 pub mod setup;

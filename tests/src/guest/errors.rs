@@ -4,15 +4,14 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
 use luo_state::ioctl::{self, E2BIG, EINVAL, ENOTTY, GET_STATE, SET_EVENT};
 use luo_state::{Event, State};
 use luo_sysfs_abi::path::{DEVICE_PATH, STATE_PATH};
 
-use crate::guest::{NOBODY, assert_state};
+use crate::guest::assert_state;
+use crate::guest::nobody::Program;
 use crate::{Outcome, dev, ensure, module};
 
 /// Runs the refusal checks with the module at `ko`.
@@ -174,10 +173,9 @@ fn second_opener(control: File) -> Outcome {
 
 fn unprivileged_user() -> Outcome {
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
-    let out = Command::new(exe)
+    let out = Program::copy(&exe)?
+        .command()
         .arg("unprivileged-probe")
-        .uid(NOBODY)
-        .gid(NOBODY)
         .output()
         .map_err(|err| format!("running the probe as nobody: {err}"))?;
     ensure!(

@@ -4,7 +4,6 @@
 //! `prepared` and explains the kernel's `ENOEXEC` for a file that is no kernel.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use luo_state::State;
 
-use crate::guest::NOBODY;
+use crate::guest::nobody::Program;
 use crate::{Outcome, dev, ensure, module, sysfs};
 
 /// Long enough for a change to reach `luoctl watch` on a loaded TCG guest.
@@ -202,11 +201,11 @@ fn busy_device_is_explained(luoctl: &Path) -> Outcome {
 }
 
 fn non_root_is_explained(luoctl: &Path) -> Outcome {
+    let luoctl = Program::copy(luoctl)?;
     let as_nobody = |args: &[&str]| {
-        Command::new(luoctl)
+        luoctl
+            .command()
             .args(args)
-            .uid(NOBODY)
-            .gid(NOBODY)
             .output()
             .map_err(|err| format!("running luoctl {args:?} as nobody: {err}"))
     };

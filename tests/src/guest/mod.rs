@@ -8,15 +8,13 @@ pub mod layout;
 pub mod lines;
 pub mod luoctl;
 pub mod model;
+pub mod nobody;
 pub mod poll;
 pub mod refusal;
 pub mod rmmod;
 pub mod transitions;
 
 use std::fs::File;
-
-/// The uid and gid of `nobody`, for the checks an unprivileged user must fail.
-pub const NOBODY: u32 = 65534;
 
 use luo_state::State;
 

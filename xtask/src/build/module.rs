@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::build::cache;
 use crate::build::kernel::{self, Kernel};
 use crate::build::setup;
+use crate::build::{cache, kbuild};
 use crate::run::{self, Result};
 
 /// The module's source directory in the workspace.
@@ -26,7 +26,7 @@ pub struct Module {
 pub fn ensure() -> Result<Module> {
     let kernel = kernel::ensure()?;
     run::step("module: luo.ko");
-    let dir = source_dir();
+    let dir = kbuild::module_dir("luo-kmod")?;
     let log = cache::log("module")?;
     let mut make = Command::new("make");
     make.arg("-C")
@@ -87,7 +87,7 @@ fn check_format(kernel: &Kernel) -> Result {
 /// Builds the test module `liveupdate_squatter.ko` (it owns the misc device name luo needs)
 /// against `kernel`, and returns its path.
 pub fn build_squatter(kernel: &Kernel) -> Result<PathBuf> {
-    let dir = cache::workspace().join("tests/kmod-squatter");
+    let dir = kbuild::module_dir("tests/kmod-squatter")?;
     let mut make = Command::new("make");
     make.arg("-C")
         .arg(&kernel.build)

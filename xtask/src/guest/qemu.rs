@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use luo_guest_init::protocol::{Config, NINEP_OPTIONS, STATUS_PORT, STDOUT_PORT};
+use luo_guest_init::protocol::{self, Config, NINEP_OPTIONS, STATUS_PORT, STDOUT_PORT};
 
 use crate::run::Result;
 
@@ -70,22 +70,18 @@ pub struct Machine<'a> {
 pub fn command_line(init: &Path, config: &Config, append: &[String]) -> Result<String> {
     let init = init
         .to_str()
-        .filter(|path| {
-            !path
-                .chars()
-                .any(|c| c == '"' || c.is_whitespace() || c.is_control())
-        })
+        .filter(|path| !path.chars().any(|c| c == '"' || c.is_control()))
         .ok_or_else(|| {
             format!(
-                "the guests' init {} cannot be named on the kernel command line (whitespace, \
-                 quotes or non-UTF-8 in the path); move the workspace",
+                "the guests' init {} cannot be named on the kernel command line (double quotes, \
+                 control characters or non-UTF-8 in the path); move the workspace",
                 init.display()
             )
         })?;
     let mut words: Vec<String> = KERNEL_WORDS.iter().map(|w| (*w).to_owned()).collect();
     words.push(format!("rootflags={NINEP_OPTIONS}{ROOT_CACHE}"));
     words.push("ro".to_owned());
-    words.push(format!("init={init}"));
+    words.push(protocol::word("init", init));
     words.extend(config.words().map_err(|err| err.to_string())?);
     words.extend(append.iter().cloned());
     let line = words.join(" ");
@@ -221,7 +217,19 @@ mod tests {
                 tag: "luo_rw0".to_owned(),
                 path: "/root/.cache/luo/live,update".to_owned(),
             }],
+            keep: vec!["/root/.cache/luo/kernel/build-1".to_owned()],
         }
+    }
+
+    #[test]
+    fn an_init_behind_a_space_is_quoted() {
+        let init = Path::new("/tmp/a b/target/luo-guest-init");
+        let line = command_line(init, &config(), &[]).unwrap();
+        assert!(
+            line.contains(" init=\"/tmp/a b/target/luo-guest-init\" "),
+            "{line}"
+        );
+        assert_eq!(Config::from_cmdline(&line).unwrap(), config());
     }
 
     #[test]
@@ -238,8 +246,8 @@ mod tests {
         let init = Path::new("/work/main/target/debug/luo-guest-init");
         let err = command_line(init, &config(), &["x".repeat(MAX_COMMAND_LINE)]).unwrap_err();
         assert!(err.contains("more than the 1536"), "{err}");
-        let spaced = Path::new("/a b/luo-guest-init");
-        assert!(command_line(spaced, &config(), &[]).is_err());
+        let quoted = Path::new("/a\"b/luo-guest-init");
+        assert!(command_line(quoted, &config(), &[]).is_err());
     }
 
     #[test]

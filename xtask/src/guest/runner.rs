@@ -101,6 +101,8 @@ pub fn run_in_guest_with(
         script: utf8(&files.script)?,
         cwd: utf8(&cache::workspace())?,
         shares: shares(&options.rw_dirs)?,
+        // The kernel, which a script may boot again with kexec.
+        keep: vec![utf8(kernel_build)?],
     };
     let command_line = qemu::command_line(&init, &config, &options.append)?;
     let args = qemu::args(&qemu::Machine {
