@@ -68,8 +68,16 @@ pub enum Command {
     },
     /// Every check: fmt, clippy, unit, property, loom, doc tests, the ABI document, the kernel
     /// tests under QEMU, the live update across kexec with its failure paths, and the in-tree
-    /// series (test-patches).
-    Test,
+    /// series (test-patches); or only the ones named.
+    Test {
+        /// Name every test, one a line, and run none.
+        #[arg(long)]
+        list: bool,
+        /// The tests to run (names from --list, or a group: `kernel`, `liveupdate`,
+        /// `builtin`); all when none is named.
+        #[arg(value_name = "NAME", conflicts_with = "list")]
+        names: Vec<String>,
+    },
     /// Only the kernel tests under QEMU (all, or the ones named).
     TestKernel {
         /// The ones that apply to luo built in, against the in-tree kernel.

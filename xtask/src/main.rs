@@ -72,7 +72,11 @@ fn dispatch(command: Command) -> run::Result {
             command,
         } => guest::vm::run(console, vng, &command),
         Command::Demo { runs } => scenario::demo::run(runs.get()),
-        Command::Test => test::run(),
+        Command::Test { list: true, .. } => {
+            test::list();
+            Ok(())
+        }
+        Command::Test { list: false, names } => test::run(&names),
         Command::TestKernel { builtin, tests } => scenario::kernel_tests::run(builtin, &tests),
         Command::TestPatches => scenario::builtin::test_patches(),
         Command::TestLiveupdate { only } => scenario::liveupdate::test_all(&only),

@@ -1,4 +1,9 @@
-//! `cargo xtask test`: every check the project has, in the order that fails fastest.
+//! `cargo xtask test [--list] [NAME...]`: every check the project has, in the order that fails
+//! fastest, or only the ones named.
+//!
+//! Each test has a name (`cargo xtask test --list`): the host's checks by theirs, then
+//! `kernel/TEST`, `liveupdate/ID`, `patches` (the in-tree series applied, checkpatch.pl and the
+//! built-in kernel) and `builtin/TEST`. A failure says how to run that test alone.
 
 mod publish;
 
@@ -7,49 +12,148 @@ use std::time::Instant;
 
 use crate::build::cache;
 use crate::run::{self, Result};
-use crate::scenario::{builtin, kernel_tests, liveupdate};
+use crate::scenario::kernel_tests::{self, Suite};
+use crate::scenario::{builtin, liveupdate};
+use crate::series;
 
-/// Runs all checks; the first failure stops the run.
-pub fn run() -> Result {
+/// The host's checks, in the order they run: they fail fastest, so they go first.
+const HOST: &[&str] = &["fmt", "clippy", "unit", "doc", "package", "loom"];
+
+/// The in-tree series' own checks (see `series::check`), which build the built-in's kernel.
+const PATCHES: &str = "patches";
+
+/// Every test's name, in the order `test` runs them.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = HOST.iter().map(|name| (*name).to_owned()).collect();
+    names.extend(kernel_tests::TESTS.iter().map(|t| format!("kernel/{t}")));
+    names.extend(liveupdate::names().map(|id| format!("liveupdate/{id}")));
+    names.push(PATCHES.to_owned());
+    names.extend(builtin::names().map(|t| format!("builtin/{t}")));
+    names
+}
+
+/// `cargo xtask test --list`: every test's name, one a line.
+pub fn list() {
+    for name in names() {
+        println!("{name}");
+    }
+}
+
+/// Runs the tests named in `only` (a name, or a group such as `kernel`), or all of them when
+/// it is empty; the first group with a failure stops the run.
+pub fn run(only: &[String]) -> Result {
     let start = Instant::now();
-    userspace()?;
-    loom()?;
-    kernel_tests::run(false, &[])?;
-    liveupdate::test_all(&[])?;
-    builtin::test_patches()?;
-    eprintln!("all checks passed in {:.0?}", start.elapsed());
+    let chosen = select(&names(), only)?;
+    let rerun = |name: &str| format!("cargo xtask test {name}");
+    for check in HOST
+        .iter()
+        .filter(|check| chosen.iter().any(|c| c == *check))
+    {
+        host(check).map_err(|err| format!("{err}\nrerun it alone: {}", rerun(check)))?;
+    }
+    let kernel = in_group(&chosen, "kernel");
+    if !kernel.is_empty() {
+        Suite::module()?.run_each(&kernel, |t| rerun(&format!("kernel/{t}")))?;
+    }
+    let live = in_group(&chosen, "liveupdate");
+    if !live.is_empty() {
+        let tools = liveupdate::prepare_tools()?;
+        liveupdate::run_each(&tools, &live, |id| rerun(&format!("liveupdate/{id}")))?;
+    }
+    let built_in = in_group(&chosen, "builtin");
+    let patches = chosen.iter().any(|name| name == PATCHES);
+    if patches || !built_in.is_empty() {
+        // The built-in's tests need its kernel, which the series' checks build; alone, they
+        // take it from the cache without checking the series again.
+        let kernel = if patches {
+            series::check::run()
+                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(PATCHES)))?
+        } else {
+            series::tree::in_tree_kernel()?
+        };
+        builtin::run_each(&kernel, &built_in, |t| rerun(&format!("builtin/{t}")))?;
+    }
+    if only.is_empty() {
+        eprintln!("all checks passed in {:.0?}", start.elapsed());
+    } else {
+        eprintln!("{} tests passed in {:.0?}", chosen.len(), start.elapsed());
+    }
     Ok(())
+}
+
+/// The names of `all` that `only` selects: each word is a name, or the group of the names
+/// `WORD/...`; all of them when `only` is empty.
+fn select(all: &[String], only: &[String]) -> Result<Vec<String>> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|word| !all.iter().any(|name| selects(word, name)))
+    {
+        return Err(format!(
+            "no test or group '{unknown}'; `cargo xtask test --list` names them"
+        ));
+    }
+    Ok(all
+        .iter()
+        .filter(|name| only.is_empty() || only.iter().any(|word| selects(word, name)))
+        .cloned()
+        .collect())
+}
+
+fn selects(word: &str, name: &str) -> bool {
+    name == word
+        || name
+            .strip_prefix(word)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The tests of `group` among `chosen`, without the group's prefix.
+fn in_group<'a>(chosen: &'a [String], group: &str) -> Vec<&'a str> {
+    chosen
+        .iter()
+        .filter_map(|name| name.strip_prefix(group)?.strip_prefix('/'))
+        .collect()
+}
+
+/// Runs the host's check `name` (one of [`HOST`]).
+fn host(name: &str) -> Result {
+    match name {
+        "fmt" => {
+            run::step("cargo fmt --check");
+            run::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
+        }
+        "clippy" => {
+            run::step("cargo clippy (warnings denied)");
+            run::run(&mut cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        }
+        "unit" => {
+            run::step("cargo test (unit, property, integration, doc tests, ABI document)");
+            run::run(&mut cargo(&["test", "--workspace", "--all-features"]))
+        }
+        "doc" => {
+            run::step("cargo doc (warnings denied)");
+            run::run(
+                cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
+                    .env("RUSTDOCFLAGS", "-D warnings"),
+            )
+        }
+        "package" => publish::run(),
+        "loom" => loom(),
+        other => Err(format!("no host check '{other}'")),
+    }
 }
 
 fn cargo(args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(args).current_dir(cache::workspace());
     cmd
-}
-
-/// Formatting, lints, unit / property / integration / doc tests (the ABI document's freshness
-/// is one of them), and rustdoc with warnings denied (every public item documented).
-fn userspace() -> Result {
-    run::step("cargo fmt --check");
-    run::run(&mut cargo(&["fmt", "--all", "--", "--check"]))?;
-    run::step("cargo clippy (warnings denied)");
-    run::run(&mut cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run::step("cargo test (unit, property, integration, doc tests, ABI document)");
-    run::run(&mut cargo(&["test", "--workspace", "--all-features"]))?;
-    run::step("cargo doc (warnings denied)");
-    run::run(
-        cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
-            .env("RUSTDOCFLAGS", "-D warnings"),
-    )?;
-    publish::run()
 }
 
 /// The loom models of the sysfs poll protocol, in release mode and their own target directory
@@ -71,4 +175,43 @@ fn loom() -> Result {
     )?;
     eprintln!("    loom: {:.1?} (build included)", start.elapsed());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn every_name_is_unique_and_selects_itself_alone() {
+        let all = names();
+        for name in &all {
+            assert_eq!(
+                select(&all, &words(&[name])).unwrap(),
+                std::slice::from_ref(name)
+            );
+        }
+    }
+
+    #[test]
+    fn a_group_selects_its_tests_in_order() {
+        let all = names();
+        let kernel = select(&all, &words(&["kernel"])).unwrap();
+        assert_eq!(kernel.len(), kernel_tests::TESTS.len());
+        assert!(kernel.iter().all(|name| name.starts_with("kernel/")));
+        assert_eq!(select(&all, &[]).unwrap(), all);
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused() {
+        let all = names();
+        assert!(select(&all, &words(&["kernel/nope"])).is_err());
+        assert!(
+            select(&all, &words(&["kern"])).is_err(),
+            "a group is a whole word"
+        );
+    }
 }

@@ -46,12 +46,40 @@ case "$GEN" in
 esac
 "#;
 
+/// The name of this live update among the built-in's tests.
+pub const LIVEUPDATE: &str = "liveupdate";
+
+/// The tests of luo built in: the kernel tests that apply to it, then [`LIVEUPDATE`].
+pub fn names() -> impl Iterator<Item = &'static str> {
+    kernel_tests::BUILTIN_TESTS
+        .iter()
+        .copied()
+        .chain(std::iter::once(LIVEUPDATE))
+}
+
 /// `cargo xtask test-patches`: the series checked and built in (see [`series::check`]), then
 /// the built-in run through the guest tests and this live update.
 pub fn test_patches() -> Result {
     let kernel = series::check::run()?;
-    kernel_tests::run_builtin(&kernel, &[])?;
-    test(&kernel)
+    let all: Vec<&str> = names().collect();
+    run_each(&kernel, &all, |test| match test {
+        LIVEUPDATE => "cargo xtask test-patches".to_owned(),
+        test => format!("cargo xtask test-kernel --builtin {test}"),
+    })
+}
+
+/// Runs the tests of `tests` (of [`names`]) against `kernel`, which has luo built in; each
+/// failure comes with the command `rerun(test)` that runs that test again.
+pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String) -> Result {
+    let guest_tests: Vec<&str> = tests.iter().copied().filter(|t| *t != LIVEUPDATE).collect();
+    if !guest_tests.is_empty() {
+        kernel_tests::Suite::builtin(kernel)?.run_each(&guest_tests, &rerun)?;
+    }
+    if tests.contains(&LIVEUPDATE) {
+        test(kernel)
+            .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(LIVEUPDATE)))?;
+    }
+    Ok(())
 }
 
 /// Runs the scenario on `kernel`, which has luo built in.

@@ -12,7 +12,7 @@ use crate::run::{self, Result};
 use crate::series;
 
 /// The tests of `tests/src/bin/luo-guest-tests.rs`, one guest each.
-const TESTS: &[&str] = &[
+pub const TESTS: &[&str] = &[
     "layout",
     "transitions",
     "errors",
@@ -28,7 +28,7 @@ const TESTS: &[&str] = &[
 /// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not
 /// `refusal` (it loads luo next to another owner of the name), not `luoctl` (it covers the
 /// library, which the module tests already run against the same interface).
-const BUILTIN_TESTS: &[&str] = &["layout", "transitions", "errors", "poll", "model"];
+pub const BUILTIN_TESTS: &[&str] = &["layout", "transitions", "errors", "poll", "model"];
 
 /// What `--ko` names in a guest whose kernel has luo built in (`tests/src/module.rs`).
 const BUILTIN_KO: &str = "builtin";
@@ -40,48 +40,145 @@ const BUILTIN_APPEND: &str = "luo.selftest=1";
 /// `cargo xtask test-kernel [--builtin] [TEST...]`: builds the module (or the in-tree kernel)
 /// and the guest test binary, then runs the tests named (all when none); reports every failure.
 pub fn run(builtin: bool, only: &[String]) -> Result {
-    if builtin {
-        return run_builtin(&series::tree::in_tree_kernel()?, only);
-    }
-    check_names(only, TESTS)?;
-    let module = module::ensure()?;
-    let squatter = module::build_squatter(&module.kernel)?;
-    let binary = build_binary()?;
-    run::step("kernel tests under QEMU (TCG, 2 CPUs, one guest per test)");
-    run_guests(
-        &module.kernel.build,
-        TESTS,
-        only,
-        &GuestOptions::default(),
-        |test| {
-            format!(
-                "LUO_SQUATTER_KO={} {} {test} --ko {}",
-                runner::shell_quote(&squatter.to_string_lossy()),
-                runner::shell_quote(&binary.to_string_lossy()),
-                runner::shell_quote(&module.ko.to_string_lossy())
-            )
-        },
-    )
+    let tests = if builtin { BUILTIN_TESTS } else { TESTS };
+    let suite = if builtin {
+        let kernel = series::tree::in_tree_kernel()?;
+        check_names(only, tests)?;
+        Suite::builtin(&kernel)?
+    } else {
+        check_names(only, tests)?;
+        Suite::module()?
+    };
+    let flag = if builtin { " --builtin" } else { "" };
+    let chosen: Vec<&str> = tests
+        .iter()
+        .copied()
+        .filter(|t| only.is_empty() || only.iter().any(|o| o == t))
+        .collect();
+    suite.run_each(&chosen, |test| {
+        format!("cargo xtask test-kernel{flag} {test}")
+    })
 }
 
-/// The tests of [`BUILTIN_TESTS`] named in `only` (all when empty) against `kernel`, which has
-/// luo built in.
-pub fn run_builtin(kernel: &Kernel, only: &[String]) -> Result {
-    check_names(only, BUILTIN_TESTS)?;
-    let binary = build_binary()?;
-    run::step(&format!(
-        "kernel tests against luo built in (QEMU, {BUILTIN_APPEND}, one guest per test)"
-    ));
-    let options = GuestOptions {
-        append: vec![BUILTIN_APPEND.to_owned()],
-        ..GuestOptions::default()
-    };
-    run_guests(&kernel.build, BUILTIN_TESTS, only, &options, |test| {
-        format!(
-            "{} {test} --ko {BUILTIN_KO}",
-            runner::shell_quote(&binary.to_string_lossy())
-        )
-    })
+/// The kernel tests' guests: the kernel they boot and how a test starts in one.
+pub struct Suite {
+    kernel_build: PathBuf,
+    options: GuestOptions,
+    start: Start,
+}
+
+/// How a test starts in its guest.
+enum Start {
+    /// Against the freshly built module, with the squatter module at hand.
+    Module {
+        binary: PathBuf,
+        ko: PathBuf,
+        squatter: PathBuf,
+    },
+    /// Against luo built in.
+    Builtin { binary: PathBuf },
+}
+
+impl Suite {
+    /// The tests of [`TESTS`] against the module: builds it, the squatter and the guest test
+    /// binary.
+    pub fn module() -> Result<Self> {
+        let module = module::ensure()?;
+        let squatter = module::build_squatter(&module.kernel)?;
+        let binary = build_binary()?;
+        Ok(Self {
+            kernel_build: module.kernel.build,
+            options: GuestOptions::default(),
+            start: Start::Module {
+                binary,
+                ko: module.ko,
+                squatter,
+            },
+        })
+    }
+
+    /// The tests of [`BUILTIN_TESTS`] against `kernel`, which has luo built in: builds the guest
+    /// test binary.
+    pub fn builtin(kernel: &Kernel) -> Result<Self> {
+        let binary = build_binary()?;
+        Ok(Self {
+            kernel_build: kernel.build.clone(),
+            options: GuestOptions {
+                append: vec![BUILTIN_APPEND.to_owned()],
+                ..GuestOptions::default()
+            },
+            start: Start::Builtin { binary },
+        })
+    }
+
+    fn script(&self, test: &str) -> String {
+        let quote = |path: &Path| runner::shell_quote(&path.to_string_lossy());
+        match &self.start {
+            Start::Module {
+                binary,
+                ko,
+                squatter,
+            } => format!(
+                "LUO_SQUATTER_KO={} {} {test} --ko {}",
+                quote(squatter),
+                quote(binary),
+                quote(ko)
+            ),
+            Start::Builtin { binary } => format!("{} {test} --ko {BUILTIN_KO}", quote(binary)),
+        }
+    }
+
+    /// Runs each of `tests` in a guest of its own and reports every failure, each with the
+    /// guest console's tail and the command `rerun(test)` that runs that test alone.
+    pub fn run_each(&self, tests: &[&str], rerun: impl Fn(&str) -> String) -> Result {
+        run::step(&match self.start {
+            Start::Module { .. } => {
+                "kernel tests under QEMU (TCG, 2 CPUs, one guest per test)".to_owned()
+            }
+            Start::Builtin { .. } => format!(
+                "kernel tests against luo built in (QEMU, {BUILTIN_APPEND}, one guest per test)"
+            ),
+        });
+        let mut failures = Vec::new();
+        for test in tests {
+            if let Err(report) = self.run(test) {
+                failures.push(format!(
+                    "{report}
+rerun it alone: {}",
+                    rerun(test)
+                ));
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("\n\n"))
+        }
+    }
+
+    /// Runs `test` in a guest of its own, printing its verdict and its `note:` lines; the
+    /// error is the failure report.
+    fn run(&self, test: &str) -> Result {
+        let guest = runner::run_in_guest_with(
+            &self.kernel_build,
+            &self.script(test),
+            &self.options,
+            |_, _, _| {},
+        )?;
+        let verdict = if guest.success() { "ok" } else { "FAILED" };
+        eprintln!("    {test}: {verdict} ({:.1?})", guest.elapsed);
+        for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
+            eprintln!("      {line}");
+        }
+        if guest.success() {
+            Ok(())
+        } else {
+            Err(runner::failure_report(
+                &format!("kernel test '{test}'"),
+                &guest,
+            ))
+        }
+    }
 }
 
 fn check_names(only: &[String], tests: &[&str]) -> Result {
@@ -94,7 +191,6 @@ fn check_names(only: &[String], tests: &[&str]) -> Result {
     }
 }
 
-/// Builds `luo-guest-tests` and returns its path.
 /// Builds the guest test binary and `luoctl`, which the `luoctl`, `agent` and `follow` tests
 /// run from beside it.
 pub fn build_binary() -> Result<PathBuf> {
@@ -116,38 +212,4 @@ pub fn build_binary() -> Result<PathBuf> {
             .current_dir(cache::workspace()),
     )?;
     Ok(cache::workspace().join("target/debug/luo-guest-tests"))
-}
-
-/// Runs each of `tests` named in `only` (all when empty) in its own guest of `kernel_build`,
-/// with the script `script(test)`.
-fn run_guests(
-    kernel_build: &Path,
-    tests: &[&str],
-    only: &[String],
-    options: &GuestOptions,
-    script: impl Fn(&str) -> String,
-) -> Result {
-    let mut failures = Vec::new();
-    for test in tests
-        .iter()
-        .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
-    {
-        let guest = runner::run_in_guest_with(kernel_build, &script(test), options, |_, _, _| {})?;
-        let verdict = if guest.success() { "ok" } else { "FAILED" };
-        eprintln!("    {test}: {verdict} ({:.1?})", guest.elapsed);
-        for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
-            eprintln!("      {line}");
-        }
-        if !guest.success() {
-            failures.push(runner::failure_report(
-                &format!("kernel test '{test}'"),
-                &guest,
-            ));
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n\n"))
-    }
 }

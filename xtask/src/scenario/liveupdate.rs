@@ -174,10 +174,11 @@ echo "demo: final state $($LUOCTL state)"
     Ok(timeline)
 }
 
-/// One guest run of a scenario: its name, the words on the first kernel's command line, the
-/// script, the line the last boot prints when the scenario held, and text the guest's output
-/// must also hold (what a tool reported on the way).
+/// One guest run of a scenario: its id (what names it on the command line), its name, the
+/// words on the first kernel's command line, the script, the line the last boot prints when the
+/// scenario held, and text the guest's output must also hold (what a tool reported on the way).
 struct Scenario {
+    id: &'static str,
     name: &'static str,
     append: &'static [&'static str],
     body: &'static str,
@@ -186,13 +187,13 @@ struct Scenario {
 }
 
 /// The handover through KHO and the failure paths of the v3 state machine (see
-/// `Documentation/design.md`), each in its own guest; returns the first failure.
-pub fn failure_paths(tools: &Tools, only: &[String]) -> Result {
-    let scenarios = [
-        Scenario {
-            name: "two live updates in a row: generations 1 and 2, reloads updated until finish",
-            append: &[],
-            body: r#"
+/// `Documentation/design.md`), each in its own guest.
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        id: "two-updates",
+        name: "two live updates in a row: generations 1 and 2, reloads updated until finish",
+        append: &[],
+        body: r#"
 case "$GEN" in
 0)  [ "$STATE0" = normal ] || { echo "a cold boot came up $STATE0"; exit 1; }
     $LUOCTL prepare
@@ -209,13 +210,14 @@ case "$GEN" in
 *)  echo "unexpected generation $GEN"; exit 1 ;;
 esac
 "#,
-            expected: "two live updates: generation 2",
-            reported: &[],
-        },
-        Scenario {
-            name: "luoctl agent runs hooks on both sides of a live update, then finishes",
-            append: &[],
-            body: r#"
+        expected: "two live updates: generation 2",
+        reported: &[],
+    },
+    Scenario {
+        id: "agent-hooks",
+        name: "luoctl agent runs hooks on both sides of a live update, then finishes",
+        append: &[],
+        body: r#"
 HOOKS="$DIR/hooks"
 case "$GEN" in
 0)  mkdir -p "$HOOKS/prepared.d" "$HOOKS/updated.d"
@@ -242,13 +244,14 @@ case "$GEN" in
 *)  echo "unexpected generation $GEN"; exit 1 ;;
 esac
 "#,
-            expected: "hooks on both sides: normal, generation 1",
-            reported: &[],
-        },
-        Scenario {
-            name: "a plain kexec_file_load from normal comes up normal, generation 0",
-            append: &[],
-            body: r#"
+        expected: "hooks on both sides: normal, generation 1",
+        reported: &[],
+    },
+    Scenario {
+        id: "plain-kexec",
+        name: "a plain kexec_file_load from normal comes up normal, generation 0",
+        append: &[],
+        body: r#"
 if [ "$(cmdline_word luo_step)" = plain ]; then
     rmmod luo
     $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"
@@ -259,13 +262,14 @@ kexec -s -l "$BZIMAGE" --reuse-cmdline --append=luo_step=plain
 kexec -e
 echo "kexec -e returned"; exit 1
 "#,
-            expected: "plain kexec: normal, generation 0",
-            reported: &[],
-        },
-        Scenario {
-            name: "prepare, load the image, cancel, kexec: the new kernel comes up normal",
-            append: &[],
-            body: r#"
+        expected: "plain kexec: normal, generation 0",
+        reported: &[],
+    },
+    Scenario {
+        id: "cancelled",
+        name: "prepare, load the image, cancel, kexec: the new kernel comes up normal",
+        append: &[],
+        body: r#"
 if [ "$(cmdline_word luo_step)" = cancelled ]; then
     rmmod luo
     $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"
@@ -278,24 +282,26 @@ $LUOCTL cancel
 kexec -e
 echo "kexec -e returned"; exit 1
 "#,
-            expected: "cancelled live update: normal, generation 0",
-            reported: &[],
-        },
-        Scenario {
-            name: "luo.handover=7 on a cold kernel's command line is ignored: normal",
-            append: &["luo.handover=7"],
-            body: r#"
+        expected: "cancelled live update: normal, generation 0",
+        reported: &[],
+    },
+    Scenario {
+        id: "forged-marker",
+        name: "luo.handover=7 on a cold kernel's command line is ignored: normal",
+        append: &["luo.handover=7"],
+        body: r#"
 rmmod luo
 $CHECK arrival --ko "$KO" normal 0 "no kexec handover data"
 echo "forged marker: normal, generation 0"
 "#,
-            expected: "forged marker: normal, generation 0",
-            reported: &[],
-        },
-        Scenario {
-            name: "each damaged record is refused: normal, the reason in the log",
-            append: &[],
-            body: r#"
+        expected: "forged marker: normal, generation 0",
+        reported: &[],
+    },
+    Scenario {
+        id: "damaged-records",
+        name: "each damaged record is refused: normal, the reason in the log",
+        append: &[],
+        body: r#"
 # Boot n+1 checks the damage boot n did: magic, version, size, state, in that order.
 REASONS="bad_magic version_2_unknown record_states_size_31 impossible_state_4294967295"
 STEP=$(cmdline_word luo_damage)
@@ -316,13 +322,14 @@ $CHECK damage "$NEXT"
 kexec -e
 echo "kexec -e returned"; exit 1
 "#,
-            expected: "every damaged record was refused",
-            reported: &[],
-        },
-        Scenario {
-            name: "KHO off: the module says so, luoctl kexec refuses",
-            append: &["kho=off"],
-            body: r#"
+        expected: "every damaged record was refused",
+        reported: &[],
+    },
+    Scenario {
+        id: "kho-off",
+        name: "KHO off: the module says so, luoctl kexec refuses",
+        append: &["kho=off"],
+        body: r#"
 dmesg | grep -q 'kexec handover (KHO) is off' || { echo "the module did not log that KHO is off"; exit 1; }
 $LUOCTL prepare
 if $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
@@ -333,13 +340,14 @@ grep -q 'KHO' "$DIR/kexec.err" || { echo "the refusal does not name KHO"; exit 1
 $LUOCTL cancel
 echo "KHO off: refused, $($LUOCTL state)"
 "#,
-            expected: "KHO off: refused, normal",
-            reported: &[],
-        },
-        Scenario {
-            name: "a kexec reboot with no image loaded leaves prepared; cancel returns to normal",
-            append: &[],
-            body: r#"
+        expected: "KHO off: refused, normal",
+        reported: &[],
+    },
+    Scenario {
+        id: "no-image",
+        name: "a kexec reboot with no image loaded leaves prepared; cancel returns to normal",
+        append: &[],
+        body: r#"
 $LUOCTL prepare
 kexec -u || true
 if kexec -e; then echo "kexec -e without an image returned success"; exit 1; fi
@@ -348,58 +356,106 @@ S=$($LUOCTL state)
 $LUOCTL cancel
 echo "after cancel: $($LUOCTL state)"
 "#,
-            expected: "after cancel: normal",
-            reported: &[],
-        },
-        Scenario {
-            name: "a failing agent hook cancels and leaves normal",
-            append: &[],
-            body: r#"
+        expected: "after cancel: normal",
+        reported: &[],
+    },
+    Scenario {
+        id: "failing-hook",
+        name: "a failing agent hook cancels and leaves normal",
+        append: &[],
+        body: r#"
 start_agent /nonexistent/bzImage
 $LUOCTL prepare
 wait_file "$DIR/agent.exit" 600
 [ "$(cat "$DIR/agent.exit")" = 1 ] || { echo "the agent exited $(cat "$DIR/agent.exit")"; exit 1; }
 echo "after the failed hook: $($LUOCTL state)"
 "#,
-            expected: "after the failed hook: normal",
-            reported: &["agent: hook failed"],
-        },
-    ];
-    let chosen = scenarios
-        .into_iter()
-        .filter(|s| only.is_empty() || only.iter().any(|word| s.name.contains(word.as_str())));
-    for scenario in chosen {
-        let name = scenario.name;
-        let run = tools.run_with(name, scenario.body, scenario.append, |_, _, _| {})?;
-        let expected = scenario.expected;
-        if !run.stdout.lines().any(|line| line.trim() == expected) {
-            return Err(format!(
-                "{name}: expected the line '{expected}'; the guest printed:\n{}",
-                run.stdout
-            ));
+        expected: "after the failed hook: normal",
+        reported: &["agent: hook failed"],
+    },
+];
+
+/// The name of the whole cycle as a test (`cycle`, `demo`'s run).
+pub const CYCLE: &str = "cycle";
+
+/// The tests' ids: the cycle, then the scenarios.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    std::iter::once(CYCLE).chain(SCENARIOS.iter().map(|s| s.id))
+}
+
+/// Runs the tests of `ids` (of [`names`]), each in its own guest, and reports every failure,
+/// each with the guest console's tail and the command `rerun(id)` that runs that test alone.
+pub fn run_each(tools: &Tools, ids: &[&str], rerun: impl Fn(&str) -> String) -> Result {
+    run::step("live update across kexec (QEMU)");
+    let mut failures = Vec::new();
+    for id in ids {
+        if let Err(report) = run_one(tools, id) {
+            eprintln!("    {id}: FAILED");
+            failures.push(format!("{report}\nrerun it alone: {}", rerun(id)));
         }
-        if let Some(missing) = scenario.reported.iter().find(|t| !run.stdout.contains(*t)) {
-            return Err(format!(
-                "{name}: the guest's output lacks '{missing}':\n{}",
-                run.stdout
-            ));
-        }
-        eprintln!("    {name}: ok ({:.1?})", run.elapsed);
     }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n\n"))
+    }
+}
+
+/// Runs the cycle, or the scenario `id`.
+fn run_one(tools: &Tools, id: &str) -> Result {
+    if id == CYCLE {
+        let timeline = cycle(tools, |_, _, _| {})?;
+        timeline.verify()?;
+        eprintln!("    cycle: ok ({})", timeline::summary(&timeline));
+        return Ok(());
+    }
+    let scenario = SCENARIOS
+        .iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| format!("no live-update test '{id}'"))?;
+    let name = scenario.name;
+    let run = tools.run_with(name, scenario.body, scenario.append, |_, _, _| {})?;
+    let expected = scenario.expected;
+    if !run.stdout.lines().any(|line| line.trim() == expected) {
+        return Err(format!(
+            "{name}: expected the line '{expected}'; the guest printed:\n{}",
+            run.stdout
+        ));
+    }
+    if let Some(missing) = scenario.reported.iter().find(|t| !run.stdout.contains(*t)) {
+        return Err(format!(
+            "{name}: the guest's output lacks '{missing}':\n{}",
+            run.stdout
+        ));
+    }
+    eprintln!("    {id}: ok ({:.1?}): {name}", run.elapsed);
     Ok(())
 }
 
-/// The cycle and the failure paths as tests.
+/// `cargo xtask test-liveupdate [WORD...]`: the cycle and the failure paths as tests.
 ///
-/// With `only` (words from the command line), only the scenarios whose name contains one of
-/// them run, and the cycle only when one of them is "cycle".
+/// With words, only the tests whose id is one of them, or whose name contains one, run.
 pub fn test_all(only: &[String]) -> Result {
-    let tools = prepare_tools()?;
-    run::step("live update across kexec (QEMU)");
-    if only.is_empty() || only.iter().any(|word| word == "cycle") {
-        let timeline = cycle(&tools, |_, _, _| {})?;
-        timeline.verify()?;
-        eprintln!("    cycle: ok ({})", timeline::summary(&timeline));
+    let chosen: Vec<&str> = names()
+        .filter(|id| {
+            let name = SCENARIOS
+                .iter()
+                .find(|s| s.id == *id)
+                .map_or("", |s| s.name);
+            only.is_empty()
+                || only
+                    .iter()
+                    .any(|word| word == id || name.contains(word.as_str()))
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "no live-update test matches {only:?} (there are: {})",
+            names().collect::<Vec<_>>().join(", ")
+        ));
     }
-    failure_paths(&tools, only)
+    let tools = prepare_tools()?;
+    run_each(&tools, &chosen, |id| {
+        format!("cargo xtask test-liveupdate {id}")
+    })
 }
