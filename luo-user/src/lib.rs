@@ -62,6 +62,7 @@ mod generation;
 pub mod hooks;
 mod kernfs;
 pub mod kexec;
+pub mod session;
 mod state_file;
 mod watch;
 

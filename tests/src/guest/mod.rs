@@ -8,6 +8,7 @@ pub mod layout;
 pub mod lines;
 pub mod luoctl;
 pub mod model;
+pub mod observed;
 pub mod poll;
 pub mod refusal;
 pub mod rmmod;
