@@ -1,21 +1,12 @@
 //! `luoctl`: a thin command line over the `luo_user` library. See `luoctl --help`.
 
-// A binary's root looks for modules beside it; these live in a directory named after it.
-#[path = "luoctl/agent.rs"]
 mod agent;
-#[path = "luoctl/cli.rs"]
 mod cli;
-#[path = "luoctl/exit.rs"]
 mod exit;
-#[path = "luoctl/kexec.rs"]
 mod kexec;
-#[path = "luoctl/man.rs"]
 mod man;
-#[path = "luoctl/notify.rs"]
 mod notify;
-#[path = "luoctl/record.rs"]
 mod record;
-#[path = "luoctl/watch.rs"]
 mod watch;
 
 use std::io::{self, Write};
