@@ -19,7 +19,10 @@ fn the_library_pulls_in_no_command_line_parser() {
         "cargo tree failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(tree.starts_with("luo-user "), "not luo-user's tree:\n{tree}");
+    assert!(
+        tree.starts_with("luo-user "),
+        "not luo-user's tree:\n{tree}"
+    );
     let parsers: Vec<&str> = tree
         .lines()
         .filter(|line| line.starts_with("clap"))

@@ -5,6 +5,7 @@ use std::io;
 use std::process::ExitCode;
 
 use luo_user::Error;
+use luo_user::hooks::OpenError;
 use luo_user::kexec::KexecError;
 
 /// Done: the state was reached, the changes were seen, the event was applied.
@@ -20,11 +21,14 @@ pub const REFUSED: u8 = 3;
 pub const BUSY: u8 = 4;
 /// The interface is not there or went away: the module is not loaded, or was unloaded.
 pub const GONE: u8 = 5;
+/// The hooks directory is missing, cannot be read, or is not trusted: the agent cannot start,
+/// and restarting it will not help (the unit's `RestartPreventExitStatus=`).
+pub const HOOKS: u8 = 6;
 /// The time ran out, as with coreutils `timeout`.
 pub const TIMEOUT: u8 = 124;
 
 /// Every status, with what it means, for the help and the man page.
-pub const DOCUMENTED: [(u8, &str); 7] = [
+pub const DOCUMENTED: [(u8, &str); 8] = [
     (OK, "success"),
     (ERROR, "error (the message names the path and what to do)"),
     (USAGE, "usage error"),
@@ -36,6 +40,10 @@ pub const DOCUMENTED: [(u8, &str); 7] = [
     (
         GONE,
         "the interface is not there or went away (module not loaded, unloaded)",
+    ),
+    (
+        HOOKS,
+        "the hooks directory is missing, unreadable or not trusted (agent)",
     ),
     (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
 ];
@@ -49,6 +57,8 @@ pub enum Failure {
     Output(io::Error),
     /// The time ran out (exit 124); the message says what was awaited.
     TimedOut(String),
+    /// The hooks directory cannot be used.
+    Hooks(OpenError),
 }
 
 impl From<Error> for Failure {
@@ -87,6 +97,10 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         Err(Failure::Luo(err)) => {
             eprintln!("luoctl: error: {err}");
             status_of(&err)
+        }
+        Err(Failure::Hooks(err)) => {
+            eprintln!("luoctl: error: the hooks directory cannot be used: {err}");
+            HOOKS
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");

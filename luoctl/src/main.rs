@@ -7,6 +7,7 @@ mod kexec;
 mod man;
 mod notify;
 mod record;
+mod signals;
 mod watch;
 
 use std::io::{self, Write};
