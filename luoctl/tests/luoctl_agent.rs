@@ -331,11 +331,11 @@ fn ready_goes_to_the_notify_socket_after_the_first_read() {
 }
 
 #[test]
-fn without_follow_a_missing_state_file_is_exit_5() {
+fn without_follow_a_missing_state_file_given_by_hand_is_exit_7() {
     let setup = Setup::new(State::Normal);
     fs::remove_file(&setup.state).unwrap();
     let out = setup.run(1, &[]);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
 }
 
 #[test]
