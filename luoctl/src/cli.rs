@@ -70,7 +70,8 @@ pub enum Command {
     /// Wait until the state is one of the given states, and print it.
     ///
     /// Returns at once if the state already is one of them; otherwise prints a line on stderr
-    /// once it watches (after its first read), so a script knows no change can be missed.
+    /// once it watches (after its first read): from then on a state that lasts until luoctl
+    /// reads it is seen (changes coalesce between reads).
     Wait(WaitArgs),
 
     /// Start a live update (normal to prepared) and print the new state.

@@ -44,7 +44,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             let states = args.set();
             let mut watcher = open_state()?.watch()?;
             if !states.has(watcher.current()) && !cli.quiet {
-                // The ready line: from here on no change can be missed (the read armed it).
+                // The ready line: from here on every change wakes the watcher (the read armed it);
+                // a state reached and left between two reads is still not seen.
                 eprintln!(
                     "luoctl: waiting for {states} at {} (state: {})",
                     cli.state_file.display(),
