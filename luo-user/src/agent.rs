@@ -17,7 +17,6 @@
 //! device admits one opener, and `luoctl prepare` must not find it busy.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use luo_state::{Event, State};
@@ -26,7 +25,7 @@ use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::follow::{Followed, Follower};
 use crate::generation::read_generation;
-use crate::hooks::{self, Hook, HookEnv, HooksDir, Outcome};
+use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop};
 use crate::watch::Change;
 
 /// How long a hook may run, unless told otherwise.
@@ -68,12 +67,18 @@ pub enum AgentEvent<'a> {
         /// Why it does not run.
         reason: &'static str,
     },
-    /// A state's directory could not be read.
+    /// A state's directory could not be read, or it or the hooks directory is not trusted.
     Unreadable {
         /// The directory.
         dir: &'a Path,
         /// Why.
-        error: &'a std::io::Error,
+        error: &'a OpenError,
+    },
+    /// A hook refused because it, or what it leads to, is not trusted or could not be
+    /// opened; none of the state's hooks run then.
+    Refused {
+        /// Why, with the path and the fix.
+        error: &'a OpenError,
     },
     /// A hook starts.
     HookStarted {
@@ -89,7 +94,7 @@ pub enum AgentEvent<'a> {
         /// After how long.
         elapsed: Duration,
     },
-    /// A `prepared` hook failed (or the directory could not be read), and the agent sent
+    /// A `prepared` hook failed (or the directory could not be read or trusted), and the agent sent
     /// CANCEL.
     Cancelled {
         /// The hook that failed, if one did.
@@ -116,6 +121,7 @@ pub enum AgentEvent<'a> {
 #[derive(Clone, Debug)]
 pub struct Agent {
     hooks: HooksDir,
+    stop: Option<Stop>,
     device: PathBuf,
     generation_file: PathBuf,
     hook_timeout: Duration,
@@ -125,11 +131,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent running the hooks under `hooks_dir`, with the standard device and generation
-    /// paths, [`DEFAULT_HOOK_TIMEOUT`], FINISH after `updated`, not following.
-    pub fn new(hooks_dir: impl Into<PathBuf>) -> Self {
+    /// An agent running the hooks of `hooks` (see [`HooksDir::open`]), with the standard
+    /// device and generation paths, [`DEFAULT_HOOK_TIMEOUT`], FINISH after `updated`, not
+    /// following.
+    pub fn new(hooks: HooksDir) -> Self {
         Agent {
-            hooks: HooksDir::new(hooks_dir),
+            hooks,
+            stop: None,
             device: PathBuf::from(luo_sysfs_abi::path::DEVICE_PATH),
             generation_file: PathBuf::from(luo_sysfs_abi::path::GENERATION_PATH),
             hook_timeout: DEFAULT_HOOK_TIMEOUT,
@@ -154,6 +162,13 @@ impl Agent {
     /// Stops a hook after `timeout`.
     pub fn hook_timeout(mut self, timeout: Duration) -> Self {
         self.hook_timeout = timeout;
+        self
+    }
+
+    /// Stops the running hook, with everything it started, when `stop` is stopped; no hook
+    /// starts afterwards (see [`Stop`]).
+    pub fn stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -267,6 +282,12 @@ impl Agent {
                 });
                 Err(None)
             }
+            Ok(listing) if !listing.refused.is_empty() => {
+                for error in &listing.refused {
+                    report(AgentEvent::Refused { error });
+                }
+                Err(None)
+            }
             Ok(listing) => {
                 for (path, reason) in &listing.skipped {
                     report(AgentEvent::Skipped { path, reason });
@@ -275,12 +296,17 @@ impl Agent {
                 for hook in listing.hooks {
                     report(AgentEvent::HookStarted { hook: &hook });
                     let (outcome, elapsed) =
-                        hooks::run_command(Command::new(&hook.path), &env, self.hook_timeout);
+                        hooks::run_hook(&hook, &env, self.hook_timeout, self.stop.as_ref());
                     report(AgentEvent::HookEnded {
                         hook: &hook,
                         outcome: &outcome,
                         elapsed,
                     });
+                    if matches!(outcome, Outcome::Stopped) {
+                        // The agent is going away: neither cancel nor finish on a hook it cut
+                        // short; the next agent finds the state and runs the hooks again.
+                        return;
+                    }
                     if !outcome.is_success() && first_failure.is_none() {
                         first_failure = Some(hook);
                         if stop_at_failure {

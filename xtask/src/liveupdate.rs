@@ -29,7 +29,16 @@ pub fn prepare_tools() -> Result<Tools> {
     run::step("userspace for the guest: luoctl, agent, counter, guest checks");
     run::run(
         Command::new("cargo")
-            .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luo-user",
+                "-p",
+                "luoctl",
+                "--bins",
+                "--examples",
+            ])
             .current_dir(cache::workspace()),
     )?;
     guest_tests::build_binary()?;

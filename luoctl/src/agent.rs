@@ -5,16 +5,24 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 
 use luo_user::agent::{Agent, AgentEvent};
+use luo_user::hooks::{HooksDir, Stop};
 use luo_user::{Follower, State};
 
 use crate::cli::{AgentArgs, Cli};
 use crate::exit::Failure;
 use crate::notify::Notifier;
 use crate::record::{Record, Style};
+use crate::signals;
 
 /// Runs the agent until `args.count` states were acted on, or an error.
 pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
-    let agent = Agent::new(&args.hooks_dir)
+    // Before any hook, and before any thread: the signals must be blocked in every thread.
+    let stop = Stop::new()?;
+    signals::stop_on_termination(stop.clone())?;
+    // Opened once: a missing, unreadable or untrusted tree stops the agent here.
+    let hooks = HooksDir::open(&args.hooks_dir).map_err(Failure::Hooks)?;
+    let agent = Agent::new(hooks)
+        .stop(stop)
         .device(&cli.device)
         .generation_file(&cli.generation_file)
         .hook_timeout(args.hook_timeout.into())
@@ -57,6 +65,8 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
         }
         if let (Some(notifier), Some(message)) = (&notifier, notification(&event)) {
             if let Err(err) = notifier.send(&message) {
+                // One line in the log: the message's assignments are separated by newlines.
+                let message = message.replace('\n', "; ");
                 log.line(format_args!("cannot notify systemd ({message}): {err}"));
             }
         }
@@ -137,6 +147,10 @@ impl Log {
                 dir.display(),
                 self.bad("counts as a failed hook")
             )),
+            AgentEvent::Refused { error } => self.line(format_args!(
+                "refusing {error}; {}",
+                self.bad("counts as a failed hook")
+            )),
             AgentEvent::HookStarted { hook } => self.line(format_args!("running {}", hook.name)),
             AgentEvent::HookEnded {
                 hook,
@@ -152,7 +166,7 @@ impl Log {
                 }
             }
             AgentEvent::Cancelled { hook, result } => {
-                let why = hook.map_or("the prepared hooks could not be listed".to_owned(), |h| {
+                let why = hook.map_or("the prepared hooks could not be run".to_owned(), |h| {
                     format!("{} failed", h.name)
                 });
                 match result {
@@ -166,7 +180,7 @@ impl Log {
                 }
             }
             AgentEvent::FinishWithheld { hook } => {
-                let why = hook.map_or("the updated hooks could not be listed".to_owned(), |h| {
+                let why = hook.map_or("the updated hooks could not be run".to_owned(), |h| {
                     format!("{} failed", h.name)
                 });
                 self.line(format_args!(

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
@@ -33,7 +34,7 @@ pub struct Cli {
 
     /// How often to re-read a state file outside sysfs where inotify does not work, and how
     /// long a half-written one is given.
-    #[arg(long, global = true, value_name = "DURATION", env = "LUO_INTERVAL", default_value_t = DEFAULT_INTERVAL.into())]
+    #[arg(long, global = true, value_name = "DURATION", env = "LUO_INTERVAL", value_parser = duration, default_value_t = DEFAULT_INTERVAL.into())]
     pub interval: humantime::Duration,
 
     /// Do not print the ready line on stderr (watch, wait, agent).
@@ -69,7 +70,8 @@ pub enum Command {
     /// Wait until the state is one of the given states, and print it.
     ///
     /// Returns at once if the state already is one of them; otherwise prints a line on stderr
-    /// once it watches (after its first read), so a script knows no change can be missed.
+    /// once it watches (after its first read): from then on a state that lasts until luoctl
+    /// reads it is seen (changes coalesce between reads).
     Wait(WaitArgs),
 
     /// Start a live update (normal to prepared) and print the new state.
@@ -163,8 +165,8 @@ pub struct WatchArgs {
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
-    /// Exit with 124 when no change comes for this long (30s, 1m, 500ms).
-    #[arg(long, value_name = "DURATION")]
+    /// Exit with 124 when no change comes for this long (seconds, or 30s, 1m, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub idle_timeout: Option<humantime::Duration>,
 
     /// Run this shell command (sh -c) after each change, with LUO_STATE, LUO_PREV_STATE,
@@ -174,7 +176,7 @@ pub struct WatchArgs {
     pub exec: Option<String>,
 
     /// Stop an --exec command after this long.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub exec_timeout: humantime::Duration,
 }
 
@@ -190,8 +192,9 @@ pub struct WaitArgs {
     )]
     pub states: Vec<String>,
 
-    /// Give up after this long (30s, 1m, 500ms) and exit with 124.
-    #[arg(long, value_name = "DURATION")]
+    /// Give up after this long (seconds, as for timeout(1), or 30s, 1m, 500ms) and exit
+    /// with 124.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<humantime::Duration>,
 
     /// Print {"state":"..."} instead of the word.
@@ -217,7 +220,7 @@ pub struct AgentArgs {
     pub hooks_dir: PathBuf,
 
     /// Stop a hook after this long (it then counts as failed).
-    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_HOOK_TIMEOUT.into())]
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_HOOK_TIMEOUT.into(), value_parser = duration)]
     pub hook_timeout: humantime::Duration,
 
     /// Do not send finish after the updated hooks; leave it to someone else.
@@ -263,6 +266,21 @@ pub struct KexecArgs {
     /// The running kernel's command line, for --reuse-cmdline.
     #[arg(long, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = luo_user::kexec::PROC_CMDLINE)]
     pub cmdline_file: PathBuf,
+}
+
+/// A duration: a bare number is seconds, as for timeout(1) and sleep(1) (`1`, `0.5`); with a
+/// unit, humantime's syntax (`500ms`, `2m`, `1h 30m`). One too large to add to the clock is
+/// refused here, so no deadline computed from it can overflow.
+fn duration(text: &str) -> Result<humantime::Duration, String> {
+    let parsed = match text.trim().parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("'{text}' is not a duration in seconds"))?,
+        Err(_) => humantime::parse_duration(text).map_err(|err| format!("'{text}': {err}"))?,
+    };
+    if Instant::now().checked_add(parsed).is_none() {
+        return Err(format!("'{text}' is too long a duration"));
+    }
+    Ok(parsed.into())
 }
 
 /// The state words a person can wait for, for validation and completion.
@@ -319,6 +337,21 @@ mod tests {
         };
         assert_eq!(args.exec.as_deref(), Some("echo hi"));
         assert_eq!(args.count, Some(1));
+    }
+
+    #[test]
+    fn a_bare_number_is_seconds() {
+        assert_eq!(duration("1"), Ok(Duration::from_secs(1).into()));
+        assert_eq!(duration("0.5"), Ok(Duration::from_millis(500).into()));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120).into()));
+        assert!(duration("-1").is_err());
+    }
+
+    #[test]
+    fn a_duration_too_long_for_the_clock_is_a_usage_error() {
+        let err = Cli::try_parse_from(["luoctl", "agent", "--hook-timeout", "600000000000y"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

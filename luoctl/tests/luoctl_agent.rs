@@ -7,6 +7,7 @@ mod cli;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -330,11 +331,11 @@ fn ready_goes_to_the_notify_socket_after_the_first_read() {
 }
 
 #[test]
-fn without_follow_a_missing_state_file_is_exit_5() {
+fn without_follow_a_missing_state_file_given_by_hand_is_exit_7() {
     let setup = Setup::new(State::Normal);
     fs::remove_file(&setup.state).unwrap();
     let out = setup.run(1, &[]);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -361,7 +362,7 @@ fn with_follow_the_agent_waits_for_the_state_file_and_acts_when_it_comes() {
 #[test]
 fn the_example_hooks_tree_lists_hooks_for_each_state() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/hooks");
-    let hooks = luo_user::hooks::HooksDir::new(&root);
+    let hooks = luo_user::hooks::HooksDir::open(&root).unwrap();
     for state in [State::Prepared, State::Updated, State::Normal] {
         let listing = hooks.list(state).unwrap();
         assert!(
@@ -369,4 +370,183 @@ fn the_example_hooks_tree_lists_hooks_for_each_state() {
             "{state}: {listing:?}"
         );
     }
+}
+
+/// Whether process `pid` is gone (or a zombie, dead and waiting for its parent).
+fn gone(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Reads the pid a hook wrote into `path`, waiting for it.
+fn pid_in(path: &Path) -> String {
+    for _ in 0..500 {
+        if let Ok(pid) = fs::read_to_string(path) {
+            if pid.ends_with('\n') {
+                return pid.trim().to_owned();
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no pid in {}", path.display());
+}
+
+/// A hook body that starts a grandchild in a session of its own, ignoring SIGTERM, writes its
+/// pid into `pid_file`, and waits for it.
+fn escaping_grandchild(pid_file: &Path) -> String {
+    format!(
+        "setsid sh -c 'trap \"\" TERM; echo $$ > {}; exec sleep 300' &\nwait",
+        pid_file.display()
+    )
+}
+
+#[test]
+fn a_timeout_stops_a_grandchild_that_called_setsid_and_ignores_sigterm() {
+    let setup = Setup::new(State::Prepared);
+    let pid_file = setup.dir.path().join("grandchild");
+    setup.hook(
+        State::Prepared,
+        "10-escape",
+        &escaping_grandchild(&pid_file),
+    );
+    let out = setup.run(1, &["--hook-timeout", "1s"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    let pid = pid_in(&pid_file);
+    assert!(
+        gone(&pid),
+        "the grandchild {pid} outlived its hook's timeout"
+    );
+}
+
+#[test]
+fn sigterm_to_the_agent_stops_the_running_hook_and_what_it_started() {
+    let setup = Setup::new(State::Prepared);
+    let pid_file = setup.dir.path().join("grandchild");
+    setup.hook(
+        State::Prepared,
+        "10-escape",
+        &escaping_grandchild(&pid_file),
+    );
+    let child = setup
+        .agent(&["-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = pid_in(&pid_file);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = finish_within(child, Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(15), "{}", text(&out.stderr));
+    assert!(gone(&pid), "the grandchild {pid} outlived the agent");
+    // Stopped, not failed: no cancel was attempted.
+    assert!(
+        !text(&out.stderr).contains("cancel"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn hooks_do_not_get_the_services_own_systemd_variables() {
+    let setup = Setup::new(State::Prepared);
+    let env_file = setup.dir.path().join("env");
+    setup.hook(
+        State::Prepared,
+        "10-env",
+        &format!("env > '{}'", env_file.display()),
+    );
+    let out = setup
+        .agent(&["-n", "1"])
+        .env("WATCHDOG_USEC", "1000000")
+        .env("WATCHDOG_PID", "1")
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .env("KEPT", "yes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let env = fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("KEPT=yes\n"), "{env}");
+    for name in ["WATCHDOG_", "LISTEN_", "NOTIFY_SOCKET"] {
+        assert!(!env.contains(name), "{name} reached the hook:\n{env}");
+    }
+}
+
+#[test]
+fn a_binary_hook_runs_from_the_checked_descriptor() {
+    let setup = Setup::new(State::Prepared);
+    let hook = setup.hooks.join("prepared.d/10-env");
+    fs::copy("/usr/bin/env", &hook).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("LUO_STATE=prepared"), "{stderr}");
+}
+
+#[test]
+fn a_script_hook_is_read_from_its_descriptor_not_its_path() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-zero", "echo \"zero=$0\"");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("zero=/dev/fd/"), "{stderr}");
+}
+
+#[test]
+fn a_missing_hooks_directory_stops_the_agent_with_exit_6() {
+    let setup = Setup::new(State::Prepared);
+    fs::remove_dir_all(&setup.hooks).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&setup.hooks.display().to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_group_writable_hooks_directory_stops_the_agent_with_the_fix() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    fs::set_permissions(&setup.hooks, fs::Permissions::from_mode(0o775)).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chmod go-w {}", setup.hooks.display())),
+        "{stderr}"
+    );
+    assert!(setup.ran().is_empty());
+}
+
+#[test]
+fn a_hook_owned_by_another_user_is_refused_and_counts_as_failed() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    setup.hook(State::Prepared, "20-theirs", "");
+    std::os::unix::fs::chown(setup.hooks.join("prepared.d/20-theirs"), Some(65534), None).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("refusing"))
+        .unwrap_or_else(|| panic!("no refusal in:\n{stderr}"));
+    assert!(line.ends_with(&format!(
+        "chown root {}; counts as a failed hook",
+        setup.hooks.join("prepared.d/20-theirs").display()
+    )));
+    // Nothing of a tree found tampered with runs, and the live update is cancelled.
+    assert!(setup.ran().is_empty());
+    assert!(stderr.contains("cancel"), "{stderr}");
 }

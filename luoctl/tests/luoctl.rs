@@ -52,7 +52,7 @@ fn the_state_file_can_come_from_the_environment() {
 }
 
 #[test]
-fn a_missing_state_file_given_by_hand_is_exit_5_saying_to_check_the_path() {
+fn a_missing_state_file_given_by_hand_is_exit_7_saying_to_check_the_path() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("absent");
     luoctl()
@@ -60,7 +60,7 @@ fn a_missing_state_file_given_by_hand_is_exit_5_saying_to_check_the_path() {
         .arg(&path)
         .arg("state")
         .assert()
-        .code(5)
+        .code(7)
         .stdout("")
         .stderr(predicate::str::contains(path.to_string_lossy()))
         .stderr(predicate::str::contains("does not exist: check the path"))
@@ -198,7 +198,7 @@ fn help_explains_states_and_exit_codes() {
 }
 
 #[test]
-fn prepare_without_a_device_given_by_hand_is_exit_5_naming_it() {
+fn prepare_without_a_device_given_by_hand_is_exit_7_naming_it() {
     let dir = TempDir::new().unwrap();
     let device = dir.path().join("liveupdate");
     luoctl()
@@ -206,7 +206,7 @@ fn prepare_without_a_device_given_by_hand_is_exit_5_naming_it() {
         .arg(&device)
         .arg("prepare")
         .assert()
-        .code(5)
+        .code(7)
         .stderr(predicate::str::contains(device.to_string_lossy()))
         .stderr(predicate::str::contains("check the path"));
 }
@@ -365,4 +365,17 @@ fn the_old_handover_command_is_gone() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("unrecognized subcommand"));
+}
+
+#[test]
+fn a_bare_number_is_a_timeout_in_seconds() {
+    let (_dir, path) = state_dir(State::Normal);
+    let started = std::time::Instant::now();
+    luoctl()
+        .arg("--state-file")
+        .arg(&path)
+        .args(["wait", "updated", "--timeout", "1"])
+        .assert()
+        .code(124);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
 }

@@ -1,21 +1,13 @@
 //! `luoctl`: a thin command line over the `luo_user` library. See `luoctl --help`.
 
-// A binary's root looks for modules beside it; these live in a directory named after it.
-#[path = "luoctl/agent.rs"]
 mod agent;
-#[path = "luoctl/cli.rs"]
 mod cli;
-#[path = "luoctl/exit.rs"]
 mod exit;
-#[path = "luoctl/kexec.rs"]
 mod kexec;
-#[path = "luoctl/man.rs"]
 mod man;
-#[path = "luoctl/notify.rs"]
 mod notify;
-#[path = "luoctl/record.rs"]
 mod record;
-#[path = "luoctl/watch.rs"]
+mod signals;
 mod watch;
 
 use std::io::{self, Write};
@@ -52,7 +44,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             let states = args.set();
             let mut watcher = open_state()?.watch()?;
             if !states.has(watcher.current()) && !cli.quiet {
-                // The ready line: from here on no change can be missed (the read armed it).
+                // The ready line: from here on every change wakes the watcher (the read armed it);
+                // a state reached and left between two reads is still not seen.
                 eprintln!(
                     "luoctl: waiting for {states} at {} (state: {})",
                     cli.state_file.display(),

@@ -2,9 +2,12 @@
 //! the library's errors.
 
 use std::io;
+use std::path::Path;
 use std::process::ExitCode;
 
+use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::Error;
+use luo_user::hooks::OpenError;
 use luo_user::kexec::KexecError;
 
 /// Done: the state was reached, the changes were seen, the event was applied.
@@ -20,11 +23,17 @@ pub const REFUSED: u8 = 3;
 pub const BUSY: u8 = 4;
 /// The interface is not there or went away: the module is not loaded, or was unloaded.
 pub const GONE: u8 = 5;
+/// The hooks directory is missing, cannot be read, or is not trusted: the agent cannot start,
+/// and restarting it will not help (the unit's `RestartPreventExitStatus=`).
+pub const HOOKS: u8 = 6;
+/// A path given on the command line (or in the environment) does not exist: a mistake of the
+/// caller's, unlike a missing default path, which means the module is not loaded ([`GONE`]).
+pub const NO_SUCH_PATH: u8 = 7;
 /// The time ran out, as with coreutils `timeout`.
 pub const TIMEOUT: u8 = 124;
 
 /// Every status, with what it means, for the help and the man page.
-pub const DOCUMENTED: [(u8, &str); 7] = [
+pub const DOCUMENTED: [(u8, &str); 9] = [
     (OK, "success"),
     (ERROR, "error (the message names the path and what to do)"),
     (USAGE, "usage error"),
@@ -36,6 +45,14 @@ pub const DOCUMENTED: [(u8, &str); 7] = [
     (
         GONE,
         "the interface is not there or went away (module not loaded, unloaded)",
+    ),
+    (
+        HOOKS,
+        "the hooks directory is missing, unreadable or not trusted (agent)",
+    ),
+    (
+        NO_SUCH_PATH,
+        "a path given (--state-file, --device, --generation-file) does not exist",
     ),
     (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
 ];
@@ -49,6 +66,8 @@ pub enum Failure {
     Output(io::Error),
     /// The time ran out (exit 124); the message says what was awaited.
     TimedOut(String),
+    /// The hooks directory cannot be used.
+    Hooks(OpenError),
 }
 
 impl From<Error> for Failure {
@@ -69,9 +88,17 @@ pub fn status_of(err: &Error) -> u8 {
         Error::EventRefused { .. }
         | Error::Kexec(KexecError::NotPrepared { .. } | KexecError::StateChanged { .. }) => REFUSED,
         Error::Busy { .. } => BUSY,
+        Error::NotFound { path } if !is_default(path) => NO_SUCH_PATH,
         Error::NotFound { .. } | Error::Gone { .. } => GONE,
         _ => ERROR,
     }
+}
+
+/// Whether `path` is one of the interface's own paths, which the module creates.
+fn is_default(path: &Path) -> bool {
+    [STATE_PATH, DEVICE_PATH, GENERATION_PATH]
+        .iter()
+        .any(|default| path == Path::new(default))
 }
 
 /// Reports `result` on stderr and turns it into the exit status.
@@ -87,6 +114,10 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         Err(Failure::Luo(err)) => {
             eprintln!("luoctl: error: {err}");
             status_of(&err)
+        }
+        Err(Failure::Hooks(err)) => {
+            eprintln!("luoctl: error: the hooks directory cannot be used: {err}");
+            HOOKS
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");
@@ -136,5 +167,11 @@ mod tests {
         assert_eq!(status_of(&Error::Busy { path: path.clone() }), BUSY);
         assert_eq!(status_of(&Error::Gone { path: path.clone() }), GONE);
         assert_eq!(status_of(&Error::NotFound { path }), GONE);
+    }
+
+    #[test]
+    fn a_missing_path_given_by_hand_is_the_callers_mistake() {
+        let path = PathBuf::from("/tmp/no-such-state");
+        assert_eq!(status_of(&Error::NotFound { path }), NO_SUCH_PATH);
     }
 }
