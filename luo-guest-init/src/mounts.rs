@@ -82,7 +82,18 @@ pub fn mount_system() -> Result<(), String> {
             mount_one(entry)?;
         }
     }
-    Ok(())
+    link_dev_fd()
+}
+
+/// `/dev/fd`, which udev would create: a script run from a descriptor (the agent's hooks are
+/// started with `execveat`) is read by its interpreter through `/dev/fd/N`.
+fn link_dev_fd() -> Result<(), String> {
+    match std::os::unix::fs::symlink("/proc/self/fd", "/dev/fd") {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(format!("cannot link /dev/fd to /proc/self/fd: {err}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Mounts the writable host directory `share` at its host path.

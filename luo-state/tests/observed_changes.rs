@@ -124,10 +124,13 @@ proptest! {
     }
 }
 
+/// A boot's incoming sessions, what is done, and the last change it must derive.
+type Case = (&'static [u64], &'static [Action], (State, State));
+
 #[test]
 fn every_change_in_the_table_can_be_derived() {
     use Action::*;
-    let cases: [(&[u64], &[Action], (State, State)); 7] = [
+    let cases: [Case; 7] = [
         (
             &[],
             &[Create, Preserve(0)],

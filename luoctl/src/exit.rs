@@ -39,7 +39,8 @@ pub const DOCUMENTED: [(u8, &str); 9] = [
     (USAGE, "usage error"),
     (
         REFUSED,
-        "refused by the state machine (event not allowed now, kexec outside prepared)",
+        "refused by the state machine (event not allowed now, kexec outside prepared, or no \
+         events at all: the observer flavour)",
     ),
     (BUSY, "the control device is busy (another agent holds it)"),
     (
@@ -86,6 +87,7 @@ impl From<io::Error> for Failure {
 pub fn status_of(err: &Error) -> u8 {
     match err {
         Error::EventRefused { .. }
+        | Error::Observer { .. }
         | Error::Kexec(KexecError::NotPrepared { .. } | KexecError::StateChanged { .. }) => REFUSED,
         Error::Busy { .. } => BUSY,
         Error::NotFound { path } if !is_default(path) => NO_SUCH_PATH,

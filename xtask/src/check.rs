@@ -6,6 +6,8 @@ use std::time::Instant;
 use crate::cache;
 use crate::guest_tests;
 use crate::liveupdate;
+use crate::mainline;
+use crate::module;
 use crate::patches;
 use crate::publish_check;
 use crate::run::{self, Result};
@@ -16,6 +18,7 @@ pub fn run() -> Result {
     userspace()?;
     loom()?;
     guest_tests::run_all(&[])?;
+    mainline::test_module_refusal(&module::ensure()?)?;
     liveupdate::test_all(&[])?;
     patches::check()?;
     eprintln!("all checks passed in {:.0?}", start.elapsed());

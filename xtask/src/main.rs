@@ -13,6 +13,7 @@ mod guest_tests;
 mod kernel;
 mod liveupdate;
 mod liveupdate_builtin;
+mod mainline;
 mod module;
 mod patches;
 mod publish_check;
@@ -54,6 +55,9 @@ Commands:
                 checkpatch.pl --strict, build it in, run the built-in tests and a live update
   test-liveupdate
                 only the live update across kexec and its failure paths
+  test-mainline luo beside mainline LUO (liveupdate=on): the in-tree kernel's observer flavour
+                with mainline's own selftests and a 256 MiB memfd across a live update, and
+                luo.ko's refusal on its kernel
   bench         watcher latency, read cost and idle syscalls, in one guest; targets reported
   patches [--out DIR]
                 write the in-tree series against Linux 7.3 (default target/patches): the
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         "test-kernel" => guest_tests::run_all(rest),
         "test-liveupdate" => liveupdate::test_all(rest),
         "test-patches" => patches::check(),
+        "test-mainline" => mainline::run(),
         "patches" => patches::run(rest),
         "bench" => bench::run(),
         "gen-abi-doc" => abi_doc::write(),

@@ -24,6 +24,7 @@ use crate::cache;
 use crate::guest_tests;
 use crate::kernel;
 use crate::liveupdate_builtin;
+use crate::mainline;
 use crate::module;
 use crate::run::{self, Result};
 use crate::setup;
@@ -625,9 +626,10 @@ fn cover_letter(tree: &str, package: &str) -> String {
     format!(
         "liveupdate: a pollable live update state, in Rust
 
-This series adds a state for live updates under CONFIG_{OPTION}:
-/sys/kernel/liveupdate/state shows normal, prepared, frozen or updated
-and notifies each change, so agents poll() it.
+This series adds a state for live updates, under
+CONFIG_{OPTION}: /sys/kernel/liveupdate/state shows
+normal, prepared, frozen or updated and notifies each change, so
+agents poll() it.
 
 Sessions say what survives a kexec; they do not say where the live
 update stands. An agent that restores a VM wants to learn, before it
@@ -912,7 +914,8 @@ pub fn check() -> Result {
     report(&tree, &summaries)?;
     let kernel = kernel::build_in_tree(&series, &tree)?;
     guest_tests::run_builtin(&kernel, &[])?;
-    liveupdate_builtin::test(&kernel)
+    liveupdate_builtin::test(&kernel)?;
+    mainline::test_observer(&kernel)
 }
 
 /// Checks that the applied tree carries the repository's files: the abstraction byte for byte,

@@ -200,16 +200,9 @@ fn describe_session_errno(op: &SessionOp, errno: i32) -> String {
 }
 
 /// Whether the device at `path` is luo's own v3 device: the flavour file says `standalone`.
-///
-/// The flavours are told apart by what exists, never by trying ioctls.
 pub(super) fn device_is_luo_v3(path: &Path) -> bool {
-    if path != Path::new(luo_sysfs_abi::path::DEVICE_PATH) {
-        return false;
-    }
-    std::fs::read(luo_sysfs_abi::path::FLAVOUR_PATH)
-        .ok()
-        .and_then(|read| luo_sysfs_abi::parse_flavour(&read).ok())
-        == Some(luo_sysfs_abi::Flavour::Standalone)
+    path == Path::new(luo_sysfs_abi::path::DEVICE_PATH)
+        && crate::flavour() == Some(crate::Flavour::Standalone)
 }
 
 /// Who holds `path` open, from `/proc/*/fd`: `pid N (COMM)`.

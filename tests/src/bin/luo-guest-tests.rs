@@ -4,7 +4,8 @@
 //! `luo-guest-tests damage N`; or a step of the observer flavour's tests: `luo-guest-tests
 //! check-watch FILE ORDER LAST` (ORDER: state words joined by commas), `luo-guest-tests
 //! preserve-memfd|verify-memfd SESSION TOKEN MIB SEED`, `luo-guest-tests retrieve-and-hold
-//! SESSION TOKEN`.
+//! SESSION TOKEN`, `luo-guest-tests hold-empty-session SESSION` (LAST: state words joined by
+//! `|`).
 //!
 //! Started by `cargo xtask test` in a fresh guest per test. Exits 0 when the test passes and
 //! the kernel log holds no splat; otherwise prints why and exits 1.
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         [step, name, token, mib, seed] if step == "verify-memfd" => {
             numbers(token, mib, seed).and_then(|(t, m, s)| guest::observed::verify(name, t, m, s))
         }
+        [step, name] if step == "hold-empty-session" => guest::observed::hold_empty(name),
         [step, name, token] if step == "retrieve-and-hold" => token
             .parse()
             .map_err(|err| format!("token '{token}': {err}"))
@@ -67,7 +69,8 @@ fn check_watch(file: &str, order: &str, last: &str) -> Outcome {
         .filter(|w| !w.is_empty())
         .map(state)
         .collect::<Result<Vec<_>, _>>()?;
-    guest::observed::check_watch(std::path::Path::new(file), &order, state(last)?)
+    let last = last.split('|').map(state).collect::<Result<Vec<_>, _>>()?;
+    guest::observed::check_watch(std::path::Path::new(file), &order, &last)
 }
 
 fn numbers(token: &str, mib: &str, seed: &str) -> Result<(u64, u64, u64), String> {
