@@ -127,26 +127,32 @@ enum Flavour {
     Observer(Pin<KBox<mainline::Observer>>),
 }
 
-/// The standalone flavour's interfaces that change the state, dropped in declaration order:
-/// the test hook, the reboot notifier, then the device.
+/// The standalone flavour's interfaces that change the state.
+///
+/// The device is registered last and removed first. Registered earlier, an opener could get
+/// in while a later registration fails, and the failed init frees the module's code while
+/// that file is open: `misc_deregister` does not revoke open files, and an init that fails
+/// does not wait for the module's holders. Nothing after the device can fail: it is the last
+/// registration of the module's init.
 #[pin_data]
 struct Controls {
+    _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
     _selftest: Option<selftest::Selftest>,
     #[pin]
     _reboot: reboot::RebootNotifier,
-    _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
 }
 
 impl Controls {
     fn register() -> impl PinInit<Self, Error> {
+        // Fields are initialised in the order written here, and dropped in declaration order.
         try_pin_init!(Self {
-            _device: device::register()?,
             _reboot <- reboot::RebootNotifier::register(),
             _selftest: if module_parameters::selftest.value() {
                 Some(selftest::Selftest::create()?)
             } else {
                 None
             },
+            _device: device::register()?,
         })
     }
 }
