@@ -61,6 +61,7 @@ pub fn ensure() -> Result<Kernel> {
     run::step("kernel");
     let src = source_tree()?;
     let build = build_dir()?;
+    let _lock = lock(&build)?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
@@ -120,6 +121,7 @@ pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
         patches::OPTION
     ));
     let build = inputs_dir("build-in-tree", IN_TREE_FRAGMENTS, &[series.diffs()?])?;
+    let _lock = lock(&build)?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
@@ -152,6 +154,33 @@ pub fn build_in_tree(series: &Series, tree: &Path) -> Result<Kernel> {
     }
     std::fs::write(&done, "").map_err(|err| format!("cannot write {}: {err}", done.display()))?;
     Ok(Kernel { build })
+}
+
+/// Holds `BUILD.lock` exclusively until dropped: two runs (a developer's and a clone's, or two
+/// worktrees on one cache) must never configure or build one directory at once, and the second
+/// waits for the first's result instead.
+fn lock(build: &Path) -> Result<std::fs::File> {
+    let path = build.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+    use rustix::fs::{FlockOperation, flock};
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!(
+            "    another run is building {}; waiting for it",
+            build.display()
+        );
+        flock(&file, FlockOperation::LockExclusive)
+            .map_err(|err| format!("cannot lock {}: {err}", path.display()))?;
+    }
+    Ok(file)
 }
 
 /// Starts a new in-tree build from a copy of the newest finished one, when `build` does not
