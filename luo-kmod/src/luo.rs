@@ -50,8 +50,8 @@ pub mod show;
 
 pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
-pub use record::{Arrival, Damage, Record};
 pub use flavour::Flavour;
+pub use record::{Arrival, Damage, Record};
 pub use show::{show, show_flavour, show_generation, SHOW_MAX_LEN};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
@@ -113,18 +113,20 @@ module! {
 /// the state is decided before it is visible, and visible before anything can change it.
 #[pin_data]
 struct Luo {
-    _flavour: Flavour,
+    _drivers: Drivers,
     _sysfs: sysfs::StateGroup,
     _orchestrator: orchestrator::Running,
 }
 
 /// What changes the state, in each flavour.
-enum Flavour {
+enum Drivers {
     /// luo's own state machine: the device, the freeze on a kexec reboot, the test hook.
-    Standalone(Pin<KBox<Controls>>),
+    Standalone { _controls: Pin<KBox<Controls>> },
     /// mainline's orchestrator: its observer hook.
     #[cfg(luo_mainline)]
-    Observer(Pin<KBox<mainline::Observer>>),
+    Observer {
+        _observer: Pin<KBox<mainline::Observer>>,
+    },
 }
 
 /// The standalone flavour's interfaces that change the state.
@@ -196,14 +198,20 @@ impl Choice {
     }
 
     /// What changes the state in this flavour, registered.
-    fn register(self) -> Result<Flavour> {
+    fn register(self) -> Result<Drivers> {
         Ok(match self {
             Self::Standalone => {
-                Flavour::Standalone(KBox::pin_init(Controls::register(), GFP_KERNEL)?)
+                let controls = KBox::pin_init(Controls::register(), GFP_KERNEL)?;
+                Drivers::Standalone {
+                    _controls: controls,
+                }
             }
             #[cfg(luo_mainline)]
             Self::Observer => {
-                Flavour::Observer(KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?)
+                let observer = KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?;
+                Drivers::Observer {
+                    _observer: observer,
+                }
             }
         })
     }
@@ -225,7 +233,7 @@ impl kernel::InPlaceModule for Luo {
         try_pin_init!(Self {
             _orchestrator: choice.start()?,
             _sysfs: sysfs::StateGroup::register()?,
-            _flavour: choice.register()?,
+            _drivers: choice.register()?,
         })
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.
