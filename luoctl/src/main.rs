@@ -3,6 +3,7 @@
 mod agent;
 mod cli;
 mod exit;
+mod json;
 mod kexec;
 mod man;
 mod notify;
@@ -18,6 +19,7 @@ use luo_user::{Control, Event, State, StateFile};
 
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
+use crate::json::Object;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,7 +34,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             let generation = luo_user::read_generation(&cli.generation_file)?;
             let mut out = io::stdout().lock();
             if args.json {
-                writeln!(out, r#"{{"generation":{generation}}}"#)?;
+                writeln!(out, "{}", Object::new().num("generation", generation))?;
             } else {
                 writeln!(out, "{generation}")?;
             }
@@ -106,7 +108,7 @@ fn send(cli: &Cli, event: Event, json: bool) -> Result<(), Failure> {
 fn print_state(state: State, json: bool) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     if json {
-        writeln!(out, r#"{{"state":"{state}"}}"#)?;
+        writeln!(out, "{}", Object::new().str("state", state.word()))?;
     } else {
         writeln!(out, "{state}")?;
     }

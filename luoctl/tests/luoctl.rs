@@ -25,7 +25,7 @@ fn state_prints_the_word() {
 }
 
 #[test]
-fn state_json_is_an_object_with_only_the_state() {
+fn state_json_is_an_object_with_the_version_and_the_state() {
     let (_dir, path) = state_dir(State::Updated);
     let out = luoctl()
         .arg("--state-file")
@@ -37,7 +37,10 @@ fn state_json_is_an_object_with_only_the_state() {
         .stdout
         .clone();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(value, serde_json::json!({ "state": State::Updated.word() }));
+    assert_eq!(
+        value,
+        serde_json::json!({ "v": 1, "state": State::Updated.word() })
+    );
 }
 
 #[test]
@@ -297,7 +300,7 @@ fn wait_json_prints_an_object() {
         .args(["wait", "prepared", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"state\":\"prepared\"}\n");
+        .stdout("{\"v\":1,\"state\":\"prepared\"}\n");
 }
 
 #[test]
@@ -339,7 +342,7 @@ fn generation_prints_the_number() {
         .args(["generation", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"generation\":2}\n");
+        .stdout("{\"v\":1,\"generation\":2}\n");
 }
 
 #[test]
