@@ -9,9 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use luo_user::agent::{Agent, AgentEvent, Delivery};
 use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
-use luo_user::{Follower, State};
 
-use crate::cli::{AgentArgs, Cli};
+use crate::cli::AgentArgs;
 use crate::exit::Failure;
 use crate::json::Object;
 use crate::notify::Notifier;
@@ -19,7 +18,7 @@ use crate::record::{Record, Style};
 use crate::signals;
 
 /// Runs the agent until `args.count` states were acted on, or an error.
-pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
+pub fn run(args: &AgentArgs) -> Result<(), Failure> {
     // Before any hook, and before any thread: the signals must be blocked in every thread.
     let stop = Stop::new()?;
     signals::stop_on_termination(stop.clone())?;
@@ -27,13 +26,13 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
     let hooks = HooksDir::open(&args.hooks_dir).map_err(Failure::Hooks)?;
     let agent = Agent::new(hooks)
         .stop(stop)
-        .device(&cli.device)
-        .generation_file(&cli.generation_file)
+        .device(&args.device.device)
+        .generation_file(&args.generation.generation_file)
         .hook_timeout(args.hook_timeout.into())
         .finish(!args.no_finish)
         .initial(args.output.initial)
         .follow(args.output.follow);
-    let mut follower = Follower::<State>::new(&cli.state_file).with_interval(cli.interval.into());
+    let mut follower = args.state.follower();
     let log = Log::new(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let notifier = match Notifier::from_env() {
         Some(Ok(notifier)) => Some(notifier),
@@ -47,7 +46,7 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
     };
     let style = Style::new(args.output.json, args.output.format.as_deref());
     let mut output: io::Result<()> = Ok(());
-    let path = cli.state_file.as_path();
+    let path = args.state.state_file.as_path();
     let summary = agent.run(&mut follower, args.count, |event| {
         if output.is_ok() {
             output = match event {
@@ -82,7 +81,7 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
                 log.line(format_args!("cannot notify systemd ({message}): {err}"));
             }
         }
-        log.event(&event, &args.hooks_dir, cli.quiet);
+        log.event(&event, &args.hooks_dir, args.quiet.quiet);
     })?;
     output?;
     if summary.is_clean() {
@@ -393,6 +392,8 @@ impl fmt::Display for Painted<'_> {
 
 #[cfg(test)]
 mod tests {
+    use luo_user::State;
+
     use super::*;
 
     #[test]
