@@ -15,13 +15,13 @@ use crate::exit::Failure;
 
 /// Sends cancel and prints the new state; then, unless `--keep-loaded`, unloads the kernel
 /// loaded for kexec, if one is.
-pub fn run(args: &CancelArgs, quiet: bool) -> Result<(), Failure> {
+pub fn run(args: &CancelArgs) -> Result<(), Failure> {
     let state = Control::open(&args.event.device.device)?.send(Event::Cancel)?;
     crate::print_state(state, args.event.json)?;
     if args.keep_loaded {
         return Ok(());
     }
-    if unload_if_loaded(&args.kexec_loaded_file, kexec::unload)? && !quiet {
+    if unload_if_loaded(&args.kexec_loaded_file, kexec::unload)? {
         eprintln!(
             "luoctl: unloaded the kernel loaded for kexec, so no later kexec reboot boots it \
              (--keep-loaded keeps it)"

@@ -65,7 +65,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Command::Prepare(args) => send(args, Event::Prepare),
-        Command::Cancel(args) => cancel::run(args, false),
+        Command::Cancel(args) => cancel::run(args),
         Command::Finish(args) => send(args, Event::Finish),
         Command::Agent(args) => agent::run(args),
         Command::Kexec(args) => kexec::run(args),
