@@ -1,21 +1,24 @@
 //! `luoctl agent`: the library's hooks agent, with its events as log lines on stderr, the
-//! states it acts on as records on stdout, and systemd's readiness protocol.
+//! states it acts on as records on stdout (and, with `--json`, how each hook, retry, cancel
+//! and finish ended), and systemd's readiness protocol.
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, SystemTime};
 
-use luo_user::agent::{Agent, AgentEvent};
-use luo_user::hooks::{HooksDir, Stop};
-use luo_user::{Follower, State};
+use luo_user::agent::{Agent, AgentEvent, Delivery};
+use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
 
-use crate::cli::{AgentArgs, Cli};
+use crate::cli::AgentArgs;
 use crate::exit::Failure;
+use crate::json::Object;
 use crate::notify::Notifier;
 use crate::record::{Record, Style};
 use crate::signals;
 
 /// Runs the agent until `args.count` states were acted on, or an error.
-pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
+pub fn run(args: &AgentArgs) -> Result<(), Failure> {
     // Before any hook, and before any thread: the signals must be blocked in every thread.
     let stop = Stop::new()?;
     signals::stop_on_termination(stop.clone())?;
@@ -23,13 +26,13 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
     let hooks = HooksDir::open(&args.hooks_dir).map_err(Failure::Hooks)?;
     let agent = Agent::new(hooks)
         .stop(stop)
-        .device(&cli.device)
-        .generation_file(&cli.generation_file)
+        .device(&args.device.device)
+        .generation_file(&args.generation.generation_file)
         .hook_timeout(args.hook_timeout.into())
         .finish(!args.no_finish)
         .initial(args.output.initial)
         .follow(args.output.follow);
-    let mut follower = Follower::<State>::new(&cli.state_file).with_interval(cli.interval.into());
+    let mut follower = args.state.follower();
     let log = Log::new(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let notifier = match Notifier::from_env() {
         Some(Ok(notifier)) => Some(notifier),
@@ -43,25 +46,33 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
     };
     let style = Style::new(args.output.json, args.output.format.as_deref());
     let mut output: io::Result<()> = Ok(());
-    let path = cli.state_file.as_path();
-    agent.run(&mut follower, args.count, |event| {
-        if let AgentEvent::State {
-            state,
-            prev,
-            seq,
-            time,
-        } = event
-        {
-            let record = Record {
-                time,
-                seq,
-                prev,
-                state,
-                path,
+    let path = args.state.state_file.as_path();
+    let summary = agent.run(&mut follower, args.count, |event| {
+        if output.is_ok() {
+            output = match event {
+                AgentEvent::State {
+                    state,
+                    prev,
+                    seq,
+                    time,
+                } => style.write(
+                    &mut io::stdout().lock(),
+                    &Record {
+                        time,
+                        seq,
+                        prev,
+                        state,
+                        path,
+                        transitions: None,
+                    },
+                ),
+                // The other records only in JSON: a text line or a template is per state.
+                _ if style == Style::Json => match outcome_record(&event, SystemTime::now()) {
+                    Some(object) => write_line(&object),
+                    None => Ok(()),
+                },
+                _ => Ok(()),
             };
-            if output.is_ok() {
-                output = style.write(&mut io::stdout().lock(), &record);
-            }
         }
         if let (Some(notifier), Some(message)) = (&notifier, notification(&event)) {
             if let Err(err) = notifier.send(&message) {
@@ -70,9 +81,110 @@ pub fn run(cli: &Cli, args: &AgentArgs) -> Result<(), Failure> {
                 log.line(format_args!("cannot notify systemd ({message}): {err}"));
             }
         }
-        log.event(&event, &args.hooks_dir, cli.quiet);
+        log.event(&event, &args.hooks_dir, args.quiet.quiet);
     })?;
-    output.map_err(Failure::from)
+    output?;
+    if summary.is_clean() {
+        Ok(())
+    } else {
+        Err(Failure::Agent(summary))
+    }
+}
+
+fn write_line(object: &Object) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{object}")?;
+    out.flush()
+}
+
+/// The JSON record of how a hook, a retry, a cancel or a finish ended, if `event` is one.
+fn outcome_record(event: &AgentEvent<'_>, now: SystemTime) -> Option<Object> {
+    let record = |kind: &str| {
+        Object::new()
+            .str("time", &humantime::format_rfc3339_micros(now).to_string())
+            .str("record", kind)
+    };
+    Some(match event {
+        AgentEvent::HookEnded {
+            hook,
+            outcome,
+            elapsed,
+        } => hook_outcome(record("hook").str("hook", &hook.name), outcome)
+            .num("duration_ms", millis(*elapsed)),
+        AgentEvent::Unreadable { dir, error } => record("hook")
+            .str("dir", &dir.to_string_lossy())
+            .str("result", "unreadable")
+            .str("error", &error.to_string()),
+        AgentEvent::Refused { error } => record("hook")
+            .str("result", "refused")
+            .str("error", &error.to_string()),
+        AgentEvent::Retrying(retrying) => record("retry")
+            .str("event", retrying.event.word())
+            .num("attempt", retrying.attempt)
+            .num("delay_ms", millis(retrying.delay))
+            .str("error", &retrying.error.to_string()),
+        AgentEvent::Cancelled { hook, result } => {
+            delivery(record("cancel"), result).opt_str("because", hook.map(|h| h.name.as_str()))
+        }
+        AgentEvent::Finished { result } => delivery(record("finish"), result),
+        AgentEvent::FinishWithheld { hook } => record("finish")
+            .str("result", "withheld")
+            .opt_str("because", hook.map(|h| h.name.as_str())),
+        AgentEvent::FinishLeft => record("finish").str("result", "left"),
+        _ => return None,
+    })
+}
+
+/// `"result"` and what goes with it: the exit status or signal of a failed hook, the time
+/// limit of one that timed out, the error of one that could not start.
+fn hook_outcome(object: Object, outcome: &Outcome) -> Object {
+    match outcome {
+        Outcome::Succeeded => object.str("result", "succeeded"),
+        Outcome::Failed(status) => {
+            let object = object.str("result", "failed");
+            match (status.code(), status.signal()) {
+                (Some(code), _) => object.num("exit_status", code),
+                (None, Some(signal)) => object.num("signal", signal),
+                (None, None) => object,
+            }
+        }
+        Outcome::TimedOut(limit) => object
+            .str("result", "timed_out")
+            .num("limit_ms", millis(*limit)),
+        Outcome::Stopped => object.str("result", "stopped"),
+        Outcome::Unstoppable { left } => object.str("result", "unstoppable").num("left", left),
+        Outcome::NotStarted(err) => object
+            .str("result", "not_started")
+            .str("error", &err.to_string()),
+        _ => object.str("result", "failed"),
+    }
+}
+
+/// `"result"` of a cancel or finish, with the tries made and the state reached or the error.
+fn delivery(object: Object, delivery: &Delivery) -> Object {
+    match delivery {
+        Delivery::Sent { state, attempts } => object
+            .str("result", "sent")
+            .num("attempts", attempts)
+            .str("now", state.word()),
+        Delivery::NotNeeded { state, attempts } => object
+            .str("result", "not_needed")
+            .num("attempts", attempts)
+            .str("now", state.word()),
+        Delivery::Refused { error, attempts } => object
+            .str("result", "refused")
+            .num("attempts", attempts)
+            .str("error", &error.to_string()),
+        Delivery::GaveUp { error, attempts } => object
+            .str("result", "gave_up")
+            .num("attempts", attempts)
+            .str("error", &error.to_string()),
+        _ => object.str("result", "unknown"),
+    }
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis()
 }
 
 /// What systemd hears of an event, if anything: `READY=1` after the first read, `STATUS=`
@@ -99,7 +211,10 @@ impl Log {
         Log { colour }
     }
 
+    /// Writes `text` as one line: a newline inside (an error message, a path) is shown as
+    /// `\n`, so each line is one event for the journal and for `grep`.
     fn line(&self, text: fmt::Arguments<'_>) {
+        let text = one_line(&text.to_string());
         let mut err = io::stderr().lock();
         let _ = writeln!(err, "luoctl agent: {text}");
         let _ = err.flush();
@@ -165,41 +280,94 @@ impl Log {
                     self.line(format_args!("{} {} in {took}", hook.name, self.bad(&text)));
                 }
             }
+            AgentEvent::Retrying(retrying) => self.line(format_args!(
+                "{} could not be sent (try {}): {}; trying again in {}",
+                retrying.event.word(),
+                retrying.attempt,
+                retrying.error,
+                humantime::format_duration(round_ms(retrying.delay))
+            )),
             AgentEvent::Cancelled { hook, result } => {
-                let why = hook.map_or("the prepared hooks could not be run".to_owned(), |h| {
-                    format!("{} failed", h.name)
-                });
+                let why = failure(*hook, "prepared");
                 match result {
-                    Ok(state) => self.line(format_args!(
-                        "{}: sent cancel because {why}; state {state}",
-                        self.bad("live update cancelled")
+                    Delivery::Sent { state, attempts } => self.line(format_args!(
+                        "{}: sent cancel because {why}{}; state {state}",
+                        self.bad("live update cancelled"),
+                        tries(*attempts)
                     )),
-                    Err(err) => {
-                        self.line(format_args!("{why}, but cancel could not be sent: {err}"))
-                    }
+                    Delivery::NotNeeded { state, attempts } => self.line(format_args!(
+                        "{}: {why}; cancel was not sent{}, but the state is now {state}",
+                        self.bad("live update abandoned"),
+                        tries(*attempts)
+                    )),
+                    Delivery::Refused { error, attempts } => self.line(format_args!(
+                        "{why}, but cancel was refused{}: {error}",
+                        tries(*attempts)
+                    )),
+                    Delivery::GaveUp { error, attempts } => self.line(format_args!(
+                        "{why}, but cancel could not be sent{}: {error}; {}",
+                        tries(*attempts),
+                        self.bad("gave up: send it by hand ('luoctl cancel')")
+                    )),
+                    _ => {}
                 }
             }
             AgentEvent::FinishWithheld { hook } => {
-                let why = hook.map_or("the updated hooks could not be run".to_owned(), |h| {
-                    format!("{} failed", h.name)
-                });
+                let why = failure(*hook, "updated");
                 self.line(format_args!(
                     "{}: {why}; the state stays updated: fix it, then run 'luoctl finish'",
                     self.bad("no finish")
                 ));
             }
-            AgentEvent::Finished { result: Ok(state) } => self.line(format_args!(
-                "every updated hook succeeded: sent finish; state {state}"
-            )),
-            AgentEvent::Finished { result: Err(err) } => self.line(format_args!(
-                "every updated hook succeeded, but finish could not be sent: {err}"
-            )),
+            AgentEvent::Finished { result } => match result {
+                Delivery::Sent { state, attempts } => self.line(format_args!(
+                    "every updated hook succeeded: sent finish{}; state {state}",
+                    tries(*attempts)
+                )),
+                Delivery::NotNeeded { state, attempts } => self.line(format_args!(
+                    "every updated hook succeeded; finish was not sent{}, but the state is now \
+                     {state}",
+                    tries(*attempts)
+                )),
+                Delivery::Refused { error, attempts } => self.line(format_args!(
+                    "every updated hook succeeded, but finish was refused{}: {error}",
+                    tries(*attempts)
+                )),
+                Delivery::GaveUp { error, attempts } => self.line(format_args!(
+                    "every updated hook succeeded, but finish could not be sent{}: {error}; {}",
+                    tries(*attempts),
+                    self.bad("gave up: send it by hand ('luoctl finish')")
+                )),
+                _ => {}
+            },
             AgentEvent::FinishLeft => self.line(format_args!(
                 "every updated hook succeeded; not sending finish (--no-finish)"
             )),
             _ => {}
         }
     }
+}
+
+/// Why cancel or finish was called for, as a clause.
+fn failure(hook: Option<&Hook>, state: &str) -> String {
+    hook.map_or_else(
+        || format!("the {state} hooks could not be run"),
+        |hook| format!("{} failed", hook.name),
+    )
+}
+
+/// How many tries it took, as a clause, when more than one.
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} tries")
+    } else {
+        String::new()
+    }
+}
+
+/// `text` with its line breaks escaped.
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n")
 }
 
 /// Durations in logs: milliseconds are enough.
@@ -224,6 +392,8 @@ impl fmt::Display for Painted<'_> {
 
 #[cfg(test)]
 mod tests {
+    use luo_user::State;
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::Error;
+use luo_user::agent::Summary;
 use luo_user::hooks::OpenError;
 use luo_user::kexec::KexecError;
 
@@ -29,11 +30,17 @@ pub const HOOKS: u8 = 6;
 /// A path given on the command line (or in the environment) does not exist: a mistake of the
 /// caller's, unlike a missing default path, which means the module is not loaded ([`GONE`]).
 pub const NO_SUCH_PATH: u8 = 7;
+/// The agent ran, but a hook failed, timed out or could not be run.
+pub const HOOK_FAILED: u8 = 8;
+/// The agent ran, but a cancel or finish its hooks called for was refused or could not be
+/// sent (after its retries); this wins over [`HOOK_FAILED`], since the live update is left
+/// where the failed hooks stopped it.
+pub const NOT_SENT: u8 = 9;
 /// The time ran out, as with coreutils `timeout`.
 pub const TIMEOUT: u8 = 124;
 
 /// Every status, with what it means, for the help and the man page.
-pub const DOCUMENTED: [(u8, &str); 9] = [
+pub const DOCUMENTED: [(u8, &str); 11] = [
     (OK, "success"),
     (ERROR, "error (the message names the path and what to do)"),
     (USAGE, "usage error"),
@@ -55,6 +62,14 @@ pub const DOCUMENTED: [(u8, &str); 9] = [
         NO_SUCH_PATH,
         "a path given (--state-file, --device, --generation-file) does not exist",
     ),
+    (
+        HOOK_FAILED,
+        "a hook failed, timed out or could not be run (agent; the others ran as usual)",
+    ),
+    (
+        NOT_SENT,
+        "a cancel or finish the hooks called for was refused or could not be sent (agent)",
+    ),
     (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
 ];
 
@@ -69,6 +84,8 @@ pub enum Failure {
     TimedOut(String),
     /// The hooks directory cannot be used.
     Hooks(OpenError),
+    /// The agent's run ended, but not cleanly.
+    Agent(Summary),
 }
 
 impl From<Error> for Failure {
@@ -96,6 +113,17 @@ pub fn status_of(err: &Error) -> u8 {
     }
 }
 
+/// The exit status of an agent's run that was not clean.
+pub fn agent_status(summary: &Summary) -> u8 {
+    if summary.events_failed > 0 {
+        NOT_SENT
+    } else if summary.hooks_failed > 0 {
+        HOOK_FAILED
+    } else {
+        OK
+    }
+}
+
 /// Whether `path` is one of the interface's own paths, which the module creates.
 fn is_default(path: &Path) -> bool {
     [STATE_PATH, DEVICE_PATH, GENERATION_PATH]
@@ -120,6 +148,13 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         Err(Failure::Hooks(err)) => {
             eprintln!("luoctl: error: the hooks directory cannot be used: {err}");
             HOOKS
+        }
+        Err(Failure::Agent(summary)) => {
+            eprintln!(
+                "luoctl agent: {} hook(s) failed, {} cancel or finish not sent (see above)",
+                summary.hooks_failed, summary.events_failed
+            );
+            agent_status(&summary)
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");

@@ -25,7 +25,7 @@ fn state_prints_the_word() {
 }
 
 #[test]
-fn state_json_is_an_object_with_only_the_state() {
+fn state_json_is_an_object_with_the_version_and_the_state() {
     let (_dir, path) = state_dir(State::Updated);
     let out = luoctl()
         .arg("--state-file")
@@ -37,7 +37,10 @@ fn state_json_is_an_object_with_only_the_state() {
         .stdout
         .clone();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(value, serde_json::json!({ "state": State::Updated.word() }));
+    assert_eq!(
+        value,
+        serde_json::json!({ "v": 1, "state": State::Updated.word() })
+    );
 }
 
 #[test]
@@ -297,7 +300,7 @@ fn wait_json_prints_an_object() {
         .args(["wait", "prepared", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"state\":\"prepared\"}\n");
+        .stdout("{\"v\":1,\"state\":\"prepared\"}\n");
 }
 
 #[test]
@@ -339,7 +342,7 @@ fn generation_prints_the_number() {
         .args(["generation", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"generation\":2}\n");
+        .stdout("{\"v\":1,\"generation\":2}\n");
 }
 
 #[test]
@@ -378,4 +381,89 @@ fn a_bare_number_is_a_timeout_in_seconds() {
         .assert()
         .code(124);
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+/// The long options `luoctl SUBCOMMAND --help` lists.
+fn listed_options(subcommand: &str) -> String {
+    let out = luoctl()
+        .args([subcommand, "--help"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn each_subcommand_lists_only_the_options_it_uses() {
+    let prepare = listed_options("prepare");
+    assert!(prepare.contains("--device"), "{prepare}");
+    assert!(!prepare.contains("--state-file"), "{prepare}");
+    assert!(!prepare.contains("--generation-file"), "{prepare}");
+    let state = listed_options("state");
+    assert!(state.contains("--state-file"), "{state}");
+    assert!(!state.contains("--device"), "{state}");
+    assert!(!state.contains("--quiet"), "{state}");
+    let generation = listed_options("generation");
+    assert!(generation.contains("--generation-file"), "{generation}");
+    assert!(!generation.contains("--state-file"), "{generation}");
+    let agent = listed_options("agent");
+    for option in ["--state-file", "--device", "--generation-file", "--quiet"] {
+        assert!(agent.contains(option), "agent lacks {option}: {agent}");
+    }
+    let completions = listed_options("completions");
+    assert!(!completions.contains("--state-file"), "{completions}");
+}
+
+#[test]
+fn an_option_after_the_subcommand_is_read() {
+    let (_dir, path) = state_dir(State::Frozen);
+    luoctl()
+        .arg("state")
+        .arg("--state-file")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(format!("{}\n", State::Frozen));
+}
+
+#[test]
+fn an_option_before_the_subcommand_still_wins_over_the_environment() {
+    let (_dir, path) = state_dir(State::Prepared);
+    luoctl()
+        .env("LUO_STATE_FILE", "/nonexistent/state")
+        .arg("--state-file")
+        .arg(&path)
+        .arg("state")
+        .assert()
+        .code(0)
+        .stdout(format!("{}\n", State::Prepared));
+}
+
+#[test]
+fn the_man_pages_have_exit_status_environment_and_see_also() {
+    let out = luoctl()
+        .arg("man")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let page = String::from_utf8(out).unwrap();
+    for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH \"SEE ALSO\""] {
+        assert!(page.contains(section), "no {section}");
+    }
+    assert!(page.contains(".B 124"), "{page}");
+    assert!(page.contains("LUO_KEXEC_LOADED"), "{page}");
+}
+
+#[test]
+fn cancel_documents_that_it_unloads_and_how_to_keep_the_image() {
+    let cancel = listed_options("cancel");
+    assert!(cancel.contains("--keep-loaded"), "{cancel}");
+    assert!(
+        cancel.contains("unloads the kernel loaded for kexec"),
+        "{cancel}"
+    );
 }

@@ -81,8 +81,19 @@ impl Setup {
 
     /// Runs the agent until it has acted on `count` states; it must end by itself.
     fn run(&self, count: u64, args: &[&str]) -> Output {
-        let child = self
-            .agent(args)
+        self.run_with(count, args, |_| {})
+    }
+
+    /// [`Setup::run`], with more arguments after `args` added by `more`.
+    fn run_with(
+        &self,
+        count: u64,
+        args: &[&str],
+        more: impl FnOnce(&mut std::process::Command),
+    ) -> Output {
+        let mut command = self.agent(args);
+        more(&mut command);
+        let child = command
             .args(["-n", &count.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -257,7 +268,8 @@ fn hook_output_goes_to_stderr_and_records_to_stdout() {
         stderr.contains("hook-stdout") && stderr.contains("hook-stderr"),
         "{stderr}"
     );
-    let record: serde_json::Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    let first = stdout.lines().next().unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(record["state"], "updated");
     assert_eq!(record["prev"], serde_json::Value::Null);
 }
@@ -549,4 +561,120 @@ fn a_hook_owned_by_another_user_is_refused_and_counts_as_failed() {
     // Nothing of a tree found tampered with runs, and the live update is cancelled.
     assert!(setup.ran().is_empty());
     assert!(stderr.contains("cancel"), "{stderr}");
+}
+
+/// A file where the control device should be: it opens, but every ioctl fails (`ENOTTY`), as
+/// a device would that fails for a reason of the moment.
+fn failing_device(setup: &Setup) -> PathBuf {
+    let device = setup.dir.path().join("failing-device");
+    fs::write(&device, b"").unwrap();
+    device
+}
+
+#[test]
+fn a_failed_hook_makes_the_agent_exit_8() {
+    let setup = Setup::new(State::Updated);
+    setup.hook(State::Updated, "10-restore", "exit 1");
+    let out = setup.run(1, &["--no-finish"]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_cancel_that_cannot_be_sent_makes_the_agent_exit_9() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-broken", "exit 1");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("gave up"), "{stderr}");
+}
+
+#[test]
+fn a_failed_cancel_is_retried_until_the_state_no_longer_calls_for_it() {
+    let setup = Setup::new(State::Prepared);
+    // The hook fails after someone else's cancel: the retry finds `normal` and stops.
+    setup.hook(
+        State::Prepared,
+        "10-broken",
+        &format!("echo normal > '{}'; exit 1", setup.state.display()),
+    );
+    let device = failing_device(&setup);
+    let out = setup.run_with(1, &["--json"], |command| {
+        command.arg("--device").arg(&device);
+    });
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cancel could not be sent (try 1)")
+            && stderr.contains("trying again in 100ms"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cancel was not sent, but the state is now normal"),
+        "{stderr}"
+    );
+    // The hook failed, the cancel was no longer needed: 8, not 9.
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"].as_str().unwrap_or("state"))
+        .collect();
+    assert_eq!(kinds, ["state", "hook", "retry", "cancel"], "{records:?}");
+    assert!(records.iter().all(|r| r["v"] == 1), "{records:?}");
+    assert_eq!(records[1]["hook"], "prepared.d/10-broken");
+    assert_eq!(records[1]["result"], "failed");
+    assert_eq!(records[1]["exit_status"], 1);
+    assert!(records[1]["duration_ms"].is_u64(), "{records:?}");
+    assert_eq!(records[2]["event"], "cancel");
+    assert_eq!(records[2]["attempt"], 1);
+    assert_eq!(records[2]["delay_ms"], 100);
+    assert_eq!(records[3]["result"], "not_needed");
+    assert_eq!(records[3]["now"], "normal");
+    assert_eq!(records[3]["because"], "prepared.d/10-broken");
+    // Only state records carry "state": readers that pick it out of each line see states.
+    assert!(records[1..].iter().all(|r| r.get("state").is_none()));
+}
+
+#[test]
+fn a_hook_killed_by_a_signal_is_recorded_with_the_signal() {
+    let setup = Setup::new(State::Normal);
+    setup.hook(State::Normal, "10-killed", "kill -9 $$");
+    let out = setup.run(1, &["--json", "--initial"]);
+    let hook = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|r| r["record"] == "hook")
+        .unwrap();
+    assert_eq!(hook["result"], "failed");
+    assert_eq!(hook["signal"], 9);
+    assert!(hook.get("exit_status").is_none());
+}
+
+#[test]
+fn every_log_line_is_one_line_even_for_a_path_with_a_newline() {
+    let setup = Setup::new(State::Prepared);
+    let odd = setup.dir.path().join("hooks\nsecond line");
+    fs::rename(&setup.hooks, &odd).unwrap();
+    let mut command = luoctl_std();
+    command
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--device")
+        .arg(setup.dir.path().join("no-device"))
+        .arg("agent")
+        .arg("--hooks-dir")
+        .arg(&odd)
+        .args(["-n", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = finish_within(command.spawn().unwrap(), Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("hooks\\nsecond line"), "{stderr}");
+    for line in stderr.lines() {
+        assert!(line.starts_with("luoctl agent: "), "{line:?} in {stderr:?}");
+    }
 }

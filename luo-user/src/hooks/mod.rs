@@ -173,7 +173,8 @@ fn explain(err: io::Error, hook: Option<&Hook>) -> io::Error {
     io::Error::new(
         err.kind(),
         format!(
-            "{err}: /dev/fd/{fd} does not exist, and a script's interpreter reads the script              from there: mount /proc (and link /dev/fd to /proc/self/fd)"
+            "{err}: /dev/fd/{fd} does not exist, and a script's interpreter reads the script \
+             from there: mount /proc (and link /dev/fd to /proc/self/fd)"
         ),
     )
 }
