@@ -75,6 +75,8 @@ case "$boot" in
     watch
     selftest liveupdate
     expect_state normal "after mainline's suite"
+    "$CHECK" session-errors
+    expect_state normal "after the session errors (nothing was preserved)"
     # Cancel: a file preserved, then its session closed.
     holder=$("$CHECK" preserve-memfd cancelled 1 1 "$SEED" | sed -n 's/^holder: //p')
     expect_state prepared "with a file preserved"

@@ -16,6 +16,7 @@ use crate::run::{self, Result};
 pub fn run() -> Result {
     let start = Instant::now();
     userspace()?;
+    mainline::check_session_uapi()?;
     loom()?;
     guest_tests::run_all(&[])?;
     mainline::test_module_refusal(&module::ensure()?)?;

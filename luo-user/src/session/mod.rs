@@ -13,7 +13,7 @@
 //!   files, and dropping a retrieved one finishes it.
 
 mod error;
-mod uapi;
+pub mod uapi;
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};

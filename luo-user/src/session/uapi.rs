@@ -1,6 +1,7 @@
 //! Mainline LUO's userspace ABI (`include/uapi/linux/liveupdate.h` of Linux 7.3): the ioctl
-//! numbers and argument layouts, checked against the header by `cargo xtask test` (the
-//! `session_uapi` check compiles a C program against the 7.3 source's header).
+//! numbers and argument layouts, checked against the header by `cargo xtask test`, which
+//! compiles a C program against the 7.3 source's header and compares what it prints with
+//! [`FACTS`].
 //!
 //! Every command is `_IO(0xBA, nr)`: direction and size bits are zero, and each argument begins
 //! with its own size, as in v3.
@@ -87,6 +88,54 @@ const _: () = {
     assert!(size_of::<GetNameArg>() == 72);
     assert!(core::mem::offset_of!(GetNameArg, name) == 8);
 };
+
+/// Every number of this ABI, named by the C expression that gives it in the kernel's header.
+pub const FACTS: [(&str, u64); 17] = [
+    ("LIVEUPDATE_IOCTL_TYPE", IOCTL_TYPE as u64),
+    ("LIVEUPDATE_SESSION_NAME_LENGTH", SESSION_NAME_LENGTH as u64),
+    ("LIVEUPDATE_IOCTL_CREATE_SESSION", CREATE_SESSION as u64),
+    ("LIVEUPDATE_IOCTL_RETRIEVE_SESSION", RETRIEVE_SESSION as u64),
+    ("LIVEUPDATE_SESSION_PRESERVE_FD", PRESERVE_FD as u64),
+    ("LIVEUPDATE_SESSION_RETRIEVE_FD", RETRIEVE_FD as u64),
+    ("LIVEUPDATE_SESSION_FINISH", FINISH as u64),
+    ("LIVEUPDATE_SESSION_GET_NAME", GET_NAME as u64),
+    (
+        "sizeof(struct liveupdate_ioctl_create_session)",
+        size_of::<SessionArg>() as u64,
+    ),
+    (
+        "offsetof(struct liveupdate_ioctl_create_session, name)",
+        core::mem::offset_of!(SessionArg, name) as u64,
+    ),
+    (
+        "sizeof(struct liveupdate_ioctl_retrieve_session)",
+        size_of::<SessionArg>() as u64,
+    ),
+    (
+        "sizeof(struct liveupdate_session_preserve_fd)",
+        size_of::<FdArg>() as u64,
+    ),
+    (
+        "offsetof(struct liveupdate_session_preserve_fd, token)",
+        core::mem::offset_of!(FdArg, token) as u64,
+    ),
+    (
+        "sizeof(struct liveupdate_session_retrieve_fd)",
+        size_of::<FdArg>() as u64,
+    ),
+    (
+        "sizeof(struct liveupdate_session_finish)",
+        size_of::<FinishArg>() as u64,
+    ),
+    (
+        "sizeof(struct liveupdate_session_get_name)",
+        size_of::<GetNameArg>() as u64,
+    ),
+    (
+        "offsetof(struct liveupdate_session_get_name, name)",
+        core::mem::offset_of!(GetNameArg, name) as u64,
+    ),
+];
 
 /// The size field's value for `T`.
 pub const fn size_of_arg<T>() -> u32 {

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             numbers(token, mib, seed).and_then(|(t, m, s)| guest::observed::verify(name, t, m, s))
         }
         [step, name] if step == "hold-empty-session" => guest::observed::hold_empty(name),
+        [check] if check == "session-errors" => guest::observed::session_errors(),
         [step, name, token] if step == "retrieve-and-hold" => token
             .parse()
             .map_err(|err| format!("token '{token}': {err}"))

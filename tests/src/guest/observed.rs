@@ -256,6 +256,57 @@ pub fn retrieve_and_hold(name: &str, token: u64) -> Outcome {
     hold_until_kexec(session)
 }
 
+/// The session binding's errors against the real kernel, in a boot with mainline's
+/// orchestrator on: each failure is the variant that says what to do.
+pub fn session_errors() -> Outcome {
+    use luo_user::session::SessionError;
+    let sessions = Sessions::open().map_err(|err| err.to_string())?;
+    // The device admits one opener: a second one is told who holds it.
+    match Sessions::open() {
+        Err(SessionError::Busy { holder, .. }) => ensure!(
+            holder.contains(&std::process::id().to_string()),
+            "the busy error names '{holder}', not this process"
+        ),
+        other => return Err(format!("a second open gave {other:?}, expected Busy")),
+    }
+    let first = sessions.create("errors").map_err(|err| err.to_string())?;
+    ensure!(
+        matches!(
+            sessions.create("errors"),
+            Err(SessionError::NameTaken { .. })
+        ),
+        "creating a taken name is not NameTaken"
+    );
+    ensure!(
+        matches!(
+            sessions.create(&"n".repeat(64)),
+            Err(SessionError::BadName { .. })
+        ),
+        "a 64-byte name is not BadName"
+    );
+    ensure!(
+        matches!(
+            sessions.retrieve("no-such-session"),
+            Err(SessionError::NoSuchSession { .. })
+        ),
+        "retrieving an unknown name is not NoSuchSession"
+    );
+    let null = File::open("/dev/null").map_err(|err| format!("/dev/null: {err}"))?;
+    match first.preserve(&null, 1) {
+        Err(err @ SessionError::Session { .. }) => ensure!(
+            err.to_string().contains("memfds only"),
+            "preserving /dev/null says: {err}"
+        ),
+        other => return Err(format!("preserving /dev/null gave {other:?}")),
+    }
+    let name = first.kernel_name().map_err(|err| err.to_string())?;
+    ensure!(name == "errors", "GET_NAME says '{name}'");
+    println!(
+        "session errors: busy names its holder, taken, bad and unknown names, a file that cannot be preserved"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
