@@ -112,7 +112,18 @@ pub fn mount_system(keep: &[&str]) -> Result<(), String> {
         move_mount(&tree, "", CWD, dir, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
             .map_err(|err| format!("cannot put the host's {dir} back at its path: {err}"))?;
     }
-    Ok(())
+    link_dev_fd()
+}
+
+/// `/dev/fd`, which udev would create: a script run from a descriptor (the agent's hooks are
+/// started with `execveat`) is read by its interpreter through `/dev/fd/N`.
+fn link_dev_fd() -> Result<(), String> {
+    match std::os::unix::fs::symlink("/proc/self/fd", "/dev/fd") {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(format!("cannot link /dev/fd to /proc/self/fd: {err}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The directories of `dirs` that lie in no other one of them: binding those back brings the

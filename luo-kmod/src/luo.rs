@@ -3,6 +3,14 @@
 //! luo: the v3 Live Update Orchestrator's state machine and monitoring interface, as a module
 //! (out of tree, or built in with `CONFIG_LIVEUPDATE_SYSFS_API`).
 //!
+//! It comes in two flavours, chosen at init:
+//! - **standalone**: luo owns the v3 state machine, described below;
+//! - **observer** (built in, with mainline's orchestrator on: `CONFIG_LIVEUPDATE` and
+//!   `liveupdate=on`): mainline owns `/dev/liveupdate` and its sessions keep memory alive across
+//!   the kexec; luo derives the state of that live update from what the sessions hold
+//!   (`observed.rs`), shows it in the same `state` file with the same notifications, and shows
+//!   mainline's live-update number as `generation`. It changes nothing.
+//!
 //! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change) and
 //! `generation`, `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a
 //! kexec reboot, the handover record in kexec handover (KHO) memory that tells the next kernel
@@ -22,6 +30,8 @@ pub mod cell;
 pub mod event;
 #[path = "../../luo-state/src/ioctl.rs"]
 pub mod ioctl;
+#[path = "../../luo-state/src/observed.rs"]
+pub mod observed;
 #[path = "../../luo-state/src/record.rs"]
 pub mod record;
 #[path = "../../luo-state/src/state.rs"]
@@ -31,6 +41,8 @@ mod sync;
 #[path = "../../luo-state/src/transition.rs"]
 pub mod transition;
 
+#[path = "../../luo-sysfs-abi/src/flavour.rs"]
+pub mod flavour;
 #[path = "../../luo-sysfs-abi/src/path.rs"]
 pub mod path;
 #[path = "../../luo-sysfs-abi/src/show.rs"]
@@ -38,8 +50,9 @@ pub mod show;
 
 pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
+pub use flavour::Flavour;
 pub use record::{Arrival, Damage, Record};
-pub use show::{show, show_generation, SHOW_MAX_LEN};
+pub use show::{show, show_flavour, show_generation, SHOW_MAX_LEN};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
 
@@ -62,6 +75,10 @@ pub mod kernel_sysfs;
 mod device;
 mod kernfs;
 mod kho;
+// `--cfg luo_mainline`: the in-tree build, in a kernel with mainline's orchestrator, whose
+// observer hook nothing outside the tree can reach.
+#[cfg(luo_mainline)]
+mod mainline;
 mod orchestrator;
 mod preflight;
 mod reboot;
@@ -91,40 +108,140 @@ module! {
 /// The module: every interface of the orchestrator, each registered for the module's lifetime.
 ///
 /// Fields drop in declaration order, so unloading first removes what can change the state (the
-/// test hook, the reboot notifier, the device), then the sysfs group that shows it, and last the
-/// orchestrator with its handover record. Init sets them up in the opposite order, so the state
-/// is decided before it is visible, and visible before anything can change it.
+/// standalone flavour's controls, or the observer), then the sysfs group that shows it, and
+/// last the orchestrator with its handover record. Init sets them up in the opposite order, so
+/// the state is decided before it is visible, and visible before anything can change it.
 #[pin_data]
 struct Luo {
-    _selftest: Option<selftest::Selftest>,
-    #[pin]
-    _reboot: reboot::RebootNotifier,
-    _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
+    _drivers: Drivers,
     _sysfs: sysfs::StateGroup,
     _orchestrator: orchestrator::Running,
 }
 
-impl kernel::InPlaceModule for Luo {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let start = Instant::<Monotonic>::now();
+/// What changes the state, in each flavour.
+enum Drivers {
+    /// luo's own state machine: the device, the freeze on a kexec reboot, the test hook.
+    Standalone { _controls: Pin<KBox<Controls>> },
+    /// mainline's orchestrator: its observer hook.
+    #[cfg(luo_mainline)]
+    Observer {
+        _observer: Pin<KBox<mainline::Observer>>,
+    },
+}
+
+/// The standalone flavour's interfaces that change the state.
+///
+/// The device is registered last and removed first. Registered earlier, an opener could get
+/// in while a later registration fails, and the failed init frees the module's code while
+/// that file is open: `misc_deregister` does not revoke open files, and an init that fails
+/// does not wait for the module's holders. Nothing after the device can fail: it is the last
+/// registration of the module's init.
+#[pin_data]
+struct Controls {
+    _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
+    _selftest: Option<selftest::Selftest>,
+    #[pin]
+    _reboot: reboot::RebootNotifier,
+}
+
+impl Controls {
+    fn register() -> impl PinInit<Self, Error> {
+        // Fields are initialised in the order written here, and dropped in declaration order.
         try_pin_init!(Self {
-            // Nothing is registered before the check, so a refusal leaves no trace behind.
-            _orchestrator: preflight::check().and_then(|()| orchestrator::Running::start())?,
-            _sysfs: sysfs::StateGroup::register()?,
-            _device: device::register()?,
             _reboot <- reboot::RebootNotifier::register(),
             _selftest: if module_parameters::selftest.value() {
                 Some(selftest::Selftest::create()?)
             } else {
                 None
             },
+            _device: device::register()?,
+        })
+    }
+}
+
+/// The flavour of this boot.
+#[derive(Clone, Copy)]
+enum Choice {
+    Standalone,
+    #[cfg(luo_mainline)]
+    Observer,
+}
+
+impl Choice {
+    /// The observer when mainline's orchestrator is on, luo's own state machine otherwise.
+    ///
+    /// Mainline's orchestrator is on when the kernel was booted with `liveupdate=on` and KHO is
+    /// on; both are settled before any module initcall. It can still turn itself off in its
+    /// late initcall, when it fails to set up its outgoing data: then nothing can be preserved
+    /// in this boot, and the observer shows `normal` throughout, which is what the sessions
+    /// hold.
+    fn now() -> Self {
+        #[cfg(luo_mainline)]
+        if mainline::enabled() {
+            return Self::Observer;
+        }
+        Self::Standalone
+    }
+
+    /// The orchestrator of this flavour: luo's own, after the check that it can own its names,
+    /// or the observer's, from mainline's number and the files mainline handed over.
+    fn start(self) -> Result<orchestrator::Running> {
+        match self {
+            // Nothing is registered before the check, so a refusal leaves no trace behind.
+            Self::Standalone => preflight::check().and_then(|()| orchestrator::Running::start()),
+            #[cfg(luo_mainline)]
+            Self::Observer => Ok(orchestrator::Running::observe(
+                mainline::number(),
+                observed::Sessions::at_boot(mainline::incoming_files()),
+            )),
+        }
+    }
+
+    /// What changes the state in this flavour, registered.
+    fn register(self) -> Result<Drivers> {
+        Ok(match self {
+            Self::Standalone => {
+                let controls = KBox::pin_init(Controls::register(), GFP_KERNEL)?;
+                Drivers::Standalone {
+                    _controls: controls,
+                }
+            }
+            #[cfg(luo_mainline)]
+            Self::Observer => {
+                let observer = KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?;
+                Drivers::Observer {
+                    _observer: observer,
+                }
+            }
+        })
+    }
+
+    /// How the ready line names the flavour.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Standalone => "",
+            #[cfg(luo_mainline)]
+            Self::Observer => ", observing mainline's sessions",
+        }
+    }
+}
+
+impl kernel::InPlaceModule for Luo {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let start = Instant::<Monotonic>::now();
+        let choice = Choice::now();
+        try_pin_init!(Self {
+            _orchestrator: choice.start()?,
+            _sysfs: sysfs::StateGroup::register()?,
+            _drivers: choice.register()?,
         })
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.
             pr_info!(
-                "Ready in state [{}] (live update generation {}) in {} us\n",
+                "Ready in state [{}] (live update generation {}{}) in {} us\n",
                 orchestrator::current().word(),
                 orchestrator::generation(),
+                choice.describe(),
                 start.elapsed().as_micros_ceil()
             );
             Ok(())

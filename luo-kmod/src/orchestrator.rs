@@ -18,10 +18,14 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         global_lock,
     },
+    time::{Delta, Instant, Monotonic},
 };
 
 use crate::kho::{self, Incoming, NoRecord, Outgoing};
-use crate::{next_state, Arrival, Damage, Event, Record, State, StateCell, TransitionError};
+use crate::observed::{observed_change_allowed, Sessions, Step};
+use crate::{
+    next_state, Arrival, Damage, Event, Flavour, Record, State, StateCell, TransitionError,
+};
 
 /// The current state. `Undefined` only until [`Running::start`] runs, before any interface
 /// exists.
@@ -32,6 +36,10 @@ static STATE: StateCell = StateCell::new(State::Undefined);
 /// registration of the interface they read it through.
 static GENERATION: Atomic<u64> = Atomic::new(0);
 
+/// Whether this load observes mainline's orchestrator: set with the generation and, like it,
+/// fixed while the module is loaded.
+static OBSERVER: Atomic<bool> = Atomic::new(false);
+
 /// What every change updates in the same critical section: the handover records, and the
 /// pollers of `state`.
 struct Records {
@@ -41,6 +49,10 @@ struct Records {
     incoming: Option<Incoming>,
     /// The notifier of `/sys/kernel/liveupdate/state`, while the file exists.
     notifier: Option<Notifier>,
+    /// In the observer flavour, what mainline's sessions hold: the state is derived from it.
+    sessions: Option<Sessions>,
+    /// The log lines of changes per interval.
+    log_limit: RateLimit,
 }
 
 impl Records {
@@ -48,6 +60,8 @@ impl Records {
         outgoing: None,
         incoming: None,
         notifier: None,
+        sessions: None,
+        log_limit: RateLimit::new(),
     };
 }
 
@@ -89,14 +103,35 @@ impl Running {
         };
         // No reader exists yet, so these are initial values rather than changes to notify.
         GENERATION.store(arrival.generation, Relaxed);
+        OBSERVER.store(false, Relaxed);
         STATE.publish(arrival.state);
         *TRANSITION.lock() = Records {
             outgoing,
             incoming,
-            notifier: None,
+            ..Records::EMPTY
         };
         // INVARIANT: The lock was initialised above.
         Ok(Self(()))
+    }
+
+    /// Sets up the lock for the observer flavour: the state is derived from mainline's
+    /// sessions, starting from `sessions` at boot, and the generation is mainline's live-update
+    /// number. luo leaves no record of its own: mainline's data says it all.
+    ///
+    /// Module init calls this exactly once, first, before it registers any interface.
+    #[cfg_attr(not(luo_mainline), expect(dead_code))]
+    pub(crate) fn observe(generation: u64, sessions: Sessions) -> Self {
+        // SAFETY: As in `start`: once per load, before any interface that takes the lock.
+        unsafe { TRANSITION.init() };
+        GENERATION.store(generation, Relaxed);
+        OBSERVER.store(true, Relaxed);
+        STATE.publish(sessions.state());
+        *TRANSITION.lock() = Records {
+            sessions: Some(sessions),
+            ..Records::EMPTY
+        };
+        // INVARIANT: The lock was initialised above.
+        Self(())
     }
 }
 
@@ -160,6 +195,15 @@ pub(crate) fn generation() -> u64 {
     GENERATION.load(Relaxed)
 }
 
+/// Who runs the live update this module shows (sysfs `flavour`).
+pub(crate) fn flavour() -> Flavour {
+    if OBSERVER.load(Relaxed) {
+        Flavour::Observer
+    } else {
+        Flavour::Standalone
+    }
+}
+
 /// The current state, read without the lock (sysfs `show`, `GET_STATE`).
 pub(crate) fn current() -> State {
     STATE.observe()
@@ -184,13 +228,63 @@ pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Resul
             incoming.mark(Record::new(State::Normal, generation()));
         }
     }
+    publish(&records, to);
+    // A user can drive transitions in a loop; the log keeps a burst of them per interval.
+    if records.log_limit.allow() {
+        pr_info!("Switched from [{}] to [{}]\n", from.word(), to.word());
+    }
+    Ok(to)
+}
+
+/// Publishes `to` and wakes the pollers of `state`; called with the lock held.
+fn publish(records: &Records, to: State) {
     // The cell's write barrier orders this store before the notify's counter increment.
     STATE.publish(to);
-    pr_info!("Switched from [{}] to [{}]\n", from.word(), to.word());
     if let Some(notifier) = records.notifier.as_ref() {
         notifier.notify();
     }
-    Ok(to)
+}
+
+/// The observer flavour's setter: applies a step of mainline's lifecycle and publishes the
+/// state it derives, when it changed.
+///
+/// A derived change outside the observer's table would be a bug in the derivation or in the
+/// hook: it is still published (the state must say what the sessions hold) and reported.
+/// `liveupdate.c` creates hundreds of sessions, so the log lines are rate-limited.
+#[cfg_attr(not(luo_mainline), expect(dead_code))]
+pub(crate) fn observe(step: Step) {
+    let mut records = TRANSITION.lock();
+    let Some(sessions) = records.sessions.as_mut() else {
+        return;
+    };
+    let inconsistent = sessions.apply(step).err();
+    let to = sessions.state();
+    let from = STATE.observe();
+    if let Some(err) = inconsistent {
+        if records.log_limit.allow() {
+            pr_err!(
+                "observer: {:?} takes away more files than were counted\n",
+                err.0
+            );
+        }
+    }
+    if to == from {
+        return;
+    }
+    publish(&records, to);
+    if !observed_change_allowed(from, to) {
+        pr_err!(
+            "observer: derived [{}] -> [{}], which its table does not allow\n",
+            from.word(),
+            to.word()
+        );
+    } else if records.log_limit.allow() {
+        pr_info!(
+            "observer: Switched from [{}] to [{}]\n",
+            from.word(),
+            to.word()
+        );
+    }
 }
 
 /// From now on, every change notifies the pollers of `state` through `notifier`.
@@ -233,4 +327,39 @@ pub(crate) fn damage_record(damage: Damage) -> Result {
     outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));
     pr_info!("Test hook: damaged the handover record ({damage:?})\n");
     Ok(())
+}
+
+/// A rate limit for the log line of each change, in the spirit of `printk_ratelimit()`: a burst
+/// of [`RateLimit::BURST`] lines per [`RateLimit::INTERVAL_SECS`]; kept under the lock.
+struct RateLimit {
+    /// When the current interval began; `None` before the first line.
+    since: Option<Instant<Monotonic>>,
+    /// The lines still allowed in the current interval.
+    left: u32,
+}
+
+impl RateLimit {
+    const BURST: u32 = 10;
+    const INTERVAL_SECS: i64 = 5;
+
+    const fn new() -> Self {
+        Self {
+            since: None,
+            left: 0,
+        }
+    }
+
+    /// Whether one more line may be logged now.
+    fn allow(&mut self) -> bool {
+        let expired = self
+            .since
+            .is_none_or(|since| since.elapsed() >= Delta::from_secs(Self::INTERVAL_SECS));
+        if expired {
+            self.since = Some(Instant::now());
+            self.left = Self::BURST;
+        }
+        let allowed = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        allowed
+    }
 }

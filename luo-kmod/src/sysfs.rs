@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The sysfs group `/sys/kernel/liveupdate` with its attributes `state` and `generation`.
+//! The sysfs group `/sys/kernel/liveupdate` with its attributes `state`, `generation` and
+//! `flavour`.
 //!
 //! The group is a user of the generic `kernel::sysfs` abstraction (built as part of this module
 //! out of tree, in `rust/kernel/sysfs.rs` in the tree): two static attributes whose `show` reads
@@ -24,6 +25,7 @@ use kernel::{
 
 use crate::orchestrator;
 use crate::path::{
+    FLAVOUR,
     GENERATION,
     GROUP_NAME,
     STATE, //
@@ -63,12 +65,31 @@ impl AttributeOperations for GenerationFile {
     }
 }
 
+/// `flavour`: `standalone` or `observer` and a newline; fixed while the module is loaded.
+struct FlavourFile;
+
+#[vtable]
+impl AttributeOperations for FlavourFile {
+    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        if orchestrator::current() == State::Undefined {
+            // The module is unloading, as for `state`.
+            return Err(ENODEV);
+        }
+        // `None` is unreachable: a page holds every word.
+        crate::show_flavour(orchestrator::flavour(), page).ok_or(EINVAL)
+    }
+}
+
 static STATE_ATTRIBUTE: Attribute<StateFile> = Attribute::new(STATE.name, STATE.mode);
 static GENERATION_ATTRIBUTE: Attribute<GenerationFile> =
     Attribute::new(GENERATION.name, GENERATION.mode);
+static FLAVOUR_ATTRIBUTE: Attribute<FlavourFile> = Attribute::new(FLAVOUR.name, FLAVOUR.mode);
 /// In the order of `path::ATTRIBUTES`.
-static ATTRIBUTES: AttributeList<2> =
-    AttributeList::new([STATE_ATTRIBUTE.to_ref(), GENERATION_ATTRIBUTE.to_ref()]);
+static ATTRIBUTES: AttributeList<3> = AttributeList::new([
+    STATE_ATTRIBUTE.to_ref(),
+    GENERATION_ATTRIBUTE.to_ref(),
+    FLAVOUR_ATTRIBUTE.to_ref(),
+]);
 static GROUP: Group = Group::new(GROUP_NAME, &ATTRIBUTES);
 
 /// The registration of `/sys/kernel/liveupdate`.

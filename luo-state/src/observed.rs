@@ -115,7 +115,10 @@ pub const fn observed_change_allowed(from: State, to: State) -> bool {
         (from, to),
         (State::Normal, State::Prepared | State::Frozen)
             | (State::Prepared, State::Normal | State::Frozen)
-            | (State::Updated, State::Normal | State::Prepared | State::Frozen)
+            | (
+                State::Updated,
+                State::Normal | State::Prepared | State::Frozen
+            )
     )
 }
 

@@ -124,16 +124,35 @@ proptest! {
     }
 }
 
+/// A boot's incoming sessions, what is done, and the last change it must derive.
+type Case = (&'static [u64], &'static [Action], (State, State));
+
 #[test]
 fn every_change_in_the_table_can_be_derived() {
     use Action::*;
-    let cases: [(&[u64], &[Action], (State, State)); 7] = [
-        (&[], &[Create, Preserve(0)], (State::Normal, State::Prepared)),
+    let cases: [Case; 7] = [
+        (
+            &[],
+            &[Create, Preserve(0)],
+            (State::Normal, State::Prepared),
+        ),
         (&[], &[Kexec], (State::Normal, State::Frozen)),
-        (&[], &[Create, Preserve(0), Close(0)], (State::Prepared, State::Normal)),
-        (&[], &[Create, Preserve(0), Kexec], (State::Prepared, State::Frozen)),
+        (
+            &[],
+            &[Create, Preserve(0), Close(0)],
+            (State::Prepared, State::Normal),
+        ),
+        (
+            &[],
+            &[Create, Preserve(0), Kexec],
+            (State::Prepared, State::Frozen),
+        ),
         (&[1], &[Finish(0)], (State::Updated, State::Normal)),
-        (&[1], &[Create, Preserve(0), Finish(0)], (State::Updated, State::Prepared)),
+        (
+            &[1],
+            &[Create, Preserve(0), Finish(0)],
+            (State::Updated, State::Prepared),
+        ),
         (&[1], &[Kexec], (State::Updated, State::Frozen)),
     ];
     let mut covered = Vec::new();
@@ -145,7 +164,10 @@ fn every_change_in_the_table_can_be_derived() {
     for from in State::ALL {
         for to in State::ALL {
             if observed_change_allowed(from, to) {
-                assert!(covered.contains(&(from, to)), "{from} -> {to} is never derived");
+                assert!(
+                    covered.contains(&(from, to)),
+                    "{from} -> {to} is never derived"
+                );
             }
         }
     }

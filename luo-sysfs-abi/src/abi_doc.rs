@@ -8,38 +8,46 @@
 
 use core::fmt::{self, Write};
 
-use crate::path::{Attribute, ATTRIBUTES, GENERATION, STATE, SYSFS_DIR};
-use crate::State;
+use crate::path::{Attribute, ATTRIBUTES, FLAVOUR, GENERATION, STATE, SYSFS_DIR};
+use crate::{Flavour, State};
 
 const DATE: &str = "November 2026";
-const KERNEL_VERSION: &str = "7.3 (out-of-tree module luo.ko)";
+const KERNEL_VERSION: &str = "7.3";
 const CONTACT: &str = "The luo developers";
 
-/// What a state means to the agent that watches the file, wrapped for the ABI file.
+/// What a state means to the agent that watches the file, wrapped for the ABI file: in the
+/// standalone flavour, then in the observer flavour.
 fn describe(state: State) -> &'static [&'static str] {
     match state {
         State::Undefined => &["The orchestrator has not initialised yet; never shown."],
         State::Normal => &[
             "No live update is under way: the state after boot,",
-            "after a cancel, and after a finish.",
+            "after a cancel, and after a finish. Observer: no",
+            "file is preserved or waits to be claimed.",
         ],
         State::Prepared => &[
             "Userspace asked for a live update (the PREPARE",
             "event on /dev/liveupdate). Workloads still run; an",
             "agent saves what the next kernel needs. A kexec",
             "reboot now freezes; a CANCEL returns to normal.",
+            "Observer: a file is preserved in an outgoing",
+            "session; closing the sessions returns to normal.",
         ],
         State::Frozen => &[
             "A kexec reboot has begun: the blackout window.",
             "Workloads must already be suspended. Normally the",
             "next kernel starts soon; if the kexec fails, the",
-            "state stays here until a CANCEL.",
+            "state stays here until a CANCEL. Observer: the",
+            "kexec serialized the sessions; this is final.",
         ],
         State::Updated => &[
             "This kernel was started by a live update and found",
             "the previous kernel frozen at the jump in its",
             "handover. Agents restore their workloads, then",
-            "send FINISH to return to normal.",
+            "send FINISH to return to normal. Observer: a file",
+            "handed over by the previous kernel is neither",
+            "finished nor closed; retrieving its session and",
+            "closing it ends this even when nobody restores it.",
         ],
     }
 }
@@ -58,19 +66,73 @@ fn write_description(out: &mut impl Write, attr: Attribute) -> fmt::Result {
         write_state_description(out)
     } else if attr.name == GENERATION.name {
         out.write_str(concat!(
-            "Reading returns how many live\n",
-            "\t\tupdates this machine has gone through since its last\n",
-            "\t\tcold boot, in decimal followed by a newline: 0 after a\n",
-            "\t\tcold boot, 1 in the kernel started by the first live\n",
-            "\t\tupdate, and so on. A kexec that is not a live update\n",
-            "\t\tcarries the count over unchanged. The value is fixed\n",
-            "\t\tfor the life of a kernel, so it is never notified.\n",
-            "\t\tIt travels from kernel to kernel in kexec handover\n",
-            "\t\t(KHO) memory, with the state at the jump.\n",
+            "Reading returns the number of this\n",
+            "\t\tkernel's live update, in decimal followed by a newline.\n",
+            "\t\tThe value is fixed for the life of a kernel, so it is\n",
+            "\t\tnever notified. What it counts depends on the flavour:\n",
+            "\n",
+            "\t\tstandalone\tthe live updates since the last cold boot:\n",
+            "\t\t\t\t0 after a cold boot, 1 in the kernel started\n",
+            "\t\t\t\tby the first live update, and so on. A kexec\n",
+            "\t\t\t\tthat is not a live update carries the count\n",
+            "\t\t\t\tover unchanged. It travels in kexec handover\n",
+            "\t\t\t\t(KHO) memory, with the state at the jump.\n",
+            "\t\tobserver\tthe session-based orchestrator's live update\n",
+            "\t\t\t\tnumber, the one it logs at boot: it rises on\n",
+            "\t\t\t\tevery kexec with KHO from a kernel where that\n",
+            "\t\t\t\torchestrator was on, sessions or not, and is 0\n",
+            "\t\t\t\twhen the previous kernel handed none over.\n",
         ))
+    } else if attr.name == FLAVOUR.name {
+        write_flavour_description(out)
     } else {
         Err(fmt::Error)
     }
+}
+
+/// What each flavour means.
+fn describe_flavour(flavour: Flavour) -> &'static [&'static str] {
+    match flavour {
+        Flavour::Standalone => &[
+            "The v3 state machine runs on its own: the",
+            "character device /dev/liveupdate takes its",
+            "GET_STATE and SET_EVENT ioctls.",
+        ],
+        Flavour::Observer => &[
+            "The session-based orchestrator (the kernel booted",
+            "with liveupdate=on) owns /dev/liveupdate; the",
+            "state is derived from its sessions and nothing",
+            "here changes it.",
+        ],
+    }
+}
+
+fn write_flavour_description(out: &mut impl Write) -> fmt::Result {
+    out.write_str(concat!(
+        "Reading returns who runs the live\n",
+        "\t\tupdate that state shows, as one word followed by a\n",
+        "\t\tnewline; it is fixed for the life of a kernel. Tell the\n",
+        "\t\tflavours apart by this file, never by trying ioctls. A\n",
+        "\t\tkexec from one flavour into the other is not a live\n",
+        "\t\tupdate for the second: it comes up normal. The words:\n",
+    ))?;
+    for flavour in Flavour::ALL {
+        out.write_str("\n")?;
+        write_labelled(out, flavour.word(), describe_flavour(flavour))?;
+    }
+    Ok(())
+}
+
+/// `lines` under `label`, the text at column 32.
+fn write_labelled(out: &mut impl Write, label: &str, lines: &[&str]) -> fmt::Result {
+    for (i, line) in lines.iter().enumerate() {
+        let label = if i == 0 { label } else { "" };
+        // The text starts at column 32 (tab stops of 8): two tabs after a label shorter
+        // than a tab stop, one after a label that fills it.
+        let pad = if label.len() < 8 { "\t\t" } else { "\t" };
+        writeln!(out, "\t\t{label}{pad}{line}")?;
+    }
+    Ok(())
 }
 
 fn write_state_description(out: &mut impl Write) -> fmt::Result {
@@ -86,18 +148,15 @@ fn write_state_description(out: &mut impl Write) -> fmt::Result {
         "\t\tpollers are woken, reads fail with ENODEV, and later\n",
         "\t\tpolls return at once. Words other than the ones\n",
         "\t\tbelow may be added; readers should treat an unknown\n",
-        "\t\tword as an error, not as one of these. The words:\n",
+        "\t\tword as an error, not as one of these. The observer\n",
+        "\t\tflavour (see flavour) derives the state by precedence:\n",
+        "\t\tfrozen, then updated, then prepared, then normal, and\n",
+        "\t\tmay also move from normal or updated to frozen and from\n",
+        "\t\tupdated to prepared. The words:\n",
     ))?;
     for state in State::OBSERVABLE {
         out.write_str("\n")?;
-        let word = state.word();
-        for (i, line) in describe(state).iter().enumerate() {
-            let label = if i == 0 { word } else { "" };
-            // The text starts at column 32 (tab stops of 8): two tabs after a label shorter
-            // than a tab stop, one after a label that fills it.
-            let pad = if label.len() < 8 { "\t\t" } else { "\t" };
-            writeln!(out, "\t\t{label}{pad}{line}")?;
-        }
+        write_labelled(out, state.word(), describe(state))?;
     }
     Ok(())
 }
@@ -112,7 +171,10 @@ pub fn write_abi_doc(out: &mut impl Write) -> fmt::Result {
         "\t\twhile chosen devices and memory stay alive, so that\n",
         "\t\tvirtual machines survive a hypervisor update. The\n",
         "\t\tcontrol path is the character device /dev/liveupdate;\n",
-        "\t\tthis directory only reports.\n",
+        "\t\tthis directory only reports, in one of two flavours\n",
+        "\t\t(see flavour): luo's own v3 state machine, or the state\n",
+        "\t\tof a live update that the session-based orchestrator\n",
+        "\t\truns.\n",
     ))?;
     for attr in ATTRIBUTES {
         out.write_str("\n")?;

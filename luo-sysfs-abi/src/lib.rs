@@ -13,11 +13,13 @@
 extern crate std;
 
 mod abi_doc;
+mod flavour;
 mod parse;
 pub mod path;
 mod show;
 
 pub use abi_doc::write_abi_doc;
+pub use flavour::Flavour;
 pub use luo_state::State;
-pub use parse::{parse_generation, parse_state, Content, ParseError};
-pub use show::{show, show_generation, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN};
+pub use parse::{parse_flavour, parse_generation, parse_state, Content, ParseError};
+pub use show::{show, show_flavour, show_generation, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN};

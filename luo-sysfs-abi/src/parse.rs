@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::State;
+use crate::{Flavour, State};
 
 /// What was read, kept for an error message: up to [`Content::CAPACITY`] bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub enum ParseError {
     /// A line that is not a decimal number without leading zeros that fits in 64 bits.
     /// Quotes the line without its newline.
     BadGeneration(Content),
+    /// A line that is not one of the flavours' words. Quotes the line without its newline.
+    UnknownFlavour(Content),
 }
 
 impl fmt::Display for ParseError {
@@ -74,6 +76,7 @@ impl fmt::Display for ParseError {
                 write!(f, "state '{content}' does not end in a newline")
             }
             ParseError::UnknownState(content) => write!(f, "unknown state '{content}'"),
+            ParseError::UnknownFlavour(content) => write!(f, "unknown flavour '{content}'"),
             ParseError::BadGeneration(content) => write!(
                 f,
                 "generation '{content}' is not a decimal number (expected digits and a newline)"
@@ -97,6 +100,20 @@ pub fn parse_state(read: &[u8]) -> Result<State, ParseError> {
     State::from_word(line)
         .filter(|state| State::OBSERVABLE.contains(state))
         .ok_or_else(|| ParseError::UnknownState(Content::new(line)))
+}
+
+/// Parses exactly what `show_flavour` writes: one of the flavours' words and one newline.
+pub fn parse_flavour(read: &[u8]) -> Result<Flavour, ParseError> {
+    let Some((last, line)) = read.split_last() else {
+        return Err(ParseError::Empty);
+    };
+    if *last != b'\n' {
+        return Err(ParseError::MissingNewline(Content::new(read)));
+    }
+    core::str::from_utf8(line)
+        .ok()
+        .and_then(Flavour::from_word)
+        .ok_or_else(|| ParseError::UnknownFlavour(Content::new(line)))
 }
 
 /// Parses exactly what `show_generation` writes: a decimal `u64` without sign, spaces or

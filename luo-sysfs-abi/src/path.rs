@@ -20,6 +20,13 @@ pub const GENERATION_PATH: &str = "/sys/kernel/liveupdate/generation";
 /// The generation attribute's mode: readable by everyone, writable by no one.
 pub const GENERATION_MODE: u16 = 0o444;
 
+/// The attribute that names the flavour: `standalone` or `observer` (beyond v3).
+pub const FLAVOUR_ATTR: &CStr = c"flavour";
+/// The full path of the flavour attribute.
+pub const FLAVOUR_PATH: &str = "/sys/kernel/liveupdate/flavour";
+/// The flavour attribute's mode: readable by everyone, writable by no one.
+pub const FLAVOUR_MODE: u16 = 0o444;
+
 /// One attribute of the group: the kernel registers it, the ABI document describes it, and the
 /// tests check its mode, all from this table.
 #[derive(Clone, Copy, Debug)]
@@ -46,8 +53,15 @@ pub const GENERATION: Attribute = Attribute {
     mode: GENERATION_MODE,
 };
 
+/// `flavour`.
+pub const FLAVOUR: Attribute = Attribute {
+    name: FLAVOUR_ATTR,
+    path: FLAVOUR_PATH,
+    mode: FLAVOUR_MODE,
+};
+
 /// Every attribute of the group, in the order the kernel registers them.
-pub const ATTRIBUTES: [Attribute; 2] = [STATE, GENERATION];
+pub const ATTRIBUTES: [Attribute; 3] = [STATE, GENERATION, FLAVOUR];
 
 /// The control device's name (a misc device).
 pub const DEVICE_NAME: &CStr = c"liveupdate";

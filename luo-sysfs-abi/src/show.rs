@@ -1,7 +1,7 @@
 //! The exact bytes the attributes show: for `state` the state's word and one newline, for
-//! `generation` the number in decimal and one newline.
+//! `generation` the number in decimal and one newline, for `flavour` its word and one newline.
 
-use crate::State;
+use crate::{Flavour, State};
 
 /// The length of the longest output of [`show`] (`"undefined\n"`).
 pub const SHOW_MAX_LEN: usize = longest_word() + 1;
@@ -22,7 +22,18 @@ const fn longest_word() -> usize {
 /// Writes what reading the `state` attribute returns for `state` at the start of `buf` (the
 /// kernel's page) and returns its length, or `None` if `buf` is shorter than that.
 pub fn show(state: State, buf: &mut [u8]) -> Option<usize> {
-    let word = state.word().as_bytes();
+    show_word(state.word(), buf)
+}
+
+/// Writes what reading the `flavour` attribute returns for `flavour` at the start of `buf`
+/// and returns its length, or `None` if `buf` is shorter than that.
+pub fn show_flavour(flavour: Flavour, buf: &mut [u8]) -> Option<usize> {
+    show_word(flavour.word(), buf)
+}
+
+/// `word` and a newline at the start of `buf`.
+fn show_word(word: &str, buf: &mut [u8]) -> Option<usize> {
+    let word = word.as_bytes();
     let len = word.len() + 1;
     let out = buf.get_mut(..len)?;
     let (text, newline) = out.split_at_mut(word.len());

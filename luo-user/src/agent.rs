@@ -14,10 +14,16 @@
 //! caller decides how to log; `luoctl agent` is one such caller.
 //!
 //! The agent opens the control device only to send an event, and closes it at once: the
-//! device admits one opener, and `luoctl prepare` must not find it busy.
+//! device admits one opener, and `luoctl prepare` must not find it busy. For the same reason
+//! a cancel or finish that fails (`EBUSY`, most often) is tried again with a [`Backoff`]
+//! while the state still calls for it; how it ended is a [`Delivery`].
+//!
+//! [`Agent::run`] returns a [`Summary`]: how many hooks failed and how many events could not
+//! be sent, so a caller can tell a run that went wrong from one that did not.
+
+mod retry;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use luo_state::{Event, State};
@@ -26,8 +32,11 @@ use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::follow::{Followed, Follower};
 use crate::generation::read_generation;
-use crate::hooks::{self, Hook, HookEnv, HooksDir, Outcome};
+use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop};
+use crate::state_file::StateFile;
 use crate::watch::Change;
+
+pub use retry::{Backoff, Delivery, Retrying};
 
 /// How long a hook may run, unless told otherwise.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,12 +77,18 @@ pub enum AgentEvent<'a> {
         /// Why it does not run.
         reason: &'static str,
     },
-    /// A state's directory could not be read.
+    /// A state's directory could not be read, or it or the hooks directory is not trusted.
     Unreadable {
         /// The directory.
         dir: &'a Path,
         /// Why.
-        error: &'a std::io::Error,
+        error: &'a OpenError,
+    },
+    /// A hook refused because it, or what it leads to, is not trusted or could not be
+    /// opened; none of the state's hooks run then.
+    Refused {
+        /// Why, with the path and the fix.
+        error: &'a OpenError,
     },
     /// A hook starts.
     HookStarted {
@@ -89,13 +104,15 @@ pub enum AgentEvent<'a> {
         /// After how long.
         elapsed: Duration,
     },
-    /// A `prepared` hook failed (or the directory could not be read), and the agent sent
-    /// CANCEL.
+    /// CANCEL or FINISH failed and will be tried again.
+    Retrying(Retrying<'a>),
+    /// A `prepared` hook failed (or the directory could not be read or trusted), and the agent
+    /// sent CANCEL.
     Cancelled {
         /// The hook that failed, if one did.
         hook: Option<&'a Hook>,
-        /// The state CANCEL led to, or why it could not be sent.
-        result: &'a Result<State>,
+        /// How sending CANCEL ended.
+        result: &'a Delivery,
     },
     /// An `updated` hook failed (or the directory could not be read): no FINISH, the state
     /// stays `updated`.
@@ -105,34 +122,60 @@ pub enum AgentEvent<'a> {
     },
     /// Every `updated` hook succeeded, and the agent sent FINISH.
     Finished {
-        /// The state FINISH led to, or why it could not be sent.
-        result: &'a Result<State>,
+        /// How sending FINISH ended.
+        result: &'a Delivery,
     },
     /// Every `updated` hook succeeded; FINISH is left to someone else.
     FinishLeft,
+}
+
+/// What a run of the agent came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// The states acted on.
+    pub states: u64,
+    /// The hooks that failed, timed out or could not be started, and the states whose hooks
+    /// could not be run at all (an unreadable or untrusted directory or hook).
+    pub hooks_failed: u64,
+    /// The cancels and finishes the hooks called for that were refused or given up on.
+    pub events_failed: u64,
+}
+
+impl Summary {
+    /// Whether every hook succeeded and every event called for was sent (or was no longer
+    /// needed).
+    pub fn is_clean(&self) -> bool {
+        self.hooks_failed == 0 && self.events_failed == 0
+    }
 }
 
 /// The hooks agent's settings (see the [module](self) documentation).
 #[derive(Clone, Debug)]
 pub struct Agent {
     hooks: HooksDir,
+    stop: Option<Stop>,
     device: PathBuf,
     generation_file: PathBuf,
     hook_timeout: Duration,
+    backoff: Backoff,
     finish: bool,
     initial: bool,
     follow: bool,
 }
 
 impl Agent {
-    /// An agent running the hooks under `hooks_dir`, with the standard device and generation
-    /// paths, [`DEFAULT_HOOK_TIMEOUT`], FINISH after `updated`, not following.
-    pub fn new(hooks_dir: impl Into<PathBuf>) -> Self {
+    /// An agent running the hooks of `hooks` (see [`HooksDir::open`]), with the standard
+    /// device and generation paths, [`DEFAULT_HOOK_TIMEOUT`], FINISH after `updated`, not
+    /// following.
+    pub fn new(hooks: HooksDir) -> Self {
         Agent {
-            hooks: HooksDir::new(hooks_dir),
+            hooks,
+            stop: None,
             device: PathBuf::from(luo_sysfs_abi::path::DEVICE_PATH),
             generation_file: PathBuf::from(luo_sysfs_abi::path::GENERATION_PATH),
             hook_timeout: DEFAULT_HOOK_TIMEOUT,
+            backoff: Backoff::DEFAULT,
             finish: true,
             initial: false,
             follow: false,
@@ -154,6 +197,20 @@ impl Agent {
     /// Stops a hook after `timeout`.
     pub fn hook_timeout(mut self, timeout: Duration) -> Self {
         self.hook_timeout = timeout;
+        self
+    }
+
+    /// Retries a failed CANCEL or FINISH after the delays of `backoff` (default
+    /// [`Backoff::DEFAULT`]; [`Backoff::NONE`] tries once).
+    pub fn retry(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Stops the running hook, with everything it started, when `stop` is stopped; no hook
+    /// starts afterwards (see [`Stop`]).
+    pub fn stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -181,16 +238,17 @@ impl Agent {
     /// were acted on (`None`: without end) or an error.
     ///
     /// Without [`Agent::follow`], the state file's absence or removal ends the run with that
-    /// error.
+    /// error. Otherwise it returns what the run came to: failed hooks and events not sent do
+    /// not end it, they are counted.
     pub fn run(
         &self,
         follower: &mut Follower<State>,
         count: Option<u64>,
         mut report: impl FnMut(AgentEvent<'_>),
-    ) -> Result<()> {
-        let mut acted = 0u64;
+    ) -> Result<Summary> {
+        let mut summary = Summary::default();
         let mut attached_before = false;
-        while count.is_none_or(|count| acted < count) {
+        while count.is_none_or(|count| summary.states < count) {
             let Some(followed) = follower.next_until(None)? else {
                 continue;
             };
@@ -211,27 +269,25 @@ impl Agent {
                         first,
                     });
                     if let Some(change) = change {
-                        self.act_on_change(&change, &state_file, &mut report);
-                        acted += 1;
+                        self.act_on_change(&change, &state_file, &mut summary, &mut report);
                     } else if first && (self.initial || asks_for_action(current)) {
                         let env = HookEnv::new(current, None, 0, SystemTime::now(), &state_file);
-                        self.act(env, &mut report);
-                        acted += 1;
+                        self.act(env, &mut summary, &mut report);
                     }
                 }
                 Followed::Changed(change) => {
-                    self.act_on_change(&change, &state_file, &mut report);
-                    acted += 1;
+                    self.act_on_change(&change, &state_file, &mut summary, &mut report);
                 }
             }
         }
-        Ok(())
+        Ok(summary)
     }
 
     fn act_on_change(
         &self,
         change: &Change,
         state_file: &Path,
+        summary: &mut Summary,
         report: &mut impl FnMut(AgentEvent<'_>),
     ) {
         let env = HookEnv::new(
@@ -241,11 +297,18 @@ impl Agent {
             change.time,
             state_file,
         );
-        self.act(env, report);
+        self.act(env, summary, report);
     }
 
-    /// Runs the hooks of `env.state` and sends what their outcome calls for.
-    fn act(&self, mut env: HookEnv, report: &mut impl FnMut(AgentEvent<'_>)) {
+    /// Runs the hooks of `env.state`, sends what their outcome calls for, and counts both in
+    /// `summary`.
+    fn act(
+        &self,
+        mut env: HookEnv,
+        summary: &mut Summary,
+        report: &mut impl FnMut(AgentEvent<'_>),
+    ) {
+        summary.states += 1;
         report(AgentEvent::State {
             state: env.state,
             prev: env.prev,
@@ -265,6 +328,14 @@ impl Agent {
                     dir: &dir,
                     error: &error,
                 });
+                summary.hooks_failed += 1;
+                Err(None)
+            }
+            Ok(listing) if !listing.refused.is_empty() => {
+                for error in &listing.refused {
+                    report(AgentEvent::Refused { error });
+                }
+                summary.hooks_failed += 1;
                 Err(None)
             }
             Ok(listing) => {
@@ -275,12 +346,20 @@ impl Agent {
                 for hook in listing.hooks {
                     report(AgentEvent::HookStarted { hook: &hook });
                     let (outcome, elapsed) =
-                        hooks::run_command(Command::new(&hook.path), &env, self.hook_timeout);
+                        hooks::run_hook(&hook, &env, self.hook_timeout, self.stop.as_ref());
                     report(AgentEvent::HookEnded {
                         hook: &hook,
                         outcome: &outcome,
                         elapsed,
                     });
+                    if matches!(outcome, Outcome::Stopped) {
+                        // The agent is going away: neither cancel nor finish on a hook it cut
+                        // short; the next agent finds the state and runs the hooks again.
+                        return;
+                    }
+                    if !outcome.is_success() {
+                        summary.hooks_failed += 1;
+                    }
                     if !outcome.is_success() && first_failure.is_none() {
                         first_failure = Some(hook);
                         if stop_at_failure {
@@ -293,7 +372,10 @@ impl Agent {
         };
         match (state, ran) {
             (State::Prepared, Err(hook)) => {
-                let result = self.send(Event::Cancel);
+                let result = self.deliver(Event::Cancel, &env.state_file, report);
+                if !result.is_settled() {
+                    summary.events_failed += 1;
+                }
                 report(AgentEvent::Cancelled {
                     hook: hook.as_ref(),
                     result: &result,
@@ -303,7 +385,10 @@ impl Agent {
                 hook: hook.as_ref(),
             }),
             (State::Updated, Ok(())) if self.finish => {
-                let result = self.send(Event::Finish);
+                let result = self.deliver(Event::Finish, &env.state_file, report);
+                if !result.is_settled() {
+                    summary.events_failed += 1;
+                }
                 report(AgentEvent::Finished { result: &result });
             }
             (State::Updated, Ok(())) => report(AgentEvent::FinishLeft),
@@ -311,8 +396,41 @@ impl Agent {
         }
     }
 
-    fn send(&self, event: Event) -> Result<State> {
-        Control::open(&self.device)?.send(event)
+    /// Sends `event`, retrying while the state in `state_file` calls for it.
+    fn deliver(
+        &self,
+        event: Event,
+        state_file: &Path,
+        report: &mut impl FnMut(AgentEvent<'_>),
+    ) -> Delivery {
+        retry::deliver(
+            event,
+            self.backoff,
+            // Opened for each try and closed at once: the device admits one opener.
+            || Control::open(&self.device)?.send(event),
+            || StateFile::open(state_file)?.state(),
+            |delay| self.pause(delay),
+            |retrying| report(AgentEvent::Retrying(retrying)),
+        )
+    }
+
+    /// Waits `delay`; false when the agent was stopped meanwhile (or before).
+    fn pause(&self, delay: Duration) -> bool {
+        let Some(stop) = &self.stop else {
+            std::thread::sleep(delay);
+            return true;
+        };
+        if stop.is_stopped() {
+            return false;
+        }
+        let timeout = rustix::time::Timespec::try_from(delay).ok();
+        let mut fds = [rustix::event::PollFd::from_borrowed_fd(
+            stop.fd(),
+            rustix::event::PollFlags::IN,
+        )];
+        // An interrupted or failed poll shortens the wait; the flag below is what decides.
+        let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        !stop.is_stopped()
     }
 }
 

@@ -30,9 +30,17 @@ impl Control {
     /// Opens the device at `path`.
     ///
     /// Fails with [`Error::NotFound`] when the module is not loaded, [`Error::PermissionDenied`]
-    /// without root, and [`Error::Busy`] when another agent holds it.
+    /// without root, [`Error::Busy`] when another agent holds it, and [`Error::Observer`] when
+    /// the standard device is mainline's orchestrator (the observer flavour).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
+        // The flavours are told apart by what the interface shows, never by trying an ioctl:
+        // mainline's device answers the v3 numbers with EINVAL, like a refused event.
+        if path == Path::new(luo_sysfs_abi::path::DEVICE_PATH)
+            && crate::flavour() == Some(luo_sysfs_abi::Flavour::Observer)
+        {
+            return Err(Error::Observer { path });
+        }
         let fd = rustix::fs::open(
             &path,
             OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,

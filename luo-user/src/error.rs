@@ -130,6 +130,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The device is mainline's session-based orchestrator (`flavour` says `observer`), which
+    /// takes no v3 events: the state follows its sessions.
+    #[error(
+        "{path} is mainline's session-based live update orchestrator (/sys/kernel/liveupdate/flavour \
+         says observer), not luo's v3 device, so there is no prepare, cancel or finish to send: \
+         the state follows the sessions. Preserve a file in a session to prepare, close the \
+         outgoing sessions to cancel, and finish or close the incoming sessions to finish"
+    )]
+    Observer {
+        /// The device path.
+        path: PathBuf,
+    },
+
     /// The orchestrator refused an event in its current state (`EINVAL`).
     #[error("{path} refused '{event}': {}", refusal(*.event, *.state))]
     EventRefused {

@@ -1,5 +1,6 @@
 //! What the guests run, built from the repository and cached: the tools (`setup`), the kernel
-//! source and the kernels, `luo.ko`, the guests' init, and the ABI document.
+//! source and the kernels, `luo.ko`, the guests' init, mainline's selftests, and the ABI
+//! document.
 //!
 //! The lowest layer above [`crate::run`]: nothing here boots a guest or knows the series.
 
@@ -9,5 +10,6 @@ pub mod guest_init;
 pub mod kbuild;
 pub mod kernel;
 pub mod module;
+pub mod selftests;
 pub mod setup;
 pub mod sources;

@@ -97,6 +97,10 @@ pub enum Command {
         #[arg(value_name = "WORD")]
         only: Vec<String>,
     },
+    /// luo beside mainline LUO (liveupdate=on): the in-tree kernel's observer flavour with
+    /// mainline's own selftests and a 256 MiB memfd across a live update, and luo.ko's refusal
+    /// on its kernel.
+    TestMainline,
     /// Watcher latency, read cost and idle syscalls, in one guest; targets reported.
     Bench,
     /// Write the in-tree series against Linux 7.3: the sysfs abstraction as

@@ -80,6 +80,7 @@ fn dispatch(command: Command) -> run::Result {
         Command::TestKernel { builtin, tests } => scenario::kernel_tests::run(builtin, &tests),
         Command::TestPatches => scenario::builtin::test_patches(),
         Command::TestLiveupdate { only } => scenario::liveupdate::test_all(&only),
+        Command::TestMainline => scenario::mainline::run(),
         Command::Bench => bench::run(),
         Command::Patches { out } => series::generate::run(out),
         Command::GenAbiDoc => build::abi_doc::write(),

@@ -1,5 +1,6 @@
 //! What the guests are made to do: the kernel tests, the live updates across kexec with their
-//! failure paths, the tests of luo built in, and the demo with its timeline.
+//! failure paths, the tests of luo built in, luo beside mainline's orchestrator, and the demo
+//! with its timeline.
 //!
 //! Scenarios take the kernels and binaries of [`crate::build`] (and the in-tree kernel of
 //! [`crate::series`]) and boot them with [`crate::guest`].
@@ -8,4 +9,5 @@ pub mod builtin;
 pub mod demo;
 pub mod kernel_tests;
 pub mod liveupdate;
+pub mod mainline;
 pub mod timeline;

@@ -3,21 +3,38 @@
 //!
 //! Each test has a name (`cargo xtask test --list`): the host's checks by theirs, then
 //! `kernel/TEST`, `liveupdate/ID`, `patches` (the in-tree series applied, checkpatch.pl and the
-//! built-in kernel) and `builtin/TEST`. A failure says how to run that test alone.
+//! built-in kernel), `builtin/TEST` and `mainline/TEST` (luo beside mainline's orchestrator).
+//! A failure says how to run that test alone.
 
 mod publish;
+mod session_uapi;
 
 use std::process::Command;
 use std::time::Instant;
 
 use crate::build::cache;
+use crate::build::module;
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests::{self, Suite};
-use crate::scenario::{builtin, liveupdate};
+use crate::scenario::{builtin, liveupdate, mainline};
 use crate::series;
 
 /// The host's checks, in the order they run: they fail fastest, so they go first.
-const HOST: &[&str] = &["fmt", "clippy", "unit", "doc", "package", "loom"];
+const HOST: &[&str] = &[
+    "fmt",
+    "clippy",
+    "unit",
+    "doc",
+    "package",
+    "session-uapi",
+    "loom",
+];
+
+/// luo.ko's refusal beside mainline LUO, on the module's kernel.
+const MAINLINE_REFUSAL: &str = "mainline/refusal";
+
+/// The observer flavour beside mainline LUO, on the in-tree kernel.
+const MAINLINE_OBSERVER: &str = "mainline/observer";
 
 /// The in-tree series' own checks (see `series::check`), which build the built-in's kernel.
 const PATCHES: &str = "patches";
@@ -26,9 +43,11 @@ const PATCHES: &str = "patches";
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = HOST.iter().map(|name| (*name).to_owned()).collect();
     names.extend(kernel_tests::TESTS.iter().map(|t| format!("kernel/{t}")));
+    names.push(MAINLINE_REFUSAL.to_owned());
     names.extend(liveupdate::names().map(|id| format!("liveupdate/{id}")));
     names.push(PATCHES.to_owned());
     names.extend(builtin::names().map(|t| format!("builtin/{t}")));
+    names.push(MAINLINE_OBSERVER.to_owned());
     names
 }
 
@@ -55,14 +74,19 @@ pub fn run(only: &[String]) -> Result {
     if !kernel.is_empty() {
         Suite::module()?.run_each(&kernel, |t| rerun(&format!("kernel/{t}")))?;
     }
+    let chose = |name: &str| chosen.iter().any(|c| c == name);
+    if chose(MAINLINE_REFUSAL) {
+        mainline::test_module_refusal(&module::ensure()?)
+            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_REFUSAL)))?;
+    }
     let live = in_group(&chosen, "liveupdate");
     if !live.is_empty() {
         let tools = liveupdate::prepare_tools()?;
         liveupdate::run_each(&tools, &live, |id| rerun(&format!("liveupdate/{id}")))?;
     }
     let built_in = in_group(&chosen, "builtin");
-    let patches = chosen.iter().any(|name| name == PATCHES);
-    if patches || !built_in.is_empty() {
+    let patches = chose(PATCHES);
+    if patches || !built_in.is_empty() || chose(MAINLINE_OBSERVER) {
         // The built-in's tests need its kernel, which the series' checks build; alone, they
         // take it from the cache without checking the series again.
         let kernel = if patches {
@@ -72,6 +96,10 @@ pub fn run(only: &[String]) -> Result {
             series::tree::in_tree_kernel()?
         };
         builtin::run_each(&kernel, &built_in, |t| rerun(&format!("builtin/{t}")))?;
+        if chose(MAINLINE_OBSERVER) {
+            mainline::test_observer(&kernel)
+                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_OBSERVER)))?;
+        }
     }
     if only.is_empty() {
         eprintln!("all checks passed in {:.0?}", start.elapsed());
@@ -145,6 +173,7 @@ fn host(name: &str) -> Result {
             )
         }
         "package" => publish::run(),
+        "session-uapi" => session_uapi::check(),
         "loom" => loom(),
         other => Err(format!("no host check '{other}'")),
     }

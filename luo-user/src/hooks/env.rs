@@ -6,6 +6,17 @@ use std::time::SystemTime;
 
 use luo_state::State;
 
+/// The variables systemd sets for the service itself, which a hook must not take for its own:
+/// a hook that sent `READY=1` or answered the watchdog would speak for the agent.
+pub const SERVICE_VARIABLES: [&str; 6] = [
+    "NOTIFY_SOCKET",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+];
+
 /// The environment a hook gets (see the [`hooks`](crate::hooks) documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

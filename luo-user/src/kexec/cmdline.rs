@@ -22,14 +22,17 @@ pub struct CommandLine {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandLineError {
-    /// Longer than the kernel takes.
+    /// Longer than the kernel takes: more than [`COMMAND_LINE_MAX`], or than the next
+    /// kernel's image allows (an x86 bzImage's `cmdline_size`, less the room kexec keeps).
     #[error(
-        "the command line is {len} bytes with its terminating NUL, more than the {COMMAND_LINE_MAX} \
-         the kernel accepts; drop words (with --reuse-cmdline, the running kernel's own words count too)"
+        "the command line is {len} bytes with its terminating NUL, more than the {max} the next \
+         kernel accepts; drop words (with --reuse-cmdline, the running kernel's own words count too)"
     )]
     TooLong {
         /// Its length, NUL included.
         len: usize,
+        /// The most allowed, NUL included.
+        max: usize,
     },
     /// A NUL byte inside would cut it short.
     #[error("the command line holds a NUL byte at {at}; remove it")]
@@ -61,21 +64,26 @@ impl CommandLine {
     }
 
     /// The running kernel's command line `running` (as `/proc/cmdline` shows it, its newline
-    /// trimmed) followed by `append`, as `kexec --reuse-cmdline --append` does.
+    /// trimmed) followed by `append`, as `kexec --reuse-cmdline --append` does: without the
+    /// `BOOT_IMAGE=` word a boot loader adds, which names the running kernel's image, not the
+    /// next one's (kexec-tools drops it too).
     pub fn reuse<I, S>(running: &str, append: I) -> Result<Self, CommandLineError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let running = running.trim();
+        let running = without_boot_image(running.trim());
         let append: Vec<S> = append.into_iter().collect();
-        Self::new(std::iter::once(running).chain(append.iter().map(AsRef::as_ref)))
+        Self::new(std::iter::once(running.as_str()).chain(append.iter().map(AsRef::as_ref)))
     }
 
     fn from_text(text: String) -> Result<Self, CommandLineError> {
         let len = text.len() + 1;
         if len > COMMAND_LINE_MAX {
-            return Err(CommandLineError::TooLong { len });
+            return Err(CommandLineError::TooLong {
+                len,
+                max: COMMAND_LINE_MAX,
+            });
         }
         CString::new(text)
             .map(|text| CommandLine { text })
@@ -106,6 +114,39 @@ impl fmt::Debug for CommandLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CommandLine").field(&self.as_str()).finish()
     }
+}
+
+/// `line` without its `BOOT_IMAGE=` words; every other byte stays as it was. Words are split
+/// at spaces outside double quotes, as the kernel splits its parameters.
+fn without_boot_image(line: &str) -> String {
+    let mut kept = String::with_capacity(line.len());
+    let mut rest = line;
+    while !rest.is_empty() {
+        let end = word_end(rest);
+        let (word, after) = rest.split_at(end);
+        // The spaces after the word go with it.
+        let spaces = after.len() - after.trim_start_matches(' ').len();
+        let (gap, next) = after.split_at(spaces);
+        if !word.starts_with("BOOT_IMAGE=") {
+            kept.push_str(word);
+            kept.push_str(gap);
+        }
+        rest = next;
+    }
+    kept.trim_end_matches(' ').to_owned()
+}
+
+/// The byte length of the word `text` starts with: up to the first space outside quotes.
+fn word_end(text: &str) -> usize {
+    let mut quoted = false;
+    for (at, byte) in text.bytes().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b' ' if !quoted => return at,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// Reads the running kernel's command line from `path` (normally [`PROC_CMDLINE`]).
@@ -154,7 +195,8 @@ mod tests {
         assert_eq!(
             CommandLine::new([&longer]),
             Err(CommandLineError::TooLong {
-                len: COMMAND_LINE_MAX + 1
+                len: COMMAND_LINE_MAX + 1,
+                max: COMMAND_LINE_MAX
             })
         );
     }
@@ -167,6 +209,22 @@ mod tests {
             text.contains("2102 bytes") && text.contains("2048"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn reuse_drops_the_boot_loaders_boot_image_word() {
+        let running = "BOOT_IMAGE=/boot/vmlinuz-6.1 root=/dev/sda1 ro  quiet\n";
+        let line = CommandLine::reuse(running, ["luo=1"]).unwrap();
+        assert_eq!(line.as_str(), "root=/dev/sda1 ro  quiet luo=1");
+        let line = CommandLine::reuse("ro BOOT_IMAGE=(hd0)/vmlinuz", Vec::<&str>::new()).unwrap();
+        assert_eq!(line.as_str(), "ro");
+    }
+
+    #[test]
+    fn reuse_keeps_boot_image_inside_a_quoted_value() {
+        let running = "init.args=\"a BOOT_IMAGE=x\" ro";
+        let line = CommandLine::reuse(running, Vec::<&str>::new()).unwrap();
+        assert_eq!(line.as_str(), running);
     }
 
     #[test]

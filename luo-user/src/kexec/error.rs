@@ -45,6 +45,19 @@ pub enum KexecError {
         debugfs: PathBuf,
     },
 
+    /// debugfs cannot be read by this user (it is root's alone), so KHO's status cannot be
+    /// told.
+    #[error(
+        "cannot tell whether kexec handover (KHO) is on: {debugfs} cannot be read ({source}); \
+         debugfs is readable by root only: run this as root"
+    )]
+    KhoUnreadable {
+        /// Where debugfs was looked at.
+        debugfs: PathBuf,
+        /// Why it could not be read.
+        source: io::Error,
+    },
+
     /// The running kernel's command line could not be read (for `--reuse-cmdline`).
     #[error("cannot read the running kernel's command line {path}: {source}")]
     RunningCommandLine {
@@ -81,6 +94,17 @@ pub enum KexecError {
         errno: Errno,
         /// The command line's length, NUL included.
         cmdline_len: usize,
+    },
+
+    /// Unloading the kernel loaded for kexec failed: it stays loaded.
+    #[error(
+        "cannot unload the kernel loaded for kexec: {}{}; it stays loaded, and a kexec reboot \
+         ('systemctl kexec') would boot it as a plain reboot: unload it as root ('kexec -u')",
+        io::Error::from(*.errno), unload_hint(*.errno)
+    )]
+    Unload {
+        /// The errno of `kexec_file_load` with `KEXEC_FILE_UNLOAD`.
+        errno: Errno,
     },
 
     /// The state changed while the image was loading, so the reboot was not started.
@@ -147,8 +171,8 @@ fn load_hint(errno: Errno, cmdline_len: usize) -> String {
              run this again"
             .into(),
         Errno::INVAL | Errno::TOOBIG => format!(
-            "the kernel refused the command line ({cmdline_len} bytes with its NUL, at most \
-             {COMMAND_LINE_MAX}, and the image's header may allow less) or the image; shorten \
+            "the kernel refused the command line ({cmdline_len} bytes with its NUL, within \
+             {COMMAND_LINE_MAX} and the image's cmdline_size) or the image; shorten \
              --append or drop --reuse-cmdline, and see dmesg | tail"
         ),
         Errno::NOMEM => "not enough memory to stage the image; free memory and try again".into(),
@@ -157,6 +181,15 @@ fn load_hint(errno: Errno, cmdline_len: usize) -> String {
              refused (CONFIG_KEXEC_SIG); load a kernel signed with a trusted key"
             .into(),
         _ => "see the kernel log (dmesg | tail)".into(),
+    }
+}
+
+/// What an unload's errno means here, as a clause.
+fn unload_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::PERM => " (it needs CAP_SYS_BOOT)",
+        Errno::BUSY => " (another kexec load is under way)",
+        _ => "",
     }
 }
 

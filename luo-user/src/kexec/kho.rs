@@ -14,26 +14,38 @@ use linux_raw_sys::general::DEBUGFS_MAGIC;
 pub const DEBUGFS: &str = "/sys/kernel/debug";
 
 /// What debugfs says about KHO.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Kho {
     /// `DEBUGFS/kho` exists.
     On,
     /// debugfs is mounted and has no `kho` directory.
     Off,
-    /// debugfs is not mounted at that path (or it cannot be read), so nothing can be told.
+    /// debugfs is not mounted at that path, so nothing can be told.
     Unknown,
+    /// debugfs cannot be read by this user (root's alone), so nothing can be told.
+    Unreadable(std::io::Error),
 }
 
 /// Reads KHO's status from debugfs mounted at `debugfs`.
 ///
 /// A directory that is not a debugfs mount but holds entries counts as one (test roots, or a
 /// debugfs seen through a bind mount); an empty one or a missing one tells nothing.
+///
+/// A debugfs this user may not search (mode 0700, root's) is [`Kho::Unreadable`], never off:
+/// `kho` may well be there.
 pub(crate) fn status(debugfs: &Path) -> Kho {
-    if debugfs.join("kho").is_dir() {
-        return Kho::On;
+    match std::fs::metadata(debugfs.join("kho")) {
+        Ok(meta) if meta.is_dir() => return Kho::On,
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Kho::Unreadable(err);
+        }
+        _ => {}
     }
-    let mounted = is_debugfs(debugfs) || has_entries(debugfs);
-    if mounted { Kho::Off } else { Kho::Unknown }
+    if is_debugfs(debugfs) || has_entries(debugfs) {
+        Kho::Off
+    } else {
+        Kho::Unknown
+    }
 }
 
 fn is_debugfs(path: &Path) -> bool {
@@ -62,27 +74,27 @@ mod tests {
     fn a_kho_directory_means_on() {
         let root = TempDir::new().unwrap();
         std::fs::create_dir(root.path().join("kho")).unwrap();
-        assert_eq!(status(root.path()), Kho::On);
+        assert!(matches!(status(root.path()), Kho::On));
     }
 
     #[test]
     fn a_populated_debugfs_without_kho_means_off() {
         let root = TempDir::new().unwrap();
         std::fs::create_dir(root.path().join("tracing")).unwrap();
-        assert_eq!(status(root.path()), Kho::Off);
+        assert!(matches!(status(root.path()), Kho::Off));
     }
 
     #[test]
     fn an_empty_or_missing_mount_point_tells_nothing() {
         let root = TempDir::new().unwrap();
-        assert_eq!(status(root.path()), Kho::Unknown);
-        assert_eq!(status(&root.path().join("absent")), Kho::Unknown);
+        assert!(matches!(status(root.path()), Kho::Unknown));
+        assert!(matches!(status(&root.path().join("absent")), Kho::Unknown));
     }
 
     #[test]
     fn a_kho_file_is_not_the_directory() {
         let root = TempDir::new().unwrap();
         std::fs::write(root.path().join("kho"), b"").unwrap();
-        assert_eq!(status(root.path()), Kho::Off);
+        assert!(matches!(status(root.path()), Kho::Off));
     }
 }

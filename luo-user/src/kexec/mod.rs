@@ -4,7 +4,9 @@
 //! writes its handover record into KHO memory in its reboot notifier, in the same step that
 //! moves `prepared` to `frozen`; the next kernel reads it and comes up `updated`. Nothing here
 //! marks the image: an image loaded now and booted after a cancel is a plain reboot, because
-//! the record written at the jump says `normal`.
+//! the record written at the jump says `normal`. That is why a cancel should [`unload`] it: a
+//! later `systemctl kexec` would otherwise quietly turn the abandoned live update into a plain
+//! kexec reboot, and the workloads the live update was to keep would not survive it.
 //!
 //! [`load`] refuses unless the state is `prepared` and KHO is on, then opens the files and calls
 //! `kexec_file_load`. [`reboot`] syncs the file systems, checks the state once more and calls
@@ -25,6 +27,7 @@
 
 mod cmdline;
 mod error;
+mod image;
 mod kho;
 mod syscall;
 
@@ -36,7 +39,11 @@ use luo_state::State;
 
 pub use cmdline::{COMMAND_LINE_MAX, CommandLine, CommandLineError, PROC_CMDLINE};
 pub use error::KexecError;
+pub use image::ELFCOREHDR_RESERVE;
 pub use kho::DEBUGFS;
+
+/// Where the kernel says whether an image is loaded for kexec: `1` or `0`.
+pub const KEXEC_LOADED: &str = "/sys/kernel/kexec_loaded";
 
 use crate::error::{Error, Result};
 use crate::state_file::StateFile;
@@ -122,11 +129,17 @@ fn require_kho(debugfs: &Path) -> Result<()> {
             debugfs: debugfs.to_path_buf(),
         }
         .into()),
+        kho::Kho::Unreadable(source) => Err(KexecError::KhoUnreadable {
+            debugfs: debugfs.to_path_buf(),
+            source,
+        }
+        .into()),
     }
 }
 
 /// Loads the next kernel of a live update: refuses unless the state is `prepared` and KHO is
-/// on, then opens the image (and initrd) and calls `kexec_file_load`.
+/// on, then opens the image (and initrd), refuses a command line longer than the image's
+/// header allows ([`CommandLineError::TooLong`]), and calls `kexec_file_load`.
 ///
 /// Nothing changes in the orchestrator; the state stays `prepared`. A second load replaces the
 /// first image.
@@ -134,12 +147,21 @@ pub fn load(state: &StateFile, request: &Request) -> Result<()> {
     require_prepared(state)?;
     require_kho(&request.debugfs)?;
     let kernel = open_image("the kernel", &request.kernel)?;
+    let cmdline = request.command_line.as_c_str();
+    let len = cmdline.to_bytes_with_nul().len();
+    let max = image::command_line_max(&kernel).map_err(|source| KexecError::Image {
+        what: "the kernel",
+        path: request.kernel.clone(),
+        source,
+    })?;
+    if let Some(max) = max.filter(|&max| len > max) {
+        return Err(CommandLineError::TooLong { len, max }.into());
+    }
     let initrd = request
         .initrd
         .as_deref()
         .map(|path| open_image("the initrd", path))
         .transpose()?;
-    let cmdline = request.command_line.as_c_str();
     syscall::kexec_file_load(kernel.as_fd(), initrd.as_ref().map(AsFd::as_fd), cmdline).map_err(
         |errno| {
             KexecError::Load {
@@ -184,6 +206,22 @@ pub fn reboot(state: &StateFile) -> Error {
         state: state.state().ok(),
     }
     .into()
+}
+
+/// Whether the kernel has an image loaded for kexec, as `loaded` (normally [`KEXEC_LOADED`])
+/// says; `None` when it cannot be read (a kernel without kexec has no such file).
+pub fn is_loaded(loaded: &Path) -> Option<bool> {
+    match std::fs::read_to_string(loaded).ok()?.trim() {
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Unloads the kernel loaded for kexec, if any (`kexec_file_load` with `KEXEC_FILE_UNLOAD`, as
+/// `kexec -u` does), so that no later kexec reboot boots it. Needs `CAP_SYS_BOOT`.
+pub fn unload() -> Result<()> {
+    syscall::kexec_file_unload().map_err(|errno| KexecError::Unload { errno }.into())
 }
 
 fn open_image(what: &'static str, path: &Path) -> Result<File> {

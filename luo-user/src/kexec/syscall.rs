@@ -27,7 +27,19 @@ pub(crate) fn kexec_file_load(
         None => (-1, libc::KEXEC_FILE_NO_INITRAMFS),
     };
     let cmdline_len = cmdline.to_bytes_with_nul().len();
-    raw_kexec_file_load(kernel.as_raw_fd(), initrd_fd, cmdline_len, cmdline, flags)
+    raw_kexec_file_load(
+        kernel.as_raw_fd(),
+        initrd_fd,
+        cmdline_len,
+        Some(cmdline),
+        flags,
+    )
+}
+
+/// Unloads the kernel loaded by [`kexec_file_load`], if any:
+/// `kexec_file_load(-1, -1, 0, NULL, KEXEC_FILE_UNLOAD)`. Nothing loaded is no error.
+pub(crate) fn kexec_file_unload() -> Result<(), Errno> {
+    raw_kexec_file_load(-1, -1, 0, None, libc::KEXEC_FILE_UNLOAD)
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -35,23 +47,26 @@ fn raw_kexec_file_load(
     kernel_fd: libc::c_int,
     initrd_fd: libc::c_int,
     cmdline_len: usize,
-    cmdline: &CStr,
+    cmdline: Option<&CStr>,
     flags: libc::c_int,
 ) -> Result<(), Errno> {
     // The flags are a few low bits, never negative.
     let flags = libc::c_ulong::try_from(flags).map_err(|_| Errno::INVAL)?;
+    let cmdline = cmdline.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: the kernel reads the two descriptors, which the callers' `BorrowedFd`s keep open
     // for the whole call (or -1 with `KEXEC_FILE_NO_INITRAMFS`, which tells it not to read an
-    // initrd), and `cmdline_len` bytes at `cmdline`, which are exactly the bytes of the `CStr`
-    // with its NUL, alive for the call. It writes no user memory. Every argument has the
-    // width of the syscall's (`int`, `int`, `unsigned long`, `const char *`, `unsigned long`).
+    // initrd, or with `KEXEC_FILE_UNLOAD`, which reads neither), and `cmdline_len` bytes at
+    // `cmdline`, which are exactly the bytes of the `CStr` with its NUL, alive for the call
+    // (0 bytes at NULL for an unload, which reads no command line). It writes no user memory.
+    // Every argument has the width of the syscall's (`int`, `int`, `unsigned long`,
+    // `const char *`, `unsigned long`).
     let ret = unsafe {
         libc::syscall(
             libc::SYS_kexec_file_load,
             kernel_fd,
             initrd_fd,
             cmdline_len as libc::c_ulong,
-            cmdline.as_ptr(),
+            cmdline,
             flags,
         )
     };
@@ -64,7 +79,7 @@ fn raw_kexec_file_load(
     _kernel_fd: libc::c_int,
     _initrd_fd: libc::c_int,
     _cmdline_len: usize,
-    _cmdline: &CStr,
+    _cmdline: Option<&CStr>,
     _flags: libc::c_int,
 ) -> Result<(), Errno> {
     Err(Errno::NOSYS)

@@ -1,7 +1,11 @@
 //! Runs one kernel test inside the guest: `luo-guest-tests TEST --ko PATH`, or the arrival
 //! check in a kernel a kexec started: `luo-guest-tests arrival --ko PATH STATE GENERATION
 //! [REASON]`, or a step of the test hook the live-update tests take: `luo-guest-tests freeze`,
-//! `luo-guest-tests damage N`.
+//! `luo-guest-tests damage N`; or a step of the observer flavour's tests: `luo-guest-tests
+//! check-watch FILE ORDER LAST` (ORDER: state words joined by commas), `luo-guest-tests
+//! preserve-memfd|verify-memfd SESSION TOKEN MIB SEED`, `luo-guest-tests retrieve-and-hold
+//! SESSION TOKEN`, `luo-guest-tests hold-empty-session SESSION` (LAST: state words joined by
+//! `|`).
 //!
 //! Started by `cargo xtask test` in a fresh guest per test. Exits 0 when the test passes and
 //! the kernel log holds no splat; otherwise prints why and exits 1.
@@ -27,6 +31,19 @@ fn main() -> ExitCode {
                     .map_err(|errno| format!("test hook damage {raw}: errno {errno}"))
             }),
         [test, flag, ko] if flag == "--ko" => run(test, PathBuf::from(ko)),
+        [check, file, order, last] if check == "check-watch" => check_watch(file, order, last),
+        [step, name, token, mib, seed] if step == "preserve-memfd" => {
+            numbers(token, mib, seed).and_then(|(t, m, s)| guest::observed::preserve(name, t, m, s))
+        }
+        [step, name, token, mib, seed] if step == "verify-memfd" => {
+            numbers(token, mib, seed).and_then(|(t, m, s)| guest::observed::verify(name, t, m, s))
+        }
+        [step, name] if step == "hold-empty-session" => guest::observed::hold_empty(name),
+        [check] if check == "session-errors" => guest::observed::session_errors(),
+        [step, name, token] if step == "retrieve-and-hold" => token
+            .parse()
+            .map_err(|err| format!("token '{token}': {err}"))
+            .and_then(|t| guest::observed::retrieve_and_hold(name, t)),
         [test, flag, ko, state, generation, reason @ ..]
             if test == "arrival" && flag == "--ko" && reason.len() <= 1 =>
         {
@@ -41,6 +58,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn state(word: &str) -> Result<State, String> {
+    State::from_word(word.as_bytes()).ok_or_else(|| format!("'{word}' is not a state word"))
+}
+
+fn check_watch(file: &str, order: &str, last: &str) -> Outcome {
+    let order = order
+        .split(',')
+        .filter(|w| !w.is_empty())
+        .map(state)
+        .collect::<Result<Vec<_>, _>>()?;
+    let last = last.split('|').map(state).collect::<Result<Vec<_>, _>>()?;
+    guest::observed::check_watch(std::path::Path::new(file), &order, &last)
+}
+
+fn numbers(token: &str, mib: &str, seed: &str) -> Result<(u64, u64, u64), String> {
+    let parse = |what: &str, text: &str| {
+        text.parse::<u64>()
+            .map_err(|err| format!("{what} '{text}': {err}"))
+    };
+    Ok((
+        parse("token", token)?,
+        parse("MiB", mib)?,
+        parse("seed", seed)?,
+    ))
 }
 
 fn arrival(ko: &str, state: &str, generation: &str, reason: Option<&String>) -> Outcome {

@@ -9,6 +9,7 @@ pub mod lines;
 pub mod luoctl;
 pub mod model;
 pub mod nobody;
+pub mod observed;
 pub mod poll;
 pub mod refusal;
 pub mod rmmod;

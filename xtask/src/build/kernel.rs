@@ -50,6 +50,7 @@ pub fn ensure() -> Result<Kernel> {
     run::step("kernel");
     let src = sources::source_tree()?;
     let build = build_dir()?;
+    let _lock = lock(&build)?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
@@ -111,11 +112,13 @@ pub fn build_in_tree(patched: &Patched) -> Result<Kernel> {
         IN_TREE_FRAGMENTS,
         &[patched.diffs.to_vec()],
     )?;
+    let _lock = lock(&build)?;
     let done = build.join(".luo-built");
     if done.is_file() && build.join("arch/x86/boot/bzImage").is_file() {
         eprintln!("    cached: {}", build.display());
         return Ok(Kernel { build });
     }
+    seed_from_previous(&build)?;
     eprintln!("    building in {}", build.display());
     configure(patched.tree, &build, IN_TREE_FRAGMENTS)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -142,6 +145,67 @@ pub fn build_in_tree(patched: &Patched) -> Result<Kernel> {
     }
     std::fs::write(&done, "").map_err(|err| format!("cannot write {}: {err}", done.display()))?;
     Ok(Kernel { build })
+}
+
+/// Holds `BUILD.lock` exclusively until dropped: two runs (a developer's and a clone's, or two
+/// worktrees on one cache) must never configure or build one directory at once, and the second
+/// waits for the first's result instead.
+fn lock(build: &Path) -> Result<std::fs::File> {
+    let path = build.with_extension("lock");
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+    use rustix::fs::{FlockOperation, flock};
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!(
+            "    another run is building {}; waiting for it",
+            build.display()
+        );
+        flock(&file, FlockOperation::LockExclusive)
+            .map_err(|err| format!("cannot lock {}: {err}", path.display()))?;
+    }
+    Ok(file)
+}
+
+/// Starts a new in-tree build from a copy of the newest finished one, when `build` does not
+/// exist yet and one does: the series changes with every edit of the module, and Kbuild then
+/// rebuilds what the changed files and options reach (minutes) instead of the whole kernel.
+/// Both builds come from the same git tree, where `series::tree::apply` rewrites only the series'
+/// files, so their timestamps tell make what changed. A cold cache has nothing to copy.
+fn seed_from_previous(build: &Path) -> Result {
+    if build.exists() {
+        return Ok(());
+    }
+    let parent = build.parent().ok_or("a build directory has a parent")?;
+    let newest = std::fs::read_dir(parent)
+        .map_err(|err| format!("cannot list {}: {err}", parent.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("build-in-tree-"))
+        })
+        .filter_map(|path| {
+            let built = std::fs::metadata(path.join(".luo-built")).ok()?;
+            Some((built.modified().ok()?, path))
+        })
+        .max();
+    let Some((_, previous)) = newest else {
+        return Ok(());
+    };
+    run::run_logged(
+        &format!("copy the previous in-tree build ({})", previous.display()),
+        Command::new("cp").arg("-a").arg(&previous).arg(build),
+        &cache::log("kernel-seed")?,
+    )?;
+    let stale = build.join(".luo-built");
+    std::fs::remove_file(&stale).map_err(|err| format!("cannot remove {}: {err}", stale.display()))
 }
 
 /// Fails when the build log holds a compiler or clippy warning about a file of the series.

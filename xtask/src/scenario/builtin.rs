@@ -10,7 +10,7 @@
 use crate::build::kernel::Kernel;
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::scenario::{kernel_tests, liveupdate};
+use crate::scenario::{kernel_tests, liveupdate, mainline};
 use crate::series;
 
 /// The line the second boot prints when the scenario held.
@@ -58,14 +58,16 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 /// `cargo xtask test-patches`: the series checked and built in (see [`series::check`]), then
-/// the built-in run through the guest tests and this live update.
+/// the built-in run through the guest tests, this live update, and the observer flavour
+/// beside mainline's orchestrator.
 pub fn test_patches() -> Result {
     let kernel = series::check::run()?;
     let all: Vec<&str> = names().collect();
     run_each(&kernel, &all, |test| match test {
         LIVEUPDATE => "cargo xtask test-patches".to_owned(),
         test => format!("cargo xtask test-kernel --builtin {test}"),
-    })
+    })?;
+    mainline::test_observer(&kernel)
 }
 
 /// Runs the tests of `tests` (of [`names`]) against `kernel`, which has luo built in; each

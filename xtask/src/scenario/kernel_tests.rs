@@ -205,7 +205,7 @@ pub fn build_binary() -> Result<PathBuf> {
                 "--bin",
                 "luo-guest-tests",
                 "-p",
-                "luo-user",
+                "luoctl",
                 "--bin",
                 "luoctl",
             ])

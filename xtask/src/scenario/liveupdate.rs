@@ -29,7 +29,16 @@ pub fn prepare_tools() -> Result<Tools> {
     run::step("userspace for the guest: luoctl, agent, counter, guest checks");
     run::run(
         Command::new("cargo")
-            .args(["build", "--quiet", "-p", "luo-user", "--bins", "--examples"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luo-user",
+                "-p",
+                "luoctl",
+                "--bins",
+                "--examples",
+            ])
             .current_dir(cache::workspace()),
     )?;
     kernel_tests::build_binary()?;
@@ -39,7 +48,7 @@ pub fn prepare_tools() -> Result<Tools> {
 
 /// Empties `dir`: each guest run starts from a clean scratch directory, so no file of an
 /// earlier run (a checkpoint, a ready mark) can stand in for one of this run.
-fn clear(dir: &std::path::Path) -> Result {
+pub fn clear(dir: &std::path::Path) -> Result {
     for entry in std::fs::read_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))? {
         let path = entry
             .map_err(|err| format!("{}: {err}", dir.display()))?

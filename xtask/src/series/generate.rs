@@ -30,11 +30,23 @@ const SHARED_CRATES: &[&str] = &["luo-state", "luo-sysfs-abi"];
 /// The pristine files the series edits (it creates the others).
 const EDITED: &[&str] = &[
     "MAINTAINERS",
+    "include/linux/liveupdate.h",
     "kernel/liveupdate/Kconfig",
     "kernel/liveupdate/Makefile",
+    "kernel/liveupdate/luo_core.c",
+    "kernel/liveupdate/luo_internal.h",
+    "kernel/liveupdate/luo_session.c",
     "rust/bindings/bindings_helper.h",
     "rust/kernel/lib.rs",
 ];
+
+/// Mainline's observer hook, the C change of the series' first patch: a diff against the
+/// pristine tree, kept in the repository as the one piece of the series written as a diff,
+/// since it edits mainline's own files in place.
+const OBSERVER_DIFF: &str = "luo-kmod/mainline/observer.diff";
+
+/// How many patches the series has.
+const PATCHES: usize = 3;
 
 /// A generated series.
 pub struct Series {
@@ -105,6 +117,12 @@ pub fn generate(out: &Path) -> Result<Series> {
     ))?;
     git.run(&["checkout", "-q", "-b", "luo-sysfs"])?;
 
+    let diff = cache::workspace().join(OBSERVER_DIFF);
+    git.run(&["apply", "--whitespace=error", &diff.to_string_lossy()])
+        .map_err(|err| format!("{OBSERVER_DIFF} does not apply to the pristine files: {err}"))?;
+    git.run(&["add", "-A"])?;
+    git.commit(&git.signed(PATCH_OBSERVER))?;
+
     add_abstraction(&scratch)?;
     git.run(&["add", "-A"])?;
     git.commit(&git.signed(PATCH_ABSTRACTION))?;
@@ -152,7 +170,7 @@ pub fn generate(out: &Path) -> Result<Series> {
     patches.sort();
     let cover = out.join("0000-cover-letter.patch");
     patches.retain(|path| *path != cover);
-    if !cover.is_file() || patches.len() != 2 {
+    if !cover.is_file() || patches.len() != PATCHES {
         return Err(format!(
             "git format-patch wrote an unexpected series in {}",
             out.display()
@@ -165,7 +183,7 @@ pub fn generate(out: &Path) -> Result<Series> {
     })
 }
 
-/// Patch 1: `rust/kernel/sysfs.rs`, its module line, its header, its maintainers.
+/// Patch 2: `rust/kernel/sysfs.rs`, its module line, its header, its maintainers.
 fn add_abstraction(tree: &Path) -> Result {
     let abstraction = read(&cache::workspace().join(ABSTRACTION_SOURCE))?;
     write(&tree.join(ABSTRACTION_PATH), &abstraction)?;
@@ -189,7 +207,7 @@ fn add_abstraction(tree: &Path) -> Result {
     )
 }
 
-/// Patch 2: the module, its Kconfig option and Makefile, the ABI document, its maintainers.
+/// Patch 3: the module, its Kconfig option and Makefile, the ABI document, its maintainers.
 fn add_module(source: &Path, tree: &Path) -> Result {
     let workspace = cache::workspace();
     let dir = tree.join(TREE_DIR);
@@ -235,6 +253,12 @@ fn add_module(source: &Path, tree: &Path) -> Result {
     write(
         &dir.join("Makefile"),
         &makefile(&read(&workspace.join("luo-kmod/Kbuild"))?)?,
+    )?;
+    edit(
+        tree,
+        "rust/bindings/bindings_helper.h",
+        "#include <linux/jump_label.h>\n",
+        "#include <linux/jump_label.h>\n#include <linux/liveupdate.h>\n",
     )?;
     edit(
         tree,
@@ -368,10 +392,12 @@ fn makefile(kbuild: &str) -> Result<String> {
          #\n\
          # The crate root is luo.rs; the files shared with the luo userspace crates sit next to\n\
          # it, and `--cfg luo_kernel` makes sync.rs use the kernel's atomics and barriers.\n\
+         # `--cfg luo_mainline` builds the observer of mainline's orchestrator.\n\
          \n\
          obj-y += luo.o\n\
          \n\
-         {}\n",
+         {}\n\
+         rustflags-$(CONFIG_LIVEUPDATE) += --cfg luo_mainline\n",
         flags.join("\n")
     ))
 }
@@ -390,26 +416,33 @@ fn rustfmt(source: &Path, files: &[PathBuf]) -> Result {
 const KCONFIG: &str = "\
 config LIVEUPDATE_SYSFS_API
 \tbool \"Live Update Orchestrator v3 with a pollable sysfs state (Rust)\"
-\tdepends on SYSFS && RUST && !LIVEUPDATE
+\tdepends on SYSFS && RUST
 \thelp
-\t  The state machine of the Live Update Orchestrator's v3 design,
-\t  written in Rust. /sys/kernel/liveupdate/state shows the state
-\t  (normal, prepared, frozen, updated) and notifies every change, so
-\t  agents can poll() it; /sys/kernel/liveupdate/generation counts the
-\t  live updates since a cold boot; /dev/liveupdate takes the
-\t  GET_STATE and SET_EVENT ioctls. A kexec reboot from the prepared
-\t  state freezes. With luo.selftest=1 on the command line, the debugfs
-\t  file liveupdate/luo_selftest freezes without a kexec, for tests.
+\t  A pollable state for live updates, written in Rust.
+\t  /sys/kernel/liveupdate/state shows the state (normal, prepared,
+\t  frozen, updated) and notifies every change, so agents can poll()
+\t  it; /sys/kernel/liveupdate/generation numbers the live update.
 
-\t  The kernel started by a live update learns of it from a record in
+\t  When the kernel is booted with liveupdate=on, the session-based
+\t  orchestrator (LIVEUPDATE) owns /dev/liveupdate, and the state is
+\t  derived from its sessions: prepared while a file is preserved,
+\t  frozen once the kexec serialized them, updated while a file handed
+\t  over by the previous kernel is not finished. The generation is that
+\t  orchestrator's live update number.
+
+\t  Otherwise the state machine of the orchestrator's v3 design runs
+\t  on its own: /dev/liveupdate takes the GET_STATE and SET_EVENT
+\t  ioctls, a kexec reboot from the prepared state freezes, and the
+\t  generation counts the live updates since a cold boot. With
+\t  luo.selftest=1 on the command line, the debugfs file
+\t  liveupdate/luo_selftest freezes without a kexec, for tests. The
+\t  kernel started by a live update learns of it from a record in
 \t  kexec handover memory, at boot, before userspace runs. That needs
 \t  KEXEC_HANDOVER, enabled at run time, in both kernels; without it
 \t  the state works, but every boot comes up normal.
 
-\t  It cannot be built together with LIVEUPDATE, the session-based
-\t  orchestrator, which owns /dev/liveupdate. It needs Linux 7.3 or
-\t  later, whose Rust MiscDevice abstraction sets the module owner of
-\t  /dev/liveupdate.
+\t  It needs Linux 7.3 or later, whose Rust MiscDevice abstraction
+\t  sets the module owner of /dev/liveupdate.
 
 \t  If unsure, say N.
 ";
@@ -428,6 +461,42 @@ fn maintainers() -> Result<String> {
         abi_doc::PATH
     ))
 }
+
+const PATCH_OBSERVER: &str = "\
+liveupdate: let a built-in observer follow the sessions
+
+The orchestrator keeps files alive across a kexec in sessions, but
+shows nothing of where a live update stands: whether anything is
+preserved, whether the kexec serialized the sessions, whether this
+boot still holds files that the previous kernel handed over. An agent
+that wants to know polls for it, or tries RETRIEVE_SESSION on the names
+it knows.
+
+Add an observer chain that a built-in can register on, and call it at
+the four points that change the answer:
+
+  LIVEUPDATE_OBSERVE_PRESERVED    a file was preserved
+  LIVEUPDATE_OBSERVE_UNPRESERVED  an outgoing session was closed
+  LIVEUPDATE_OBSERVE_FINISHED     an incoming session holding files
+                                  was finished, or closed once
+                                  retrieved
+  LIVEUPDATE_OBSERVE_SERIALIZED   liveupdate_reboot() succeeded
+
+with the number of files concerned. A finished session holds no
+files, so closing it after FINISH reports nothing again.
+
+Incoming sessions are unpacked only when /dev/liveupdate is first
+opened, so liveupdate_incoming_files() gives their files as counted
+from the serialized blocks at boot, and liveupdate_number() gives the
+live update number that the orchestrator logs. An observer registers
+from an initcall, before userspace can create a session, and misses
+nothing.
+
+The chain is a blocking notifier called with the session's locks held,
+and after a successful serialization with its rwsem held for good; an
+observer's own lock is therefore innermost, and it must not call back
+into the orchestrator.
+";
 
 const PATCH_ABSTRACTION: &str = "\
 rust: sysfs: add static attribute groups with a notifier
@@ -464,16 +533,32 @@ attributes are left out until a user needs them.
 ";
 
 const PATCH_MODULE: &str = "\
-liveupdate: luo_sysfs: add the v3 orchestrator with a pollable state
+liveupdate: luo_sysfs: add a pollable live update state
 
-Add the state machine of the Live Update Orchestrator's v3 design as a
-Rust built-in, with the sysfs state file that v3 proposed in
-\"liveupdate: luo_sysfs: add sysfs state monitoring\":
+Add the sysfs state file that v3 proposed in \"liveupdate: luo_sysfs:
+add sysfs state monitoring\", as a Rust built-in, in two flavours
+chosen at boot:
 
   /sys/kernel/liveupdate/state       normal, prepared, frozen or
                                      updated; notified on every
                                      change, so agents poll() it
-  /sys/kernel/liveupdate/generation  live updates since a cold boot
+  /sys/kernel/liveupdate/generation  the live update's number
+
+With liveupdate=on, the session-based orchestrator owns
+/dev/liveupdate, and the state is derived from its sessions through
+the observer chain of the previous patch, by precedence: frozen once
+the kexec serialized them, else updated while a file handed over by
+the previous kernel is neither finished nor closed, else prepared
+while a file is preserved, else normal. Empty sessions count for
+nothing: the orchestrator hands its data over on every kexec, so a
+kexec that preserved no file comes up normal. The generation is the
+orchestrator's live update number. An agent learns from one poll()
+that a live update is under way or came back, without knowing the
+session names, and a boot that never claims a session stays updated,
+visibly, instead of leaking its memory silently.
+
+Without it, the state machine of the v3 design runs on its own:
+
   /dev/liveupdate                    the GET_STATE and SET_EVENT
                                      ioctls of v3
 
@@ -497,8 +582,8 @@ Differences from v3:
 - luo.selftest=1 creates the v3 test hook, debugfs
   liveupdate/luo_selftest, which freezes without a kexec.
 
-The option cannot be set together with LIVEUPDATE, mainline's
-session-based orchestrator, which owns /dev/liveupdate.
+The two flavours hand over different data, so a kexec from one into
+the other is not a live update for the second: it comes up normal.
 
 The files that hold the states, events, transitions, ioctl checks,
 the handover record and the bytes shown are shared, unchanged, with
@@ -510,19 +595,33 @@ sync.rs. The ABI document is generated from the same sources.
 /// The cover letter: its first paragraph is the subject (`--cover-from-description=subject`).
 fn cover_letter(tree: &str, package: &str) -> String {
     format!(
-        "liveupdate: v3 orchestrator with a pollable sysfs state, in Rust
+        "liveupdate: a pollable live update state, in Rust
 
-This series adds the Live Update Orchestrator's v3 state machine as a
-Rust built-in under CONFIG_{OPTION}:
-/sys/kernel/liveupdate/state shows the state and notifies each change,
-/dev/liveupdate takes the v3 ioctls, and a kernel started by a live
-update learns of it from kexec handover before userspace starts.
+This series adds a state for live updates, under
+CONFIG_{OPTION}: /sys/kernel/liveupdate/state shows
+normal, prepared, frozen or updated and notifies each change, so
+agents poll() it.
 
-Patch 1 adds kernel::sysfs, a small abstraction for static groups of
-read-only attributes with a registration that owns the group and a
-notifier that can wake pollers even after the group is gone. Patch 2
-adds the orchestrator as its first user, with its Kconfig option, the
-ABI document and a MAINTAINERS entry.
+Sessions say what survives a kexec; they do not say where the live
+update stands. An agent that restores a VM wants to learn, before it
+knows any session name, that this boot came from a live update and
+still holds memory to claim; a monitor wants to see that a host is
+prepared, and that a boot was left updated because nobody claimed its
+sessions. One global state answers that with one poll(), and the
+state word is the v3 design's.
+
+With liveupdate=on, the state is derived from the session-based
+orchestrator's sessions, and generation is its live update number.
+Without it, the v3 state machine runs on its own, with its ioctls on
+/dev/liveupdate and its own 32-byte record in kexec handover.
+
+Patch 1 adds an observer chain to the orchestrator, called when a file
+is preserved, an outgoing session closed, an incoming session finished
+or closed, and the sessions serialized. Patch 2 adds kernel::sysfs, a
+small abstraction for static groups of read-only attributes with a
+registration that owns the group and a notifier that can wake pollers
+even after the group is gone. Patch 3 adds the state as its first user,
+with its Kconfig option, the ABI document and a MAINTAINERS entry.
 
 The series is generated by `cargo xtask patches` of the luo project,
 from the same files the project builds as an out-of-tree module and,
@@ -531,7 +630,10 @@ test` applies it with git am to Linux {tree} (Debian's
 linux-source-7.3 {package}), runs checkpatch.pl --strict, builds
 it with the option on and CLIPPY=1, and runs its guest tests against
 the built-in under QEMU (x86_64, two CPUs, lockdep): layout,
-transitions, errors, poll, model, and a live update across kexec.
+transitions, errors, poll, model, and a live update across kexec; with
+liveupdate=on, the orchestrator's own selftests pass unchanged while a
+watcher checks every change it sees, and a 256 MiB memfd survives a
+live update while the state goes through prepared and updated.
 "
     )
 }

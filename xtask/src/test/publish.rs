@@ -1,6 +1,6 @@
 //! The publishable crates package and build as crates.io would receive them.
 //!
-//! `cargo package` with the three crates at once packages each, then builds each from its
+//! `cargo package` with the published crates at once packages each, then builds each from its
 //! `.crate` in dependency order, `luo-sysfs-abi` and `luo-user` against the just-packaged
 //! `luo-state` (and `luo-sysfs-abi`) instead of crates.io: what `cargo publish --dry-run`
 //! checks, for crates that are not on crates.io yet. It needs the crates.io index (reachable
@@ -13,7 +13,7 @@ use crate::build::cache;
 use crate::run::{self, Result};
 
 /// The crates published to crates.io, in dependency order.
-pub const PUBLISHED: [&str; 3] = ["luo-state", "luo-sysfs-abi", "luo-user"];
+pub const PUBLISHED: [&str; 4] = ["luo-state", "luo-sysfs-abi", "luo-user", "luoctl"];
 
 /// Packages and verifies every published crate.
 pub fn run() -> Result {

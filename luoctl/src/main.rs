@@ -1,31 +1,26 @@
 //! `luoctl`: a thin command line over the `luo_user` library. See `luoctl --help`.
 
-// A binary's root looks for modules beside it; these live in a directory named after it.
-#[path = "luoctl/agent.rs"]
 mod agent;
-#[path = "luoctl/cli.rs"]
+mod cancel;
 mod cli;
-#[path = "luoctl/exit.rs"]
 mod exit;
-#[path = "luoctl/kexec.rs"]
+mod json;
 mod kexec;
-#[path = "luoctl/man.rs"]
 mod man;
-#[path = "luoctl/notify.rs"]
 mod notify;
-#[path = "luoctl/record.rs"]
 mod record;
-#[path = "luoctl/watch.rs"]
+mod signals;
 mod watch;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use luo_user::{Control, Event, State, StateFile};
+use luo_user::{Control, Event, State};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EventArgs};
 use crate::exit::Failure;
+use crate::json::Object;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,29 +28,29 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
-    let open_state = || StateFile::open_with_interval(&cli.state_file, cli.interval.into());
     match &cli.command {
-        Command::State(args) => print_state(open_state()?.state()?, args.json),
+        Command::State(args) => print_state(args.state.open()?.state()?, args.json),
         Command::Generation(args) => {
-            let generation = luo_user::read_generation(&cli.generation_file)?;
+            let generation = luo_user::read_generation(&args.generation.generation_file)?;
             let mut out = io::stdout().lock();
             if args.json {
-                writeln!(out, r#"{{"generation":{generation}}}"#)?;
+                writeln!(out, "{}", Object::new().num("generation", generation))?;
             } else {
                 writeln!(out, "{generation}")?;
             }
             out.flush()?;
             Ok(())
         }
-        Command::Watch(args) => watch::run(cli, args),
+        Command::Watch(args) => watch::run(args),
         Command::Wait(args) => {
             let states = args.set();
-            let mut watcher = open_state()?.watch()?;
-            if !states.has(watcher.current()) && !cli.quiet {
-                // The ready line: from here on no change can be missed (the read armed it).
+            let mut watcher = args.state.open()?.watch()?;
+            if !states.has(watcher.current()) && !args.quiet.quiet {
+                // The ready line: from here on every change wakes the watcher (the read armed it);
+                // a state reached and left between two reads is still not seen.
                 eprintln!(
                     "luoctl: waiting for {states} at {} (state: {})",
-                    cli.state_file.display(),
+                    args.state.state_file.display(),
                     watcher.current()
                 );
             }
@@ -64,16 +59,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 None => Err(Failure::TimedOut(format!(
                     "waited {} for {} to reach {states} (state: {})",
                     args.timeout.map(|d| d.to_string()).unwrap_or_default(),
-                    cli.state_file.display(),
+                    args.state.state_file.display(),
                     watcher.current()
                 ))),
             }
         }
-        Command::Prepare(args) => send(cli, Event::Prepare, args.json),
-        Command::Cancel(args) => send(cli, Event::Cancel, args.json),
-        Command::Finish(args) => send(cli, Event::Finish, args.json),
-        Command::Agent(args) => agent::run(cli, args),
-        Command::Kexec(args) => kexec::run(cli, args),
+        Command::Prepare(args) => send(args, Event::Prepare),
+        Command::Cancel(args) => cancel::run(args),
+        Command::Finish(args) => send(args, Event::Finish),
+        Command::Agent(args) => agent::run(args),
+        Command::Kexec(args) => kexec::run(args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             let name = command.get_name().to_string();
@@ -85,15 +80,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             out.flush()?;
             Ok(())
         }
-        Command::Man { dir: None } => Ok(man::print(Cli::command())?),
-        Command::Man { dir: Some(dir) } => {
+        Command::Man { dir: None, .. } => Ok(man::print(Cli::command())?),
+        Command::Man {
+            dir: Some(dir),
+            quiet,
+        } => {
             let written = man::write_all(Cli::command(), dir).map_err(|err| {
                 Failure::Output(io::Error::new(
                     err.kind(),
                     format!("cannot write the man pages into {}: {err}", dir.display()),
                 ))
             })?;
-            if !cli.quiet {
+            if !quiet.quiet {
                 eprintln!(
                     "luoctl: wrote {} man pages into {}",
                     written.len(),
@@ -105,15 +103,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     }
 }
 
-fn send(cli: &Cli, event: Event, json: bool) -> Result<(), Failure> {
-    let state = Control::open(&cli.device)?.send(event)?;
-    print_state(state, json)
+fn send(args: &EventArgs, event: Event) -> Result<(), Failure> {
+    let state = Control::open(&args.device.device)?.send(event)?;
+    print_state(state, args.json)
 }
 
+/// Prints `state` as a word, or as `{"v":1,"state":"..."}`.
 fn print_state(state: State, json: bool) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     if json {
-        writeln!(out, r#"{{"state":"{state}"}}"#)?;
+        writeln!(out, "{}", Object::new().str("state", state.word()))?;
     } else {
         writeln!(out, "{state}")?;
     }

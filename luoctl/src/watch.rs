@@ -10,19 +10,19 @@ use std::time::{Duration, Instant};
 use luo_user::hooks::{self, HookEnv, Outcome};
 use luo_user::{Followed, Follower, State, Wakeup};
 
-use crate::cli::{Cli, WatchArgs};
+use crate::cli::WatchArgs;
 use crate::exit::Failure;
 use crate::record::{Record, Style};
 
 /// Watches the state file until `args.count` records, the idle timeout, or an error.
-pub fn run(cli: &Cli, args: &WatchArgs) -> Result<(), Failure> {
-    let path = cli.state_file.as_path();
+pub fn run(args: &WatchArgs) -> Result<(), Failure> {
+    let path = args.state.state_file.as_path();
     let style = Style::new(args.output.json, args.output.format.as_deref());
     let exec = args
         .exec
         .as_deref()
         .map(|command| Exec::start(command, args.exec_timeout.into()));
-    let mut follower = Follower::<State>::new(path).with_interval(cli.interval.into());
+    let mut follower = args.state.follower();
     let idle: Option<Duration> = args.idle_timeout.map(Into::into);
     let mut deadline = idle.and_then(|idle| Instant::now().checked_add(idle));
     let mut stdout = io::stdout().lock();
@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, args: &WatchArgs) -> Result<(), Failure> {
             Followed::Attached { current, change } => {
                 let first = !attached_before;
                 attached_before = true;
-                if first && !cli.quiet {
+                if first && !args.quiet.quiet {
                     eprintln!(
                         "luoctl: watching {} (state: {current}; {})",
                         path.display(),

@@ -2,12 +2,13 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::agent::DEFAULT_HOOK_TIMEOUT;
 use luo_user::kexec::DEBUGFS;
-use luo_user::{DEFAULT_INTERVAL, State, StateSet};
+use luo_user::{DEFAULT_INTERVAL, Follower, State, StateFile, StateSet};
 
 use crate::exit;
 
@@ -19,44 +20,94 @@ use crate::exit;
 #[derive(Debug, Parser)]
 #[command(name = "luoctl", version, after_long_help = after_long_help())]
 pub struct Cli {
-    /// The state attribute to read.
-    #[arg(long, global = true, value_name = "PATH", env = "LUO_STATE_FILE", default_value = STATE_PATH)]
-    pub state_file: PathBuf,
-
-    /// The generation attribute to read.
-    #[arg(long, global = true, value_name = "PATH", env = "LUO_GENERATION_FILE", default_value = GENERATION_PATH)]
-    pub generation_file: PathBuf,
-
-    /// The control device to drive.
-    #[arg(long, global = true, value_name = "PATH", env = "LUO_DEVICE", default_value = DEVICE_PATH)]
-    pub device: PathBuf,
-
-    /// How often to re-read a state file outside sysfs where inotify does not work, and how
-    /// long a half-written one is given.
-    #[arg(long, global = true, value_name = "DURATION", env = "LUO_INTERVAL", default_value_t = DEFAULT_INTERVAL.into())]
-    pub interval: humantime::Duration,
-
-    /// Do not print the ready line on stderr (watch, wait, agent).
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
+    /// The options each subcommand lists where it uses them, also accepted before the
+    /// subcommand as they always were.
+    #[command(flatten)]
+    pub before: Before,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The options luoctl took before any subcommand, when they were global: still accepted there
+/// (and hidden), so existing scripts keep working. clap hands a value given there to the
+/// subcommand's own option of the same id, which is the one read.
+#[derive(Debug, Args)]
+pub struct Before {
+    #[arg(long = "state-file", id = "state_file", global = true, hide = true, value_name = "PATH", env = "LUO_STATE_FILE", default_value = STATE_PATH)]
+    state_file: PathBuf,
+    #[arg(long = "generation-file", id = "generation_file", global = true, hide = true, value_name = "PATH", env = "LUO_GENERATION_FILE", default_value = GENERATION_PATH)]
+    generation_file: PathBuf,
+    #[arg(long = "device", id = "device", global = true, hide = true, value_name = "PATH", env = "LUO_DEVICE", default_value = DEVICE_PATH)]
+    device: PathBuf,
+    #[arg(long = "interval", id = "interval", global = true, hide = true, value_name = "DURATION", env = "LUO_INTERVAL", value_parser = duration, default_value_t = DEFAULT_INTERVAL.into())]
+    interval: humantime::Duration,
+    #[arg(short = 'q', long = "quiet", id = "quiet", global = true, hide = true)]
+    quiet: bool,
+}
+
+/// Where the state is read.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state attribute to read.
+    #[arg(long = "state-file", id = "state_file", value_name = "PATH", env = "LUO_STATE_FILE", default_value = STATE_PATH)]
+    pub state_file: PathBuf,
+
+    /// How often to re-read a state file outside sysfs where inotify does not work, and how
+    /// long a half-written one is given.
+    #[arg(long = "interval", id = "interval", value_name = "DURATION", env = "LUO_INTERVAL", value_parser = duration, default_value_t = DEFAULT_INTERVAL.into())]
+    pub interval: humantime::Duration,
+}
+
+impl StateArgs {
+    /// Opens the state file.
+    pub fn open(&self) -> luo_user::Result<StateFile> {
+        StateFile::open_with_interval(&self.state_file, self.interval.into())
+    }
+
+    /// A follower of the state file.
+    pub fn follower(&self) -> Follower<State> {
+        Follower::new(&self.state_file).with_interval(self.interval.into())
+    }
+}
+
+/// Where events are sent.
+#[derive(Debug, Args)]
+pub struct DeviceArg {
+    /// The control device to drive.
+    #[arg(long = "device", id = "device", value_name = "PATH", env = "LUO_DEVICE", default_value = DEVICE_PATH)]
+    pub device: PathBuf,
+}
+
+/// Where the generation is read.
+#[derive(Debug, Args)]
+pub struct GenerationArg {
+    /// The generation attribute to read.
+    #[arg(long = "generation-file", id = "generation_file", value_name = "PATH", env = "LUO_GENERATION_FILE", default_value = GENERATION_PATH)]
+    pub generation_file: PathBuf,
+}
+
+/// `-q`.
+#[derive(Debug, Args)]
+pub struct QuietArg {
+    /// Do not print the ready line (or the summary) on stderr.
+    #[arg(short = 'q', long = "quiet", id = "quiet")]
+    pub quiet: bool,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the current state: one word, or {"state":"..."} with --json.
-    State(JsonArg),
+    /// Print the current state: one word, or {"v":1,"state":"..."} with --json.
+    State(StateCmd),
 
     /// Print the live update generation: how many live updates since the last cold boot.
     ///
     /// 0 after a cold boot, a plain kexec, or a boot without kexec handover; N + 1 after a live
     /// update from generation N. The kernel module reads it from the handover record the
     /// previous kernel left in kexec handover (KHO) memory.
-    Generation(JsonArg),
+    Generation(GenerationCmd),
 
     /// Print each change of state as it is observed.
     ///
@@ -69,17 +120,22 @@ pub enum Command {
     /// Wait until the state is one of the given states, and print it.
     ///
     /// Returns at once if the state already is one of them; otherwise prints a line on stderr
-    /// once it watches (after its first read), so a script knows no change can be missed.
+    /// once it watches (after its first read): from then on a state that lasts until luoctl
+    /// reads it is seen (changes coalesce between reads).
     Wait(WaitArgs),
 
     /// Start a live update (normal to prepared) and print the new state.
-    Prepare(JsonArg),
+    Prepare(EventArgs),
 
     /// Abandon a live update (prepared or frozen to normal) and print the new state.
-    Cancel(JsonArg),
+    ///
+    /// Then unloads the kernel loaded for kexec, if one is (luoctl kexec --load-only): a later
+    /// kexec reboot (systemctl kexec) would otherwise boot it as a plain reboot, which the
+    /// workloads kept for the live update would not survive. --keep-loaded leaves it.
+    Cancel(CancelArgs),
 
     /// End a live update after restoration (updated to normal) and print the new state.
-    Finish(JsonArg),
+    Finish(EventArgs),
 
     /// Run hooks per state: the agent of a live update.
     ///
@@ -120,21 +176,64 @@ pub enum Command {
         /// Write luoctl.1 and luoctl-SUBCOMMAND.1 for every subcommand into this directory.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+
+        #[command(flatten)]
+        quiet: QuietArg,
     },
 }
 
-/// `--json` alone.
+/// The options of `state`.
 #[derive(Debug, Args)]
-pub struct JsonArg {
+pub struct StateCmd {
+    #[command(flatten)]
+    pub state: StateArgs,
+
     /// Print a JSON object instead of a word.
     #[arg(long)]
     pub json: bool,
 }
 
+/// The options of `generation`.
+#[derive(Debug, Args)]
+pub struct GenerationCmd {
+    #[command(flatten)]
+    pub generation: GenerationArg,
+
+    /// Print a JSON object instead of a number.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `prepare` and `finish`.
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    #[command(flatten)]
+    pub device: DeviceArg,
+
+    /// Print a JSON object instead of a word.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The options of `cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+
+    /// Leave a kernel loaded for kexec loaded after the cancel.
+    #[arg(long)]
+    pub keep_loaded: bool,
+
+    /// Where the kernel says whether an image is loaded for kexec.
+    #[arg(long, value_name = "PATH", env = "LUO_KEXEC_LOADED", default_value = luo_user::kexec::KEXEC_LOADED)]
+    pub kexec_loaded_file: PathBuf,
+}
+
 /// How `watch` and `agent` print each change.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Print JSON Lines: {"time":...,"seq":...,"prev":...,"state":...}.
+    /// Print JSON Lines: {"v":1,"time":...,"seq":...,"prev":...,"state":...}.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
@@ -157,14 +256,20 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     #[command(flatten)]
+    pub state: StateArgs,
+
+    #[command(flatten)]
+    pub quiet: QuietArg,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 
     /// Exit with 0 after this many records.
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
-    /// Exit with 124 when no change comes for this long (30s, 1m, 500ms).
-    #[arg(long, value_name = "DURATION")]
+    /// Exit with 124 when no change comes for this long (seconds, or 30s, 1m, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub idle_timeout: Option<humantime::Duration>,
 
     /// Run this shell command (sh -c) after each change, with LUO_STATE, LUO_PREV_STATE,
@@ -174,7 +279,7 @@ pub struct WatchArgs {
     pub exec: Option<String>,
 
     /// Stop an --exec command after this long.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub exec_timeout: humantime::Duration,
 }
 
@@ -190,13 +295,20 @@ pub struct WaitArgs {
     )]
     pub states: Vec<String>,
 
-    /// Give up after this long (30s, 1m, 500ms) and exit with 124.
-    #[arg(long, value_name = "DURATION")]
+    /// Give up after this long (seconds, as for timeout(1), or 30s, 1m, 500ms) and exit
+    /// with 124.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub timeout: Option<humantime::Duration>,
 
-    /// Print {"state":"..."} instead of the word.
+    /// Print {"v":1,"state":"..."} instead of the word.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    #[command(flatten)]
+    pub quiet: QuietArg,
 }
 
 impl WaitArgs {
@@ -217,12 +329,24 @@ pub struct AgentArgs {
     pub hooks_dir: PathBuf,
 
     /// Stop a hook after this long (it then counts as failed).
-    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_HOOK_TIMEOUT.into())]
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_HOOK_TIMEOUT.into(), value_parser = duration)]
     pub hook_timeout: humantime::Duration,
 
     /// Do not send finish after the updated hooks; leave it to someone else.
     #[arg(long)]
     pub no_finish: bool,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    #[command(flatten)]
+    pub device: DeviceArg,
+
+    #[command(flatten)]
+    pub generation: GenerationArg,
+
+    #[command(flatten)]
+    pub quiet: QuietArg,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -263,6 +387,24 @@ pub struct KexecArgs {
     /// The running kernel's command line, for --reuse-cmdline.
     #[arg(long, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = luo_user::kexec::PROC_CMDLINE)]
     pub cmdline_file: PathBuf,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// A duration: a bare number is seconds, as for timeout(1) and sleep(1) (`1`, `0.5`); with a
+/// unit, humantime's syntax (`500ms`, `2m`, `1h 30m`). One too large to add to the clock is
+/// refused here, so no deadline computed from it can overflow.
+fn duration(text: &str) -> Result<humantime::Duration, String> {
+    let parsed = match text.trim().parse::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("'{text}' is not a duration in seconds"))?,
+        Err(_) => humantime::parse_duration(text).map_err(|err| format!("'{text}': {err}"))?,
+    };
+    if Instant::now().checked_add(parsed).is_none() {
+        return Err(format!("'{text}' is too long a duration"));
+    }
+    Ok(parsed.into())
 }
 
 /// The state words a person can wait for, for validation and completion.
@@ -291,7 +433,8 @@ fn after_long_help() -> String {
     text.push_str(
         "\nEnvironment:\n  \
          LUO_STATE_FILE, LUO_GENERATION_FILE, LUO_DEVICE, LUO_INTERVAL, LUO_HOOKS_DIR,\n  \
-         LUO_DEBUGFS, LUO_PROC_CMDLINE stand for the options of the same names.\n  \
+         LUO_DEBUGFS, LUO_PROC_CMDLINE, LUO_KEXEC_LOADED stand for the options of the same\n  \
+         names. NO_COLOR: no colours in the agent's log.\n  \
          NOTIFY_SOCKET (set by systemd): where the agent sends READY=1.\n\nExit status:\n",
     );
     for (code, meaning) in exit::DOCUMENTED {
@@ -319,6 +462,21 @@ mod tests {
         };
         assert_eq!(args.exec.as_deref(), Some("echo hi"));
         assert_eq!(args.count, Some(1));
+    }
+
+    #[test]
+    fn a_bare_number_is_seconds() {
+        assert_eq!(duration("1"), Ok(Duration::from_secs(1).into()));
+        assert_eq!(duration("0.5"), Ok(Duration::from_millis(500).into()));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120).into()));
+        assert!(duration("-1").is_err());
+    }
+
+    #[test]
+    fn a_duration_too_long_for_the_clock_is_a_usage_error() {
+        let err = Cli::try_parse_from(["luoctl", "agent", "--hook-timeout", "600000000000y"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! the library's errors.
 
 use std::io;
+use std::path::Path;
 use std::process::ExitCode;
 
+use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::Error;
+use luo_user::agent::Summary;
+use luo_user::hooks::OpenError;
 use luo_user::kexec::KexecError;
 
 /// Done: the state was reached, the changes were seen, the event was applied.
@@ -20,22 +24,51 @@ pub const REFUSED: u8 = 3;
 pub const BUSY: u8 = 4;
 /// The interface is not there or went away: the module is not loaded, or was unloaded.
 pub const GONE: u8 = 5;
+/// The hooks directory is missing, cannot be read, or is not trusted: the agent cannot start,
+/// and restarting it will not help (the unit's `RestartPreventExitStatus=`).
+pub const HOOKS: u8 = 6;
+/// A path given on the command line (or in the environment) does not exist: a mistake of the
+/// caller's, unlike a missing default path, which means the module is not loaded ([`GONE`]).
+pub const NO_SUCH_PATH: u8 = 7;
+/// The agent ran, but a hook failed, timed out or could not be run.
+pub const HOOK_FAILED: u8 = 8;
+/// The agent ran, but a cancel or finish its hooks called for was refused or could not be
+/// sent (after its retries); this wins over [`HOOK_FAILED`], since the live update is left
+/// where the failed hooks stopped it.
+pub const NOT_SENT: u8 = 9;
 /// The time ran out, as with coreutils `timeout`.
 pub const TIMEOUT: u8 = 124;
 
 /// Every status, with what it means, for the help and the man page.
-pub const DOCUMENTED: [(u8, &str); 7] = [
+pub const DOCUMENTED: [(u8, &str); 11] = [
     (OK, "success"),
     (ERROR, "error (the message names the path and what to do)"),
     (USAGE, "usage error"),
     (
         REFUSED,
-        "refused by the state machine (event not allowed now, kexec outside prepared)",
+        "refused by the state machine (event not allowed now, kexec outside prepared, or no \
+         events at all: the observer flavour)",
     ),
     (BUSY, "the control device is busy (another agent holds it)"),
     (
         GONE,
         "the interface is not there or went away (module not loaded, unloaded)",
+    ),
+    (
+        HOOKS,
+        "the hooks directory is missing, unreadable or not trusted (agent)",
+    ),
+    (
+        NO_SUCH_PATH,
+        "a path given (--state-file, --device, --generation-file) does not exist",
+    ),
+    (
+        HOOK_FAILED,
+        "a hook failed, timed out or could not be run (agent; the others ran as usual)",
+    ),
+    (
+        NOT_SENT,
+        "a cancel or finish the hooks called for was refused or could not be sent (agent)",
     ),
     (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
 ];
@@ -49,6 +82,10 @@ pub enum Failure {
     Output(io::Error),
     /// The time ran out (exit 124); the message says what was awaited.
     TimedOut(String),
+    /// The hooks directory cannot be used.
+    Hooks(OpenError),
+    /// The agent's run ended, but not cleanly.
+    Agent(Summary),
 }
 
 impl From<Error> for Failure {
@@ -67,11 +104,31 @@ impl From<io::Error> for Failure {
 pub fn status_of(err: &Error) -> u8 {
     match err {
         Error::EventRefused { .. }
+        | Error::Observer { .. }
         | Error::Kexec(KexecError::NotPrepared { .. } | KexecError::StateChanged { .. }) => REFUSED,
         Error::Busy { .. } => BUSY,
+        Error::NotFound { path } if !is_default(path) => NO_SUCH_PATH,
         Error::NotFound { .. } | Error::Gone { .. } => GONE,
         _ => ERROR,
     }
+}
+
+/// The exit status of an agent's run that was not clean.
+pub fn agent_status(summary: &Summary) -> u8 {
+    if summary.events_failed > 0 {
+        NOT_SENT
+    } else if summary.hooks_failed > 0 {
+        HOOK_FAILED
+    } else {
+        OK
+    }
+}
+
+/// Whether `path` is one of the interface's own paths, which the module creates.
+fn is_default(path: &Path) -> bool {
+    [STATE_PATH, DEVICE_PATH, GENERATION_PATH]
+        .iter()
+        .any(|default| path == Path::new(default))
 }
 
 /// Reports `result` on stderr and turns it into the exit status.
@@ -87,6 +144,17 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         Err(Failure::Luo(err)) => {
             eprintln!("luoctl: error: {err}");
             status_of(&err)
+        }
+        Err(Failure::Hooks(err)) => {
+            eprintln!("luoctl: error: the hooks directory cannot be used: {err}");
+            HOOKS
+        }
+        Err(Failure::Agent(summary)) => {
+            eprintln!(
+                "luoctl agent: {} hook(s) failed, {} cancel or finish not sent (see above)",
+                summary.hooks_failed, summary.events_failed
+            );
+            agent_status(&summary)
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");
@@ -136,5 +204,11 @@ mod tests {
         assert_eq!(status_of(&Error::Busy { path: path.clone() }), BUSY);
         assert_eq!(status_of(&Error::Gone { path: path.clone() }), GONE);
         assert_eq!(status_of(&Error::NotFound { path }), GONE);
+    }
+
+    #[test]
+    fn a_missing_path_given_by_hand_is_the_callers_mistake() {
+        let path = PathBuf::from("/tmp/no-such-state");
+        assert_eq!(status_of(&Error::NotFound { path }), NO_SUCH_PATH);
     }
 }

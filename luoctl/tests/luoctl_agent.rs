@@ -7,6 +7,7 @@ mod cli;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -80,8 +81,19 @@ impl Setup {
 
     /// Runs the agent until it has acted on `count` states; it must end by itself.
     fn run(&self, count: u64, args: &[&str]) -> Output {
-        let child = self
-            .agent(args)
+        self.run_with(count, args, |_| {})
+    }
+
+    /// [`Setup::run`], with more arguments after `args` added by `more`.
+    fn run_with(
+        &self,
+        count: u64,
+        args: &[&str],
+        more: impl FnOnce(&mut std::process::Command),
+    ) -> Output {
+        let mut command = self.agent(args);
+        more(&mut command);
+        let child = command
             .args(["-n", &count.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -256,7 +268,8 @@ fn hook_output_goes_to_stderr_and_records_to_stdout() {
         stderr.contains("hook-stdout") && stderr.contains("hook-stderr"),
         "{stderr}"
     );
-    let record: serde_json::Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    let first = stdout.lines().next().unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(record["state"], "updated");
     assert_eq!(record["prev"], serde_json::Value::Null);
 }
@@ -330,11 +343,11 @@ fn ready_goes_to_the_notify_socket_after_the_first_read() {
 }
 
 #[test]
-fn without_follow_a_missing_state_file_is_exit_5() {
+fn without_follow_a_missing_state_file_given_by_hand_is_exit_7() {
     let setup = Setup::new(State::Normal);
     fs::remove_file(&setup.state).unwrap();
     let out = setup.run(1, &[]);
-    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -361,12 +374,307 @@ fn with_follow_the_agent_waits_for_the_state_file_and_acts_when_it_comes() {
 #[test]
 fn the_example_hooks_tree_lists_hooks_for_each_state() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/hooks");
-    let hooks = luo_user::hooks::HooksDir::new(&root);
+    let hooks = luo_user::hooks::HooksDir::open(&root).unwrap();
     for state in [State::Prepared, State::Updated, State::Normal] {
         let listing = hooks.list(state).unwrap();
         assert!(
             !listing.hooks.is_empty() && listing.skipped.is_empty(),
             "{state}: {listing:?}"
         );
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie, dead and waiting for its parent).
+fn gone(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// Reads the pid a hook wrote into `path`, waiting for it.
+fn pid_in(path: &Path) -> String {
+    for _ in 0..500 {
+        if let Ok(pid) = fs::read_to_string(path) {
+            if pid.ends_with('\n') {
+                return pid.trim().to_owned();
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no pid in {}", path.display());
+}
+
+/// A hook body that starts a grandchild in a session of its own, ignoring SIGTERM, writes its
+/// pid into `pid_file`, and waits for it.
+fn escaping_grandchild(pid_file: &Path) -> String {
+    format!(
+        "setsid sh -c 'trap \"\" TERM; echo $$ > {}; exec sleep 300' &\nwait",
+        pid_file.display()
+    )
+}
+
+#[test]
+fn a_timeout_stops_a_grandchild_that_called_setsid_and_ignores_sigterm() {
+    let setup = Setup::new(State::Prepared);
+    let pid_file = setup.dir.path().join("grandchild");
+    setup.hook(
+        State::Prepared,
+        "10-escape",
+        &escaping_grandchild(&pid_file),
+    );
+    let out = setup.run(1, &["--hook-timeout", "1s"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    let pid = pid_in(&pid_file);
+    assert!(
+        gone(&pid),
+        "the grandchild {pid} outlived its hook's timeout"
+    );
+}
+
+#[test]
+fn sigterm_to_the_agent_stops_the_running_hook_and_what_it_started() {
+    let setup = Setup::new(State::Prepared);
+    let pid_file = setup.dir.path().join("grandchild");
+    setup.hook(
+        State::Prepared,
+        "10-escape",
+        &escaping_grandchild(&pid_file),
+    );
+    let child = setup
+        .agent(&["-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = pid_in(&pid_file);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = finish_within(child, Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(15), "{}", text(&out.stderr));
+    assert!(gone(&pid), "the grandchild {pid} outlived the agent");
+    // Stopped, not failed: no cancel was attempted.
+    assert!(
+        !text(&out.stderr).contains("cancel"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn hooks_do_not_get_the_services_own_systemd_variables() {
+    let setup = Setup::new(State::Prepared);
+    let env_file = setup.dir.path().join("env");
+    setup.hook(
+        State::Prepared,
+        "10-env",
+        &format!("env > '{}'", env_file.display()),
+    );
+    let out = setup
+        .agent(&["-n", "1"])
+        .env("WATCHDOG_USEC", "1000000")
+        .env("WATCHDOG_PID", "1")
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .env("KEPT", "yes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let env = fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("KEPT=yes\n"), "{env}");
+    for name in ["WATCHDOG_", "LISTEN_", "NOTIFY_SOCKET"] {
+        assert!(!env.contains(name), "{name} reached the hook:\n{env}");
+    }
+}
+
+#[test]
+fn a_binary_hook_runs_from_the_checked_descriptor() {
+    let setup = Setup::new(State::Prepared);
+    let hook = setup.hooks.join("prepared.d/10-env");
+    fs::copy("/usr/bin/env", &hook).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("LUO_STATE=prepared"), "{stderr}");
+}
+
+#[test]
+fn a_script_hook_is_read_from_its_descriptor_not_its_path() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-zero", "echo \"zero=$0\"");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("zero=/dev/fd/"), "{stderr}");
+}
+
+#[test]
+fn a_missing_hooks_directory_stops_the_agent_with_exit_6() {
+    let setup = Setup::new(State::Prepared);
+    fs::remove_dir_all(&setup.hooks).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&setup.hooks.display().to_string()),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_group_writable_hooks_directory_stops_the_agent_with_the_fix() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    fs::set_permissions(&setup.hooks, fs::Permissions::from_mode(0o775)).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chmod go-w {}", setup.hooks.display())),
+        "{stderr}"
+    );
+    assert!(setup.ran().is_empty());
+}
+
+#[test]
+fn a_hook_owned_by_another_user_is_refused_and_counts_as_failed() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    setup.hook(State::Prepared, "20-theirs", "");
+    std::os::unix::fs::chown(setup.hooks.join("prepared.d/20-theirs"), Some(65534), None).unwrap();
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("refusing"))
+        .unwrap_or_else(|| panic!("no refusal in:\n{stderr}"));
+    assert!(line.ends_with(&format!(
+        "chown root {}; counts as a failed hook",
+        setup.hooks.join("prepared.d/20-theirs").display()
+    )));
+    // Nothing of a tree found tampered with runs, and the live update is cancelled.
+    assert!(setup.ran().is_empty());
+    assert!(stderr.contains("cancel"), "{stderr}");
+}
+
+/// A file where the control device should be: it opens, but every ioctl fails (`ENOTTY`), as
+/// a device would that fails for a reason of the moment.
+fn failing_device(setup: &Setup) -> PathBuf {
+    let device = setup.dir.path().join("failing-device");
+    fs::write(&device, b"").unwrap();
+    device
+}
+
+#[test]
+fn a_failed_hook_makes_the_agent_exit_8() {
+    let setup = Setup::new(State::Updated);
+    setup.hook(State::Updated, "10-restore", "exit 1");
+    let out = setup.run(1, &["--no-finish"]);
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_cancel_that_cannot_be_sent_makes_the_agent_exit_9() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-broken", "exit 1");
+    let out = setup.run(1, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(stderr.contains("gave up"), "{stderr}");
+}
+
+#[test]
+fn a_failed_cancel_is_retried_until_the_state_no_longer_calls_for_it() {
+    let setup = Setup::new(State::Prepared);
+    // The hook fails after someone else's cancel: the retry finds `normal` and stops.
+    setup.hook(
+        State::Prepared,
+        "10-broken",
+        &format!("echo normal > '{}'; exit 1", setup.state.display()),
+    );
+    let device = failing_device(&setup);
+    let out = setup.run_with(1, &["--json"], |command| {
+        command.arg("--device").arg(&device);
+    });
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cancel could not be sent (try 1)")
+            && stderr.contains("trying again in 100ms"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cancel was not sent, but the state is now normal"),
+        "{stderr}"
+    );
+    // The hook failed, the cancel was no longer needed: 8, not 9.
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"].as_str().unwrap_or("state"))
+        .collect();
+    assert_eq!(kinds, ["state", "hook", "retry", "cancel"], "{records:?}");
+    assert!(records.iter().all(|r| r["v"] == 1), "{records:?}");
+    assert_eq!(records[1]["hook"], "prepared.d/10-broken");
+    assert_eq!(records[1]["result"], "failed");
+    assert_eq!(records[1]["exit_status"], 1);
+    assert!(records[1]["duration_ms"].is_u64(), "{records:?}");
+    assert_eq!(records[2]["event"], "cancel");
+    assert_eq!(records[2]["attempt"], 1);
+    assert_eq!(records[2]["delay_ms"], 100);
+    assert_eq!(records[3]["result"], "not_needed");
+    assert_eq!(records[3]["now"], "normal");
+    assert_eq!(records[3]["because"], "prepared.d/10-broken");
+    // Only state records carry "state": readers that pick it out of each line see states.
+    assert!(records[1..].iter().all(|r| r.get("state").is_none()));
+}
+
+#[test]
+fn a_hook_killed_by_a_signal_is_recorded_with_the_signal() {
+    let setup = Setup::new(State::Normal);
+    setup.hook(State::Normal, "10-killed", "kill -9 $$");
+    let out = setup.run(1, &["--json", "--initial"]);
+    let hook = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|r| r["record"] == "hook")
+        .unwrap();
+    assert_eq!(hook["result"], "failed");
+    assert_eq!(hook["signal"], 9);
+    assert!(hook.get("exit_status").is_none());
+}
+
+#[test]
+fn every_log_line_is_one_line_even_for_a_path_with_a_newline() {
+    let setup = Setup::new(State::Prepared);
+    let odd = setup.dir.path().join("hooks\nsecond line");
+    fs::rename(&setup.hooks, &odd).unwrap();
+    let mut command = luoctl_std();
+    command
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--device")
+        .arg(setup.dir.path().join("no-device"))
+        .arg("agent")
+        .arg("--hooks-dir")
+        .arg(&odd)
+        .args(["-n", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = finish_within(command.spawn().unwrap(), Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("hooks\\nsecond line"), "{stderr}");
+    for line in stderr.lines() {
+        assert!(line.starts_with("luoctl agent: "), "{line:?} in {stderr:?}");
     }
 }

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 
 use luo_user::{Change, State};
 
+use crate::json::Object;
+
 /// What one record says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -20,6 +22,9 @@ pub struct Record<'a> {
     pub state: State,
     /// The state file.
     pub path: &'a Path,
+    /// How many transitions the kernel made so far, when it tells (it does not yet): the
+    /// JSON field `transitions`, left out while unknown.
+    pub transitions: Option<u64>,
 }
 
 impl<'a> Record<'a> {
@@ -31,6 +36,7 @@ impl<'a> Record<'a> {
             prev: Some(change.prev),
             state: change.state,
             path,
+            transitions: None,
         }
     }
 
@@ -42,6 +48,7 @@ impl<'a> Record<'a> {
             prev: None,
             state,
             path,
+            transitions: None,
         }
     }
 }
@@ -51,7 +58,7 @@ impl<'a> Record<'a> {
 pub enum Style {
     /// `TIME PREV -> STATE`.
     Text,
-    /// `{"time":...,"seq":...,"prev":...,"state":...}`.
+    /// `{"v":1,"time":...,"seq":...,"prev":...,"state":...}` (see [`crate::json`]).
     Json,
     /// A `--format` template.
     Template(String),
@@ -74,15 +81,14 @@ impl Style {
         match self {
             Style::Text => writeln!(out, "{time} {prev} -> {}", record.state)?,
             Style::Json => {
-                // Every field is a fixed word, a number or an RFC 3339 time: nothing to escape.
-                let prev = record
-                    .prev
-                    .map_or_else(|| "null".to_owned(), |p| format!("\"{p}\""));
-                writeln!(
-                    out,
-                    r#"{{"time":"{time}","seq":{},"prev":{prev},"state":"{}"}}"#,
-                    record.seq, record.state
-                )?
+                // The fields of the records before the version came first, in their order.
+                let object = Object::new()
+                    .str("time", &time.to_string())
+                    .num("seq", record.seq)
+                    .opt_str("prev", record.prev.map(State::word))
+                    .str("state", record.state.word())
+                    .opt_num("transitions", record.transitions);
+                writeln!(out, "{object}")?
             }
             Style::Template(template) => {
                 writeln!(out, "{}", expand(template, record, &time.to_string()))?
@@ -131,6 +137,7 @@ mod tests {
             prev,
             state: State::Prepared,
             path: Path::new("/sys/kernel/liveupdate/state"),
+            transitions: None,
         }
     }
 
@@ -149,10 +156,21 @@ mod tests {
     }
 
     #[test]
-    fn a_json_line_has_time_seq_prev_and_state() {
+    fn a_json_line_has_the_version_then_time_seq_prev_and_state() {
         assert_eq!(
             line(Style::Json, &record(Some(State::Normal))),
-            "{\"time\":\"2027-01-15T08:00:00.000000Z\",\"seq\":3,\"prev\":\"normal\",\"state\":\"prepared\"}\n"
+            "{\"v\":1,\"time\":\"2027-01-15T08:00:00.000000Z\",\"seq\":3,\"prev\":\"normal\",\"state\":\"prepared\"}\n"
+        );
+    }
+
+    #[test]
+    fn a_known_transition_count_is_the_last_field() {
+        let record = Record {
+            transitions: Some(12),
+            ..record(Some(State::Normal))
+        };
+        assert!(
+            line(Style::Json, &record).ends_with("\"state\":\"prepared\",\"transitions\":12}\n")
         );
     }
 

@@ -2,15 +2,14 @@
 
 use std::io::{self, Write};
 
-use luo_user::StateFile;
 use luo_user::kexec::{self, CommandLine, Request};
 
-use crate::cli::{Cli, KexecArgs};
+use crate::cli::KexecArgs;
 use crate::exit::Failure;
 
 /// Loads the next kernel, then (unless `--load-only`) reboots into it; returns only on
 /// failure, or after loading with `--load-only`. Prints nothing on stdout.
-pub fn run(cli: &Cli, args: &KexecArgs) -> Result<(), Failure> {
+pub fn run(args: &KexecArgs) -> Result<(), Failure> {
     // The command line first: a line that is too long is refused before anything is read.
     let command_line = if args.reuse_cmdline {
         let running = kexec::running_command_line_from(&args.cmdline_file)?;
@@ -23,7 +22,7 @@ pub fn run(cli: &Cli, args: &KexecArgs) -> Result<(), Failure> {
     if let Some(initrd) = &args.initrd {
         request = request.with_initrd(initrd);
     }
-    let state = StateFile::open_with_interval(&cli.state_file, cli.interval.into())?;
+    let state = args.state.open()?;
     kexec::load(&state, &request)?;
     let mut err = io::stderr().lock();
     if args.load_only {

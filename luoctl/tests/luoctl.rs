@@ -25,7 +25,7 @@ fn state_prints_the_word() {
 }
 
 #[test]
-fn state_json_is_an_object_with_only_the_state() {
+fn state_json_is_an_object_with_the_version_and_the_state() {
     let (_dir, path) = state_dir(State::Updated);
     let out = luoctl()
         .arg("--state-file")
@@ -37,7 +37,10 @@ fn state_json_is_an_object_with_only_the_state() {
         .stdout
         .clone();
     let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(value, serde_json::json!({ "state": State::Updated.word() }));
+    assert_eq!(
+        value,
+        serde_json::json!({ "v": 1, "state": State::Updated.word() })
+    );
 }
 
 #[test]
@@ -52,7 +55,7 @@ fn the_state_file_can_come_from_the_environment() {
 }
 
 #[test]
-fn a_missing_state_file_given_by_hand_is_exit_5_saying_to_check_the_path() {
+fn a_missing_state_file_given_by_hand_is_exit_7_saying_to_check_the_path() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("absent");
     luoctl()
@@ -60,7 +63,7 @@ fn a_missing_state_file_given_by_hand_is_exit_5_saying_to_check_the_path() {
         .arg(&path)
         .arg("state")
         .assert()
-        .code(5)
+        .code(7)
         .stdout("")
         .stderr(predicate::str::contains(path.to_string_lossy()))
         .stderr(predicate::str::contains("does not exist: check the path"))
@@ -198,7 +201,7 @@ fn help_explains_states_and_exit_codes() {
 }
 
 #[test]
-fn prepare_without_a_device_given_by_hand_is_exit_5_naming_it() {
+fn prepare_without_a_device_given_by_hand_is_exit_7_naming_it() {
     let dir = TempDir::new().unwrap();
     let device = dir.path().join("liveupdate");
     luoctl()
@@ -206,7 +209,7 @@ fn prepare_without_a_device_given_by_hand_is_exit_5_naming_it() {
         .arg(&device)
         .arg("prepare")
         .assert()
-        .code(5)
+        .code(7)
         .stderr(predicate::str::contains(device.to_string_lossy()))
         .stderr(predicate::str::contains("check the path"));
 }
@@ -297,7 +300,7 @@ fn wait_json_prints_an_object() {
         .args(["wait", "prepared", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"state\":\"prepared\"}\n");
+        .stdout("{\"v\":1,\"state\":\"prepared\"}\n");
 }
 
 #[test]
@@ -339,7 +342,7 @@ fn generation_prints_the_number() {
         .args(["generation", "--json"])
         .assert()
         .code(0)
-        .stdout("{\"generation\":2}\n");
+        .stdout("{\"v\":1,\"generation\":2}\n");
 }
 
 #[test]
@@ -365,4 +368,102 @@ fn the_old_handover_command_is_gone() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("unrecognized subcommand"));
+}
+
+#[test]
+fn a_bare_number_is_a_timeout_in_seconds() {
+    let (_dir, path) = state_dir(State::Normal);
+    let started = std::time::Instant::now();
+    luoctl()
+        .arg("--state-file")
+        .arg(&path)
+        .args(["wait", "updated", "--timeout", "1"])
+        .assert()
+        .code(124);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+/// The long options `luoctl SUBCOMMAND --help` lists.
+fn listed_options(subcommand: &str) -> String {
+    let out = luoctl()
+        .args([subcommand, "--help"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn each_subcommand_lists_only_the_options_it_uses() {
+    let prepare = listed_options("prepare");
+    assert!(prepare.contains("--device"), "{prepare}");
+    assert!(!prepare.contains("--state-file"), "{prepare}");
+    assert!(!prepare.contains("--generation-file"), "{prepare}");
+    let state = listed_options("state");
+    assert!(state.contains("--state-file"), "{state}");
+    assert!(!state.contains("--device"), "{state}");
+    assert!(!state.contains("--quiet"), "{state}");
+    let generation = listed_options("generation");
+    assert!(generation.contains("--generation-file"), "{generation}");
+    assert!(!generation.contains("--state-file"), "{generation}");
+    let agent = listed_options("agent");
+    for option in ["--state-file", "--device", "--generation-file", "--quiet"] {
+        assert!(agent.contains(option), "agent lacks {option}: {agent}");
+    }
+    let completions = listed_options("completions");
+    assert!(!completions.contains("--state-file"), "{completions}");
+}
+
+#[test]
+fn an_option_after_the_subcommand_is_read() {
+    let (_dir, path) = state_dir(State::Frozen);
+    luoctl()
+        .arg("state")
+        .arg("--state-file")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(format!("{}\n", State::Frozen));
+}
+
+#[test]
+fn an_option_before_the_subcommand_still_wins_over_the_environment() {
+    let (_dir, path) = state_dir(State::Prepared);
+    luoctl()
+        .env("LUO_STATE_FILE", "/nonexistent/state")
+        .arg("--state-file")
+        .arg(&path)
+        .arg("state")
+        .assert()
+        .code(0)
+        .stdout(format!("{}\n", State::Prepared));
+}
+
+#[test]
+fn the_man_pages_have_exit_status_environment_and_see_also() {
+    let out = luoctl()
+        .arg("man")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let page = String::from_utf8(out).unwrap();
+    for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH \"SEE ALSO\""] {
+        assert!(page.contains(section), "no {section}");
+    }
+    assert!(page.contains(".B 124"), "{page}");
+    assert!(page.contains("LUO_KEXEC_LOADED"), "{page}");
+}
+
+#[test]
+fn cancel_documents_that_it_unloads_and_how_to_keep_the_image() {
+    let cancel = listed_options("cancel");
+    assert!(cancel.contains("--keep-loaded"), "{cancel}");
+    assert!(
+        cancel.contains("unloads the kernel loaded for kexec"),
+        "{cancel}"
+    );
 }

@@ -199,3 +199,103 @@ fn append_values_may_start_with_a_hyphen() {
         .assert()
         .code(3);
 }
+
+/// The start of an x86 bzImage: the setup header with the boot protocol `version` and
+/// `cmdline_size` (Documentation/arch/x86/boot.rst), and nothing a kernel would load.
+fn bzimage_header(version: u16, cmdline_size: u32) -> Vec<u8> {
+    let mut bytes = vec![0u8; 0x1000];
+    bytes[0x202..0x206].copy_from_slice(b"HdrS");
+    bytes[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+    bytes[0x238..0x23c].copy_from_slice(&cmdline_size.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_command_line_longer_than_the_images_cmdline_size_allows_is_refused_with_both_numbers() {
+    let setup = Setup::new(State::Prepared, true);
+    fs::write(&setup.kernel, bzimage_header(0x020f, 1000)).unwrap();
+    // 980 bytes and the NUL, plus the 30 kexec keeps for elfcorehdr=, is 1011 > 1000.
+    let line = "x".repeat(980);
+    setup
+        .kexec(&["--append", &line])
+        .arg(&setup.kernel)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the command line is 981 bytes with its terminating NUL, more than the 970",
+        ))
+        .stderr(predicate::str::contains("cannot load").not());
+}
+
+#[test]
+fn a_command_line_within_the_images_cmdline_size_goes_on_to_the_load() {
+    let setup = Setup::new(State::Prepared, true);
+    fs::write(&setup.kernel, bzimage_header(0x020f, 1000)).unwrap();
+    // 969 bytes and the NUL plus 30 is exactly 1000: the kernel takes it, so must we.
+    let line = "x".repeat(969);
+    setup
+        .kexec(&["--append", &line])
+        .arg(&setup.kernel)
+        .assert()
+        // The crafted image is no kernel: the load itself fails, or is not allowed here.
+        .stderr(predicate::str::contains("cannot load"))
+        .stderr(predicate::str::contains("more than the").not());
+}
+
+#[test]
+fn reuse_cmdline_drops_the_boot_loaders_boot_image_word() {
+    let setup = Setup::new(State::Prepared, true);
+    fs::write(
+        &setup.cmdline,
+        "BOOT_IMAGE=/boot/vmlinuz-6.1 console=ttyS0 ro\n",
+    )
+    .unwrap();
+    // The line as it goes to the kernel shows in the refusal of a too long one.
+    let out = setup
+        .kexec(&["--reuse-cmdline", "--append", &"y".repeat(2040)])
+        .arg(&setup.kernel)
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8_lossy(&out);
+    // "console=ttyS0 ro " is 17 bytes, the NUL 1: 2058; with BOOT_IMAGE= it would be 2087.
+    assert!(stderr.contains("is 2058 bytes"), "{stderr}");
+}
+
+#[test]
+fn a_debugfs_this_user_cannot_read_is_not_called_kho_off() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let setup = Setup::new(State::Prepared, true);
+    // debugfs is root's alone (0700); the rest is readable by anyone, as in /sys.
+    for (path, mode) in [
+        (setup.dir.path(), 0o755),
+        (setup.state.as_path(), 0o644),
+        (setup.debugfs.as_path(), 0o700),
+    ] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let mut command = cli::luoctl_std();
+    command
+        .arg("kexec")
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--load-only")
+        .arg("--debugfs")
+        .arg(&setup.debugfs)
+        .arg(&setup.kernel)
+        .uid(65534)
+        .gid(65534);
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot tell whether kexec handover"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run this as root"), "{stderr}");
+    assert!(!stderr.contains("is off"), "{stderr}");
+}

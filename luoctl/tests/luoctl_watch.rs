@@ -272,14 +272,14 @@ fn watch_idle_timeout_is_exit_124_with_a_message() {
 }
 
 #[test]
-fn watch_on_a_missing_file_is_exit_5() {
+fn watch_on_a_missing_file_given_by_hand_is_exit_7() {
     let dir = tempfile::TempDir::new().unwrap();
     luoctl()
         .arg("--state-file")
         .arg(dir.path().join("absent"))
         .arg("watch")
         .assert()
-        .code(5)
+        .code(7)
         .stderr(predicate::str::contains("does not exist"));
 }
 

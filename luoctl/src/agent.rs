@@ -1,0 +1,423 @@
+//! `luoctl agent`: the library's hooks agent, with its events as log lines on stderr, the
+//! states it acts on as records on stdout (and, with `--json`, how each hook, retry, cancel
+//! and finish ended), and systemd's readiness protocol.
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, SystemTime};
+
+use luo_user::agent::{Agent, AgentEvent, Delivery};
+use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
+
+use crate::cli::AgentArgs;
+use crate::exit::Failure;
+use crate::json::Object;
+use crate::notify::Notifier;
+use crate::record::{Record, Style};
+use crate::signals;
+
+/// Runs the agent until `args.count` states were acted on, or an error.
+pub fn run(args: &AgentArgs) -> Result<(), Failure> {
+    // Before any hook, and before any thread: the signals must be blocked in every thread.
+    let stop = Stop::new()?;
+    signals::stop_on_termination(stop.clone())?;
+    // Opened once: a missing, unreadable or untrusted tree stops the agent here.
+    let hooks = HooksDir::open(&args.hooks_dir).map_err(Failure::Hooks)?;
+    let agent = Agent::new(hooks)
+        .stop(stop)
+        .device(&args.device.device)
+        .generation_file(&args.generation.generation_file)
+        .hook_timeout(args.hook_timeout.into())
+        .finish(!args.no_finish)
+        .initial(args.output.initial)
+        .follow(args.output.follow);
+    let mut follower = args.state.follower();
+    let log = Log::new(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    let notifier = match Notifier::from_env() {
+        Some(Ok(notifier)) => Some(notifier),
+        Some(Err(err)) => {
+            log.line(format_args!(
+                "cannot use NOTIFY_SOCKET: {err}; not notifying systemd"
+            ));
+            None
+        }
+        None => None,
+    };
+    let style = Style::new(args.output.json, args.output.format.as_deref());
+    let mut output: io::Result<()> = Ok(());
+    let path = args.state.state_file.as_path();
+    let summary = agent.run(&mut follower, args.count, |event| {
+        if output.is_ok() {
+            output = match event {
+                AgentEvent::State {
+                    state,
+                    prev,
+                    seq,
+                    time,
+                } => style.write(
+                    &mut io::stdout().lock(),
+                    &Record {
+                        time,
+                        seq,
+                        prev,
+                        state,
+                        path,
+                        transitions: None,
+                    },
+                ),
+                // The other records only in JSON: a text line or a template is per state.
+                _ if style == Style::Json => match outcome_record(&event, SystemTime::now()) {
+                    Some(object) => write_line(&object),
+                    None => Ok(()),
+                },
+                _ => Ok(()),
+            };
+        }
+        if let (Some(notifier), Some(message)) = (&notifier, notification(&event)) {
+            if let Err(err) = notifier.send(&message) {
+                // One line in the log: the message's assignments are separated by newlines.
+                let message = message.replace('\n', "; ");
+                log.line(format_args!("cannot notify systemd ({message}): {err}"));
+            }
+        }
+        log.event(&event, &args.hooks_dir, args.quiet.quiet);
+    })?;
+    output?;
+    if summary.is_clean() {
+        Ok(())
+    } else {
+        Err(Failure::Agent(summary))
+    }
+}
+
+fn write_line(object: &Object) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{object}")?;
+    out.flush()
+}
+
+/// The JSON record of how a hook, a retry, a cancel or a finish ended, if `event` is one.
+fn outcome_record(event: &AgentEvent<'_>, now: SystemTime) -> Option<Object> {
+    let record = |kind: &str| {
+        Object::new()
+            .str("time", &humantime::format_rfc3339_micros(now).to_string())
+            .str("record", kind)
+    };
+    Some(match event {
+        AgentEvent::HookEnded {
+            hook,
+            outcome,
+            elapsed,
+        } => hook_outcome(record("hook").str("hook", &hook.name), outcome)
+            .num("duration_ms", millis(*elapsed)),
+        AgentEvent::Unreadable { dir, error } => record("hook")
+            .str("dir", &dir.to_string_lossy())
+            .str("result", "unreadable")
+            .str("error", &error.to_string()),
+        AgentEvent::Refused { error } => record("hook")
+            .str("result", "refused")
+            .str("error", &error.to_string()),
+        AgentEvent::Retrying(retrying) => record("retry")
+            .str("event", retrying.event.word())
+            .num("attempt", retrying.attempt)
+            .num("delay_ms", millis(retrying.delay))
+            .str("error", &retrying.error.to_string()),
+        AgentEvent::Cancelled { hook, result } => {
+            delivery(record("cancel"), result).opt_str("because", hook.map(|h| h.name.as_str()))
+        }
+        AgentEvent::Finished { result } => delivery(record("finish"), result),
+        AgentEvent::FinishWithheld { hook } => record("finish")
+            .str("result", "withheld")
+            .opt_str("because", hook.map(|h| h.name.as_str())),
+        AgentEvent::FinishLeft => record("finish").str("result", "left"),
+        _ => return None,
+    })
+}
+
+/// `"result"` and what goes with it: the exit status or signal of a failed hook, the time
+/// limit of one that timed out, the error of one that could not start.
+fn hook_outcome(object: Object, outcome: &Outcome) -> Object {
+    match outcome {
+        Outcome::Succeeded => object.str("result", "succeeded"),
+        Outcome::Failed(status) => {
+            let object = object.str("result", "failed");
+            match (status.code(), status.signal()) {
+                (Some(code), _) => object.num("exit_status", code),
+                (None, Some(signal)) => object.num("signal", signal),
+                (None, None) => object,
+            }
+        }
+        Outcome::TimedOut(limit) => object
+            .str("result", "timed_out")
+            .num("limit_ms", millis(*limit)),
+        Outcome::Stopped => object.str("result", "stopped"),
+        Outcome::Unstoppable { left } => object.str("result", "unstoppable").num("left", left),
+        Outcome::NotStarted(err) => object
+            .str("result", "not_started")
+            .str("error", &err.to_string()),
+        _ => object.str("result", "failed"),
+    }
+}
+
+/// `"result"` of a cancel or finish, with the tries made and the state reached or the error.
+fn delivery(object: Object, delivery: &Delivery) -> Object {
+    match delivery {
+        Delivery::Sent { state, attempts } => object
+            .str("result", "sent")
+            .num("attempts", attempts)
+            .str("now", state.word()),
+        Delivery::NotNeeded { state, attempts } => object
+            .str("result", "not_needed")
+            .num("attempts", attempts)
+            .str("now", state.word()),
+        Delivery::Refused { error, attempts } => object
+            .str("result", "refused")
+            .num("attempts", attempts)
+            .str("error", &error.to_string()),
+        Delivery::GaveUp { error, attempts } => object
+            .str("result", "gave_up")
+            .num("attempts", attempts)
+            .str("error", &error.to_string()),
+        _ => object.str("result", "unknown"),
+    }
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis()
+}
+
+/// What systemd hears of an event, if anything: `READY=1` after the first read, `STATUS=`
+/// after each state.
+fn notification(event: &AgentEvent<'_>) -> Option<String> {
+    match event {
+        AgentEvent::Attached {
+            state, first: true, ..
+        } => Some(format!("READY=1\nSTATUS=state {state}")),
+        AgentEvent::Attached { state, .. } => Some(format!("STATUS=state {state}")),
+        AgentEvent::Detached { .. } => Some("STATUS=waiting for the state file".to_owned()),
+        AgentEvent::State { state, .. } => Some(format!("STATUS=state {state}")),
+        _ => None,
+    }
+}
+
+/// The agent's log on stderr: one flushed line per event, coloured only on a terminal.
+struct Log {
+    colour: bool,
+}
+
+impl Log {
+    fn new(colour: bool) -> Self {
+        Log { colour }
+    }
+
+    /// Writes `text` as one line: a newline inside (an error message, a path) is shown as
+    /// `\n`, so each line is one event for the journal and for `grep`.
+    fn line(&self, text: fmt::Arguments<'_>) {
+        let text = one_line(&text.to_string());
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "luoctl agent: {text}");
+        let _ = err.flush();
+    }
+
+    /// `text` in red on a terminal, as it is elsewhere.
+    fn bad<'a>(&self, text: &'a str) -> Painted<'a> {
+        Painted {
+            text,
+            colour: self.colour.then_some("31"),
+        }
+    }
+
+    fn event(&self, event: &AgentEvent<'_>, hooks_dir: &std::path::Path, quiet: bool) {
+        match event {
+            AgentEvent::Attached {
+                path,
+                state,
+                first: true,
+            } if !quiet => self.line(format_args!(
+                "watching {} (state: {state}); hooks in {}",
+                path.display(),
+                hooks_dir.display()
+            )),
+            AgentEvent::Attached { first: true, .. } => {}
+            AgentEvent::Attached { path, state, .. } => self.line(format_args!(
+                "{} is back (state: {state}); watching again",
+                path.display()
+            )),
+            AgentEvent::Detached { error } => self.line(format_args!(
+                "{error}; waiting for it to come back (--follow)"
+            )),
+            AgentEvent::State {
+                state,
+                prev: Some(prev),
+                ..
+            } => self.line(format_args!("state {state} (was {prev})")),
+            AgentEvent::State { state, .. } => self.line(format_args!("state {state} at start")),
+            AgentEvent::Skipped { path, reason } => self.line(format_args!(
+                "skipping {}: {reason} (chmod +x it to run it)",
+                path.display()
+            )),
+            AgentEvent::Unreadable { dir, error } => self.line(format_args!(
+                "cannot read {}: {error}; {}",
+                dir.display(),
+                self.bad("counts as a failed hook")
+            )),
+            AgentEvent::Refused { error } => self.line(format_args!(
+                "refusing {error}; {}",
+                self.bad("counts as a failed hook")
+            )),
+            AgentEvent::HookStarted { hook } => self.line(format_args!("running {}", hook.name)),
+            AgentEvent::HookEnded {
+                hook,
+                outcome,
+                elapsed,
+            } => {
+                let took = humantime::format_duration(round_ms(*elapsed));
+                if outcome.is_success() {
+                    self.line(format_args!("{} succeeded in {took}", hook.name));
+                } else {
+                    let text = outcome.to_string();
+                    self.line(format_args!("{} {} in {took}", hook.name, self.bad(&text)));
+                }
+            }
+            AgentEvent::Retrying(retrying) => self.line(format_args!(
+                "{} could not be sent (try {}): {}; trying again in {}",
+                retrying.event.word(),
+                retrying.attempt,
+                retrying.error,
+                humantime::format_duration(round_ms(retrying.delay))
+            )),
+            AgentEvent::Cancelled { hook, result } => {
+                let why = failure(*hook, "prepared");
+                match result {
+                    Delivery::Sent { state, attempts } => self.line(format_args!(
+                        "{}: sent cancel because {why}{}; state {state}",
+                        self.bad("live update cancelled"),
+                        tries(*attempts)
+                    )),
+                    Delivery::NotNeeded { state, attempts } => self.line(format_args!(
+                        "{}: {why}; cancel was not sent{}, but the state is now {state}",
+                        self.bad("live update abandoned"),
+                        tries(*attempts)
+                    )),
+                    Delivery::Refused { error, attempts } => self.line(format_args!(
+                        "{why}, but cancel was refused{}: {error}",
+                        tries(*attempts)
+                    )),
+                    Delivery::GaveUp { error, attempts } => self.line(format_args!(
+                        "{why}, but cancel could not be sent{}: {error}; {}",
+                        tries(*attempts),
+                        self.bad("gave up: send it by hand ('luoctl cancel')")
+                    )),
+                    _ => {}
+                }
+            }
+            AgentEvent::FinishWithheld { hook } => {
+                let why = failure(*hook, "updated");
+                self.line(format_args!(
+                    "{}: {why}; the state stays updated: fix it, then run 'luoctl finish'",
+                    self.bad("no finish")
+                ));
+            }
+            AgentEvent::Finished { result } => match result {
+                Delivery::Sent { state, attempts } => self.line(format_args!(
+                    "every updated hook succeeded: sent finish{}; state {state}",
+                    tries(*attempts)
+                )),
+                Delivery::NotNeeded { state, attempts } => self.line(format_args!(
+                    "every updated hook succeeded; finish was not sent{}, but the state is now \
+                     {state}",
+                    tries(*attempts)
+                )),
+                Delivery::Refused { error, attempts } => self.line(format_args!(
+                    "every updated hook succeeded, but finish was refused{}: {error}",
+                    tries(*attempts)
+                )),
+                Delivery::GaveUp { error, attempts } => self.line(format_args!(
+                    "every updated hook succeeded, but finish could not be sent{}: {error}; {}",
+                    tries(*attempts),
+                    self.bad("gave up: send it by hand ('luoctl finish')")
+                )),
+                _ => {}
+            },
+            AgentEvent::FinishLeft => self.line(format_args!(
+                "every updated hook succeeded; not sending finish (--no-finish)"
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// Why cancel or finish was called for, as a clause.
+fn failure(hook: Option<&Hook>, state: &str) -> String {
+    hook.map_or_else(
+        || format!("the {state} hooks could not be run"),
+        |hook| format!("{} failed", hook.name),
+    )
+}
+
+/// How many tries it took, as a clause, when more than one.
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} tries")
+    } else {
+        String::new()
+    }
+}
+
+/// `text` with its line breaks escaped.
+fn one_line(text: &str) -> String {
+    text.replace('\r', "\\r").replace('\n', "\\n")
+}
+
+/// Durations in logs: milliseconds are enough.
+fn round_ms(elapsed: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Text with an optional SGR colour.
+struct Painted<'a> {
+    text: &'a str,
+    colour: Option<&'static str>,
+}
+
+impl fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.colour {
+            Some(code) => write!(f, "\x1b[{code}m{}\x1b[0m", self.text),
+            None => f.write_str(self.text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use luo_user::State;
+
+    use super::*;
+
+    #[test]
+    fn ready_is_sent_after_the_first_read_only() {
+        let path = std::path::Path::new("/x");
+        let first = notification(&AgentEvent::Attached {
+            path,
+            state: State::Normal,
+            first: true,
+        });
+        assert_eq!(first.as_deref(), Some("READY=1\nSTATUS=state normal"));
+        let again = notification(&AgentEvent::Attached {
+            path,
+            state: State::Normal,
+            first: false,
+        });
+        assert_eq!(again.as_deref(), Some("STATUS=state normal"));
+    }
+
+    #[test]
+    fn no_colour_means_no_escape_codes() {
+        let log = Log::new(false);
+        assert_eq!(log.bad("failed").to_string(), "failed");
+        let log = Log::new(true);
+        assert_eq!(log.bad("failed").to_string(), "\x1b[31mfailed\x1b[0m");
+    }
+}

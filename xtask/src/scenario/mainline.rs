@@ -1,0 +1,111 @@
+//! luo beside mainline's live update orchestrator (LUO), in guests booted with `liveupdate=on`:
+//! the observer flavour of the in-tree kernel, with mainline's own selftests (see
+//! [`selftests`]) and a memfd that survives; and the out-of-tree module's refusal on the
+//! module's kernel.
+
+use crate::build::kernel::Kernel;
+use crate::build::module::{self, Module};
+use crate::build::{cache, selftests, setup};
+use crate::guest::runner::{self, GuestOptions};
+use crate::run::{self, Result};
+use crate::scenario::liveupdate;
+use crate::series;
+
+/// The guest script of the observer flavour (four boots); see its header.
+const OBSERVER_SCRIPT: &str = include_str!("../../../tests/guest-scripts/observer.sh");
+
+/// The line its last boot prints when every check held.
+const OBSERVER_DONE: &str =
+    "observer: memory survived, every watched change legal, empty kexecs normal";
+
+/// `cargo xtask test-mainline`: both tests, the in-tree kernel built (or taken from the cache)
+/// from the series as it is now.
+pub fn run() -> Result {
+    setup::run()?;
+    test_module_refusal(&module::ensure()?)?;
+    test_observer(&series::tree::in_tree_kernel()?)
+}
+
+/// The observer flavour on `kernel` (the in-tree kernel), booted with `liveupdate=on`.
+pub fn test_observer(kernel: &Kernel) -> Result {
+    let selftests = selftests::ensure()?;
+    // The userspace tools of the live-update tests (luoctl, the guest checks).
+    let _tools = liveupdate::prepare_tools()?;
+    run::step("luo beside mainline LUO: the observer flavour (QEMU, liveupdate=on, four boots)");
+    let dir = cache::dir("observer")?;
+    liveupdate::clear(&dir)?;
+    let script = format!(
+        "LUOCTL={luoctl}\nCHECK={check}\nDIR={dir}\nBZIMAGE={bz}\nSELFTESTS={selftests}\n{OBSERVER_SCRIPT}",
+        luoctl = runner::shell_quote(
+            &cache::workspace()
+                .join("target/debug/luoctl")
+                .to_string_lossy()
+        ),
+        check = runner::shell_quote(
+            &cache::workspace()
+                .join("target/debug/luo-guest-tests")
+                .to_string_lossy()
+        ),
+        dir = runner::shell_quote(&dir.to_string_lossy()),
+        bz = runner::shell_quote(&kernel.build.join("arch/x86/boot/bzImage").to_string_lossy()),
+        selftests = runner::shell_quote(&selftests.to_string_lossy()),
+    );
+    let options = GuestOptions {
+        rw_dirs: vec![dir.clone()],
+        append: vec!["liveupdate=on".to_owned()],
+    };
+    let guest = runner::run_in_guest_with(&kernel.build, &script, &options, |_, _, _| {})?;
+    let what = "the observer flavour beside mainline LUO";
+    if !guest.success() {
+        return Err(runner::failure_report(what, &guest));
+    }
+    if !guest
+        .stdout
+        .lines()
+        .any(|line| line.trim() == OBSERVER_DONE)
+    {
+        return Err(format!(
+            "{what}: expected the line '{OBSERVER_DONE}'; the guest printed:\n{}",
+            guest.stdout
+        ));
+    }
+    eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
+    for line in guest.stdout.lines() {
+        eprintln!("      {line}");
+    }
+    Ok(())
+}
+
+/// The out-of-tree module on its kernel (`CONFIG_LIVEUPDATE=y`) booted with `liveupdate=on`:
+/// mainline owns `/dev/liveupdate`, so the load fails with one line that names the in-tree
+/// flavour, no splat, and nothing left behind.
+pub fn test_module_refusal(module: &Module) -> Result {
+    run::step("luo.ko next to mainline LUO on (QEMU, liveupdate=on)");
+    let script = format!(
+        "set -u\n\
+         KO={ko}\n\
+         [ -c /dev/liveupdate ] || {{ echo \"FAIL: mainline's /dev/liveupdate is missing\"; exit 1; }}\n\
+         if insmod \"$KO\" 2>/dev/null; then echo 'FAIL: luo.ko loaded next to mainline LUO'; exit 1; fi\n\
+         [ ! -e /sys/kernel/liveupdate ] || {{ echo 'FAIL: /sys/kernel/liveupdate was left behind'; exit 1; }}\n\
+         lines=$(dmesg | grep -c '^\\[ *[0-9.]*\\] luo: not loading')\n\
+         [ \"$lines\" = 1 ] || {{ echo \"FAIL: $lines refusal lines\"; dmesg | grep 'luo:'; exit 1; }}\n\
+         dmesg | grep 'luo: not loading' | grep -q 'CONFIG_LIVEUPDATE_SYSFS_API' || {{ echo 'FAIL: the refusal does not name the in-tree flavour'; dmesg | grep 'luo:'; exit 1; }}\n\
+         if dmesg | grep -qE 'WARNING:|BUG:|Call Trace:'; then echo 'FAIL: a splat'; dmesg | tail -n 40; exit 1; fi\n\
+         echo \"refused: $(dmesg | grep -o 'luo: not loading.*')\"\n",
+        ko = runner::shell_quote(&module.ko.to_string_lossy()),
+    );
+    let options = GuestOptions {
+        rw_dirs: Vec::new(),
+        append: vec!["liveupdate=on".to_owned()],
+    };
+    let guest = runner::run_in_guest_with(&module.kernel.build, &script, &options, |_, _, _| {})?;
+    let what = "luo.ko next to mainline LUO";
+    if !guest.success() {
+        return Err(runner::failure_report(what, &guest));
+    }
+    eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
+    for line in guest.stdout.lines() {
+        eprintln!("      {line}");
+    }
+    Ok(())
+}
