@@ -278,7 +278,7 @@ fn a_debugfs_this_user_cannot_read_is_not_called_kho_off() {
     ] {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
-    let mut command = cli::luoctl_std();
+    let mut command = cli::luoctl_copy_in(setup.dir.path());
     command
         .arg("kexec")
         .arg("--state-file")
@@ -287,6 +287,7 @@ fn a_debugfs_this_user_cannot_read_is_not_called_kho_off() {
         .arg("--debugfs")
         .arg(&setup.debugfs)
         .arg(&setup.kernel)
+        .current_dir("/")
         .uid(65534)
         .gid(65534);
     let out = command.output().unwrap();

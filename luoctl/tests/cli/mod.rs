@@ -47,6 +47,21 @@ pub fn luoctl_std() -> std::process::Command {
     cmd
 }
 
+/// `luoctl` copied into `dir` and run from there, as a `std::process::Command`, for a run as
+/// another user: the checkout's binary may lie below a directory only its owner may enter
+/// (root's home is 0700), and then that user could not start it at all. `dir` must be open to
+/// that user.
+pub fn luoctl_copy_in(dir: &Path) -> std::process::Command {
+    let copy = dir.join("luoctl");
+    fs::copy(assert_cmd::cargo::cargo_bin!("luoctl"), &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new(copy);
+    for name in LUO_VARIABLES {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
 /// A directory with a state file holding what sysfs shows for `state`.
 pub fn state_dir(state: State) -> (TempDir, PathBuf) {
     let dir = TempDir::new().unwrap();
