@@ -10,12 +10,12 @@
 //!
 //! 1. [`run`]: running external commands and reporting their failures.
 //! 2. [`build`]: what the guests run, built and cached: setup, the kernel source, the kernels,
-//!    `luo.ko`, the guests' init, the ABI document.
+//!    `luo.ko`, the guests' init, mainline's selftests, the ABI document.
 //! 3. [`guest`] (booting a kernel under QEMU and running a script in it, and the `vm`
 //!    command) and [`series`] (the in-tree series: generated, applied, built, checked). Both
 //!    stand on `build` only; neither knows the other.
 //! 4. [`scenario`] (what the guests are made to do: the kernel tests, the live updates, the
-//!    tests of luo built in, the demo) and [`mod@bench`].
+//!    tests of luo built in, luo beside mainline's orchestrator, the demo) and [`mod@bench`].
 //! 5. [`mod@test`]: every check, in order; and this file with [`flags`], which map each
 //!    command to the one module that does it.
 //!

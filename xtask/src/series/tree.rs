@@ -20,6 +20,17 @@ pub fn in_tree_kernel() -> Result<Kernel> {
     build(&series, &tree)
 }
 
+/// The series' files, or the start of their paths, as the build log names them: the
+/// abstraction, luo (under `kernel/liveupdate/luo_sysfs/`), and the observer hook in mainline's
+/// `kernel/liveupdate/luo_*.c` and `include/linux/liveupdate.h`. A warning about one of them
+/// fails the in-tree build.
+const SERIES_FILES: &[&str] = &[
+    generate::ABSTRACTION_PATH,
+    generate::TREE_DIR,
+    "kernel/liveupdate/luo_",
+    "include/linux/liveupdate.h",
+];
+
 /// The objects of the series' Rust code in the build directory: the kernel crate (which holds
 /// `kernel::sysfs`) and luo.
 const RUST_OBJECTS: &[&str] = &["rust/kernel.o", "kernel/liveupdate/luo_sysfs/luo.o"];
@@ -34,7 +45,7 @@ pub fn build(series: &Series, tree: &Path) -> Result<Kernel> {
     kernel::build_in_tree(&Patched {
         tree,
         diffs: &series.diffs()?,
-        files: &[generate::ABSTRACTION_PATH, generate::TREE_DIR],
+        files: SERIES_FILES,
         objects: RUST_OBJECTS,
     })
 }
