@@ -50,8 +50,8 @@ pub mod show;
 
 pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
-pub use record::{Arrival, Damage, Record};
 pub use flavour::Flavour;
+pub use record::{Arrival, Damage, Record};
 pub use show::{show, show_flavour, show_generation, SHOW_MAX_LEN};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
@@ -59,6 +59,12 @@ pub use transition::{next_state, TransitionError};
 // The shared files implement `core::fmt::Display`; the kernel's print macros take its own
 // `Display`, which a type implements by forwarding.
 impl kernel::fmt::Display for record::RecordError {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for observed::Inconsistent {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         core::fmt::Display::fmt(self, f)
     }
@@ -113,18 +119,20 @@ module! {
 /// the state is decided before it is visible, and visible before anything can change it.
 #[pin_data]
 struct Luo {
-    _flavour: Flavour,
+    _flavour: Interfaces,
     _sysfs: sysfs::StateGroup,
     _orchestrator: orchestrator::Running,
 }
 
 /// What changes the state, in each flavour.
-enum Flavour {
+enum Interfaces {
     /// luo's own state machine: the device, the freeze on a kexec reboot, the test hook.
-    Standalone(Pin<KBox<Controls>>),
+    Standalone { _controls: Pin<KBox<Controls>> },
     /// mainline's orchestrator: its observer hook.
     #[cfg(luo_mainline)]
-    Observer(Pin<KBox<mainline::Observer>>),
+    Observer {
+        _observer: Pin<KBox<mainline::Observer>>,
+    },
 }
 
 /// The standalone flavour's interfaces that change the state.
@@ -196,15 +204,15 @@ impl Choice {
     }
 
     /// What changes the state in this flavour, registered.
-    fn register(self) -> Result<Flavour> {
+    fn register(self) -> Result<Interfaces> {
         Ok(match self {
-            Self::Standalone => {
-                Flavour::Standalone(KBox::pin_init(Controls::register(), GFP_KERNEL)?)
-            }
+            Self::Standalone => Interfaces::Standalone {
+                _controls: KBox::pin_init(Controls::register(), GFP_KERNEL)?,
+            },
             #[cfg(luo_mainline)]
-            Self::Observer => {
-                Flavour::Observer(KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?)
-            }
+            Self::Observer => Interfaces::Observer {
+                _observer: KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?,
+            },
         })
     }
 

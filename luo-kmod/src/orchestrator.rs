@@ -245,6 +245,48 @@ fn publish(records: &Records, to: State) {
     }
 }
 
+/// From now on, every change notifies the pollers of `state` through `notifier`.
+///
+/// The sysfs group calls this once its files exist, before any interface that can change the
+/// state is registered.
+pub(crate) fn watch(notifier: Notifier) {
+    TRANSITION.lock().notifier = Some(notifier);
+}
+
+/// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
+/// answers with `ENODEV`, notifies, and hands the notifier back to the sysfs group.
+///
+/// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
+/// asleep on `state` would sleep forever after an unload. The notify wakes every poller, and
+/// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
+/// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
+/// with a last notify through the returned notifier after the removal. The cell orders the
+/// store before the notify exactly as for a transition.
+pub(crate) fn retire() -> Option<Notifier> {
+    let mut records = TRANSITION.lock();
+    STATE.publish(State::Undefined);
+    let notifier = records.notifier.take();
+    if let Some(notifier) = notifier.as_ref() {
+        notifier.notify();
+    }
+    notifier
+}
+
+/// Applies an event the kernel raises itself (the freeze), by the transition table alone.
+pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
+    change(|from| next_state(from, event))
+}
+
+/// The test hook's damage: writes the outgoing record for the current state with `damage`
+/// applied, so the next kernel must refuse it. A later change writes a sound record again.
+pub(crate) fn damage_record(damage: Damage) -> Result {
+    let mut records = TRANSITION.lock();
+    let outgoing = records.outgoing.as_mut().ok_or(EOPNOTSUPP)?;
+    outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));
+    pr_info!("Test hook: damaged the handover record ({damage:?})\n");
+    Ok(())
+}
+
 /// The observer flavour's setter: applies a step of mainline's lifecycle and publishes the
 /// state it derives, when it changed.
 ///
