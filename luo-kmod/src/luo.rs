@@ -88,6 +88,9 @@ mod mainline;
 mod orchestrator;
 mod preflight;
 mod reboot;
+// `--cfg luo_selftest` (`LUO_SELFTEST=y` out of tree, `CONFIG_LIVEUPDATE_SYSFS_API_TEST` in the
+// tree): the test hook exists only in test builds, never on a production load.
+#[cfg(luo_selftest)]
 mod selftest;
 mod sysfs;
 
@@ -106,7 +109,7 @@ module! {
     params: {
         selftest: bool {
             default: false,
-            description: "Create the debugfs test hook liveupdate/luo_selftest",
+            description: "Create the debugfs test hook liveupdate/luo_selftest (test builds only)",
         },
     },
 }
@@ -145,7 +148,7 @@ enum Interfaces {
 #[pin_data]
 struct Controls {
     _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
-    _selftest: Option<selftest::Selftest>,
+    _selftest: Option<Hook>,
     #[pin]
     _reboot: reboot::RebootNotifier,
 }
@@ -155,14 +158,43 @@ impl Controls {
         // Fields are initialised in the order written here, and dropped in declaration order.
         try_pin_init!(Self {
             _reboot <- reboot::RebootNotifier::register(),
-            _selftest: if module_parameters::selftest.value() {
-                Some(selftest::Selftest::create()?)
-            } else {
-                None
-            },
+            _selftest: hook()?,
             _device: device::register()?,
         })
     }
+}
+
+/// The test hook, in a build that has it.
+#[cfg(luo_selftest)]
+type Hook = selftest::Selftest;
+/// No test hook in this build: `Option<Hook>` is always `None`.
+#[cfg(not(luo_selftest))]
+type Hook = core::convert::Infallible;
+
+/// Fails, with one log line, when the `selftest` parameter asks for a hook this build lacks;
+/// checked first, so the refused load does nothing else.
+fn check_selftest() -> Result {
+    if cfg!(luo_selftest) || !module_parameters::selftest.value() {
+        return Ok(());
+    }
+    pr_err!(
+        "not loading: selftest=1, but this build has no test hook (build with LUO_SELFTEST=y, \
+         or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)\n"
+    );
+    Err(EINVAL)
+}
+
+/// The test hook, when the `selftest` parameter asks for it and the build has it.
+fn hook() -> Result<Option<Hook>> {
+    if !module_parameters::selftest.value() {
+        return Ok(None);
+    }
+    #[cfg(luo_selftest)]
+    let hook = Some(selftest::Selftest::create()?);
+    // `check_selftest` refused the load already.
+    #[cfg(not(luo_selftest))]
+    let hook = None;
+    Ok(hook)
 }
 
 /// The flavour of this boot.
@@ -231,7 +263,7 @@ impl kernel::InPlaceModule for Luo {
         let start = Instant::<Monotonic>::now();
         let choice = Choice::now();
         try_pin_init!(Self {
-            _orchestrator: choice.start()?,
+            _orchestrator: check_selftest().and_then(|()| choice.start())?,
             _sysfs: sysfs::StateGroup::register()?,
             _flavour: choice.register()?,
         })

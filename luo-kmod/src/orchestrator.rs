@@ -23,9 +23,7 @@ use kernel::{
 
 use crate::kho::{self, Incoming, NoRecord, Outgoing};
 use crate::observed::{observed_change_allowed, Sessions, Step};
-use crate::{
-    next_state, Arrival, Damage, Event, Flavour, Record, State, StateCell, TransitionError,
-};
+use crate::{next_state, Arrival, Event, Flavour, Record, State, StateCell, TransitionError};
 
 /// The current state. `Undefined` only until [`Running::start`] runs, before any interface
 /// exists.
@@ -279,7 +277,8 @@ pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
 
 /// The test hook's damage: writes the outgoing record for the current state with `damage`
 /// applied, so the next kernel must refuse it. A later change writes a sound record again.
-pub(crate) fn damage_record(damage: Damage) -> Result {
+#[cfg(luo_selftest)]
+pub(crate) fn damage_record(damage: crate::Damage) -> Result {
     let mut records = TRANSITION.lock();
     let outgoing = records.outgoing.as_mut().ok_or(EOPNOTSUPP)?;
     outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));

@@ -23,6 +23,7 @@ const TESTS: &[&str] = &[
     "agent",
     "follow",
     "refusal",
+    "production",
 ];
 
 /// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not
@@ -49,6 +50,7 @@ pub fn run_all(args: &[String]) -> Result {
     check_names(only, TESTS)?;
     let module = module::ensure()?;
     let squatter = module::build_squatter(&module.kernel)?;
+    let production = module::build_production(&module.kernel)?;
     let binary = build_binary()?;
     run::step("kernel tests under QEMU (TCG, 2 CPUs, one guest per test)");
     run_guests(
@@ -58,8 +60,9 @@ pub fn run_all(args: &[String]) -> Result {
         &GuestOptions::default(),
         |test| {
             format!(
-                "LUO_SQUATTER_KO={} {} {test} --ko {}",
+                "LUO_SQUATTER_KO={} LUO_PRODUCTION_KO={} {} {test} --ko {}",
                 vm::shell_quote(&squatter.to_string_lossy()),
+                vm::shell_quote(&production.to_string_lossy()),
                 vm::shell_quote(&binary.to_string_lossy()),
                 vm::shell_quote(&module.ko.to_string_lossy())
             )

@@ -10,6 +10,7 @@ pub mod luoctl;
 pub mod model;
 pub mod observed;
 pub mod poll;
+pub mod production;
 pub mod refusal;
 pub mod rmmod;
 pub mod transitions;
