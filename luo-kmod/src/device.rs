@@ -18,6 +18,7 @@ use kernel::{
 };
 
 use crate::{
+    capability,
     ioctl::{
         self, AbiError, Command, GetStateArg, SetEventArg, GET_STATE, IOCTL_TYPE, SELFTEST_DAMAGE,
         SELFTEST_FREEZE, SET_EVENT,
@@ -70,7 +71,17 @@ pub(crate) struct Control;
 impl MiscDevice for Control {
     type Ptr = ();
 
+    /// Admits one opener that holds `CAP_SYS_BOOT` (`EPERM` otherwise, `EBUSY` while another
+    /// has it open).
+    ///
+    /// The node's mode (0600, root) is not enough on its own: a udev rule or a `chmod` that
+    /// widens it would let anyone with access `PREPARE`, which arms the next kexec as a live
+    /// update. The check is made at open, as `/dev/mem` checks `CAP_SYS_RAWIO`, so a holder
+    /// may pass the open file to a helper; mainline's orchestrator relies on the mode alone.
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<()> {
+        if !capability::sys_boot() {
+            return Err(EPERM);
+        }
         // Relaxed is enough: the flag guards no data, it only counts openers.
         if OPEN.cmpxchg(false, true, Relaxed).is_err() {
             return Err(EBUSY);

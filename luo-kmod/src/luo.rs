@@ -78,6 +78,7 @@ impl kernel::fmt::Display for observed::Inconsistent {
 #[path = "../kernel/sysfs.rs"]
 pub mod kernel_sysfs;
 
+mod capability;
 mod device;
 mod kernfs;
 mod kho;

@@ -19,7 +19,9 @@ use luo_tests::{Outcome, dev, guest, kmsg};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.as_slice() {
-        [probe] if probe == "unprivileged-probe" => guest::errors::unprivileged_probe(),
+        [probe, expect] if probe == "unprivileged-probe" => {
+            guest::errors::unprivileged_probe(expect)
+        }
         [hook] if hook == "freeze" => {
             dev::selftest_freeze().map_err(|errno| format!("test hook freeze: errno {errno}"))
         }
