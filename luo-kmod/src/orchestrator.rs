@@ -88,10 +88,17 @@ impl Running {
         unsafe { TRANSITION.init() };
         let (arrival, incoming) = arrive();
         let outgoing = if kho::enabled() {
-            Some(Outgoing::register(Record::new(
-                arrival.state,
-                arrival.generation,
-            ))?)
+            // Without the record the module still serves the state, as with `kho=off`; only the
+            // next kernel's detection of a live update is lost, and the line says so.
+            Outgoing::register(Record::new(arrival.state, arrival.generation))
+                .inspect_err(|err| {
+                    pr_warn!(
+                        "cannot register the KHO subtree {:?} ({err:?}): the next kernel cannot \
+                         tell a live update from a plain kexec; going on as with kho=off\n",
+                        crate::record::KHO_SUBTREE
+                    )
+                })
+                .ok()
         } else {
             pr_warn!(
                 "kexec handover (KHO) is off: the next kernel cannot tell a live update from a \
@@ -163,6 +170,10 @@ fn arrive() -> (Arrival, Option<Incoming>) {
         }
         Err(NoRecord::Failed(err)) => {
             pr_err!("Not a live update: cannot read the handover record ({err:?})\n");
+            return (Arrival::COLD, None);
+        }
+        Err(NoRecord::Refused(reason)) => {
+            pr_err!("Not a live update: handover record refused: {reason}\n");
             return (Arrival::COLD, None);
         }
     };

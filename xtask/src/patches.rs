@@ -279,6 +279,11 @@ fn add_module(source: &Path, tree: &Path) -> Result {
         written.push(target);
     }
     rustfmt(source, &written)?;
+    // The build-time check of the Rust files' hand declarations against the C headers.
+    write(
+        &dir.join("decls.c"),
+        &read(&workspace.join("luo-kmod/src/decls.c"))?,
+    )?;
     write(
         &dir.join("Makefile"),
         &makefile(&read(&workspace.join("luo-kmod/Kbuild"))?)?,
@@ -424,7 +429,7 @@ fn makefile(kbuild: &str) -> Result<String> {
          # `--cfg luo_mainline` builds the observer of mainline's orchestrator, and\n\
          # `--cfg luo_selftest` the debugfs test hook.\n\
          \n\
-         obj-y += luo.o\n\
+         obj-y += luo.o decls.o\n\
          \n\
          {}\n\
          rustflags-$(CONFIG_LIVEUPDATE) += --cfg luo_mainline\n\
@@ -1044,7 +1049,7 @@ mod tests {
     fn the_makefile_takes_the_out_of_tree_flags() {
         let kbuild = "obj-m := luo.o\nluo-y := src/luo.o\n\nrustflags-y += --cfg luo_kernel\n";
         let text = makefile(kbuild).unwrap();
-        assert!(text.contains("obj-y += luo.o\n"));
+        assert!(text.contains("obj-y += luo.o decls.o\n"));
         assert!(text.contains("rustflags-y += --cfg luo_kernel\n"));
         assert!(
             text.contains("rustflags-$(CONFIG_LIVEUPDATE_SYSFS_API_TEST) += --cfg luo_selftest\n")
