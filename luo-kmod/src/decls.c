@@ -8,10 +8,11 @@
  * the build here.
  *
  * Each assertion below spells the type the Rust declaration states:
- * kho.rs (KHO) and reboot.rs (the reboot notifier chain).
+ * kho.rs (KHO) and reboot.rs (the reboot notifier chain, kexec_in_progress).
  */
 
 #include <linux/build_bug.h>
+#include <linux/kexec.h>
 #include <linux/kexec_handover.h>
 #include <linux/notifier.h>
 #include <linux/reboot.h>
@@ -36,3 +37,7 @@ LUO_DECL(kho_retrieve_subtree, int (*)(const char *, phys_addr_t *, size_t *));
 LUO_DECL(register_reboot_notifier, int (*)(struct notifier_block *));
 LUO_DECL(unregister_reboot_notifier, int (*)(struct notifier_block *));
 static_assert(SYS_RESTART == 0x0001, "SYS_RESTART changed: update reboot.rs");
+#ifdef CONFIG_KEXEC_CORE
+static_assert(__builtin_types_compatible_p(typeof(kexec_in_progress), bool),
+	      "kexec_in_progress changed: update reboot.rs");
+#endif

@@ -198,6 +198,12 @@ fn hook() -> Result<Option<Hook>> {
     Ok(hook)
 }
 
+/// The one line of a load that fails once the state is decided: the steps after it log
+/// nothing themselves, so a failure says once what could not be registered.
+fn not_loading(what: &'static str) -> impl Fn(&Error) {
+    move |err| pr_err!("not loading: cannot register {what} ({err:?})\n")
+}
+
 /// The flavour of this boot.
 #[derive(Clone, Copy)]
 enum Choice {
@@ -249,6 +255,15 @@ impl Choice {
         })
     }
 
+    /// What [`Choice::register`] registers, for the line of a failed load.
+    fn controls(self) -> &'static str {
+        match self {
+            Self::Standalone => "/dev/liveupdate, the reboot notifier or the test hook",
+            #[cfg(luo_mainline)]
+            Self::Observer => "the observer of mainline's sessions",
+        }
+    }
+
     /// How the ready line names the flavour.
     fn describe(self) -> &'static str {
         match self {
@@ -265,8 +280,11 @@ impl kernel::InPlaceModule for Luo {
         let choice = Choice::now();
         try_pin_init!(Self {
             _orchestrator: check_selftest().and_then(|()| choice.start())?,
-            _sysfs: sysfs::StateGroup::register()?,
-            _flavour: choice.register()?,
+            _sysfs: sysfs::StateGroup::register()
+                .inspect_err(not_loading("/sys/kernel/liveupdate"))?,
+            _flavour: choice
+                .register()
+                .inspect_err(not_loading(choice.controls()))?,
         })
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.

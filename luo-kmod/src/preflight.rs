@@ -23,7 +23,10 @@ const MISC_DIR: [&CStr; 3] = [c"devices", c"virtual", c"misc"];
 /// off unless the kernel was booted with `liveupdate=on`, and while it is off it registers
 /// nothing. What clashes is decided here, at load time, by the names themselves.
 pub(crate) fn check() -> Result {
-    if KernfsNode::sys_kernel().child(GROUP_NAME).is_some() {
+    if KernfsNode::sys_kernel()
+        .and_then(|kernel| kernel.child(GROUP_NAME))
+        .is_some()
+    {
         pr_err!(
             "not loading: /sys/kernel/liveupdate exists, so another orchestrator (or luo \
              itself) is loaded; unload it first\n"

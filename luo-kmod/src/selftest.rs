@@ -90,16 +90,13 @@ unsafe impl Sync for Selftest {}
 
 impl Selftest {
     /// Creates `/sys/kernel/debug/liveupdate/luo_selftest` and taints the kernel (`TAINT_TEST`).
+    ///
+    /// Logs nothing on failure: module init says which step failed.
     pub(crate) fn create() -> Result<Self> {
         // SAFETY: The name is a NUL-terminated static; a NULL parent is the debugfs root.
         let dir =
             unsafe { bindings::debugfs_create_dir(SELFTEST_DIR.as_char_ptr(), ptr::null_mut()) };
-        let dir = from_err_ptr(dir).inspect_err(|err| {
-            pr_err!(
-                "cannot create debugfs liveupdate/ for the selftest hook ({:?})\n",
-                err
-            )
-        })?;
+        let dir = from_err_ptr(dir)?;
         // SAFETY: `dir` is the directory just created; the name is a NUL-terminated static;
         // `FOPS` is a static that outlives the file, which `Drop` removes. debugfs wraps the
         // operations in its full proxy, so removal waits for running ioctls.
@@ -116,10 +113,6 @@ impl Selftest {
         if let Err(err) = from_err_ptr(file) {
             // SAFETY: `dir` is the directory created above, not yet shared with anyone.
             unsafe { bindings::debugfs_remove(dir) };
-            pr_err!(
-                "cannot create debugfs liveupdate/luo_selftest ({:?})\n",
-                err
-            );
             return Err(err);
         }
         // SAFETY: `add_taint` may be called from any context; setting a taint flag that does not

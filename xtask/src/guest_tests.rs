@@ -24,7 +24,17 @@ const TESTS: &[&str] = &[
     "follow",
     "refusal",
     "production",
+    "faults",
 ];
+
+/// Words the guest of a test appends to the kernel command line: the fault-injection test
+/// checks every failed load with the slab's debug checks and kmemleak on.
+fn append_for(test: &str) -> Vec<String> {
+    match test {
+        "faults" => vec!["slub_debug=FZPU".to_owned(), "kmemleak=on".to_owned()],
+        _ => Vec::new(),
+    }
+}
 
 /// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not
 /// `refusal` (it loads luo next to another owner of the name), not `luoctl` (it covers the
@@ -138,7 +148,11 @@ fn run_guests(
         .iter()
         .filter(|t| only.is_empty() || only.iter().any(|o| o == *t))
     {
-        let guest = vm::run_in_guest_with(kernel_build, &script(test), options, |_, _, _| {})?;
+        let options = GuestOptions {
+            rw_dirs: options.rw_dirs.clone(),
+            append: [options.append.clone(), append_for(test)].concat(),
+        };
+        let guest = vm::run_in_guest_with(kernel_build, &script(test), &options, |_, _, _| {})?;
         let verdict = if guest.success() { "ok" } else { "FAILED" };
         eprintln!("    {test}: {verdict} ({:.1?})", guest.elapsed);
         for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {

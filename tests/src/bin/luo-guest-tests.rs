@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         {
             arrival(ko, state, generation, reason.first())
         }
-        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl agent follow refusal production)".to_owned()),
+        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl agent follow refusal production faults)".to_owned()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,6 +114,7 @@ fn run(test: &str, ko: PathBuf) -> Outcome {
         "follow" => guest::follow::run(&ko),
         "refusal" => guest::refusal::run(&ko),
         "production" => guest::production::run(&ko),
+        "faults" => guest::faults::run(&ko),
         other => Err(format!("unknown test '{other}'")),
     };
     // A splat fails the test even when every assertion held.

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod arrival;
 pub mod errors;
+pub mod faults;
 pub mod follow;
 pub mod layout;
 pub mod lines;
