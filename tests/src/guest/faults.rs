@@ -12,12 +12,17 @@
 //! past each allocation exactly: for the allocation at which a load failed, the smallest step
 //! that passes it is found by doubling and bisection. The sweep ends at the first load into
 //! which no fault was injected. The guest boots with `slub_debug=FZPU kmemleak=on`.
+//!
+//! Status: not passing yet, so `cargo xtask test-kernel` runs it only when named. Under
+//! `slub_debug` and kmemleak a load takes seconds in TCG, and after the first armed load the
+//! test process fails to spawn `rmmod` (`EINVAL`), with `times` already back at 0; not yet
+//! understood. `/proc/thread-self/fail-nth` (fail the Nth injectable call of one thread) would
+//! make the sweep exact and cheaper than the byte budget.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -366,18 +371,29 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     Ok(())
 }
 
-/// `insmod ko selftest=1` from a shell that asked failslab to fail its allocations; whether the
-/// load succeeded.
+/// Loads `ko` with `selftest=1` by `finit_module(2)` from a thread that asked failslab to fail
+/// its allocations, and only for that call: the file is opened before, and the flag goes with
+/// the thread, so the budget counts the load's allocations alone. Whether the load succeeded.
 fn insmod_armed(ko: &Path) -> Result<bool, String> {
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "echo 1 > /proc/self/make-it-fail && exec insmod \"$0\" selftest=1 2>/dev/null",
-        ])
-        .arg(ko)
-        .status()
-        .map_err(|err| format!("running insmod: {err}"))?;
-    Ok(status.success())
+    let file = File::open(ko).map_err(|err| format!("{}: {err}", ko.display()))?;
+    let armed = std::thread::spawn(move || -> Result<bool, String> {
+        fs::write("/proc/thread-self/make-it-fail", "1")
+            .map_err(|err| format!("/proc/thread-self/make-it-fail: {err}"))?;
+        // SAFETY: `file` is an open file, the parameters a NUL-terminated string; the call
+        // reads both and keeps neither.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                c"selftest=1".as_ptr(),
+                0,
+            )
+        };
+        Ok(ret == 0)
+    });
+    armed
+        .join()
+        .map_err(|_| "the loading thread panicked".to_owned())?
 }
 
 /// `rmmod luo`, retried while the opener holds the device (an open file pins the module).
