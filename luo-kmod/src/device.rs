@@ -18,6 +18,7 @@ use kernel::{
 };
 
 use crate::{
+    capability,
     ioctl::{
         self, AbiError, Command, GetStateArg, SetEventArg, GET_STATE, IOCTL_TYPE, SELFTEST_DAMAGE,
         SELFTEST_FREEZE, SET_EVENT,
@@ -50,17 +51,11 @@ static OPEN: AtomicFlag = AtomicFlag::new(false);
 /// Registers `/dev/liveupdate`.
 ///
 /// The node's mode is devtmpfs's default for a misc device without its own mode: 0600. Fails
-/// with `EEXIST` when a misc device of that name exists (the kernel's own `CONFIG_LIVEUPDATE`).
+/// with `EEXIST` when a misc device of that name exists, which `preflight` checked before;
+/// logs nothing: module init says which step failed.
 pub(crate) fn register() -> Result<Pin<KBox<MiscDeviceRegistration<Control>>>> {
     let options = MiscDeviceOptions { name: DEVICE_NAME };
-    KBox::pin_init(MiscDeviceRegistration::register(options), GFP_KERNEL).inspect_err(|err| {
-        if *err == EEXIST {
-            pr_err!(
-                "a misc device named 'liveupdate' already exists (the kernel's own \
-                 CONFIG_LIVEUPDATE?); not loading\n"
-            );
-        }
-    })
+    KBox::pin_init(MiscDeviceRegistration::register(options), GFP_KERNEL)
 }
 
 /// An open `/dev/liveupdate`. It holds nothing: the state is the orchestrator's.
@@ -70,7 +65,17 @@ pub(crate) struct Control;
 impl MiscDevice for Control {
     type Ptr = ();
 
+    /// Admits one opener that holds `CAP_SYS_BOOT` (`EPERM` otherwise, `EBUSY` while another
+    /// has it open).
+    ///
+    /// The node's mode (0600, root) is not enough on its own: a udev rule or a `chmod` that
+    /// widens it would let anyone with access `PREPARE`, which arms the next kexec as a live
+    /// update. The check is made at open, as `/dev/mem` checks `CAP_SYS_RAWIO`, so a holder
+    /// may pass the open file to a helper; mainline's orchestrator relies on the mode alone.
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<()> {
+        if !capability::sys_boot() {
+            return Err(EPERM);
+        }
         // Relaxed is enough: the flag guards no data, it only counts openers.
         if OPEN.cmpxchg(false, true, Relaxed).is_err() {
             return Err(EBUSY);
@@ -119,21 +124,33 @@ fn set_event(arg: UserPtr) -> Result {
 ///
 /// `T` is the struct of `command`.
 fn read_arg<T: FromBytes>(arg: UserPtr, command: Command) -> Result<T> {
-    let size = UserSlice::new(arg, size_of::<u32>())
-        .reader()
-        .read::<u32>()?;
-    let tail = ioctl::tail_len(size, command.arg_size(), PAGE_SIZE).map_err(to_error)?;
-    let mut reader = UserSlice::new(arg, command.arg_size() + tail).reader();
-    let value = reader.read::<T>()?;
+    let len = command.arg_size();
+    // The caller's struct is read once, front to back, so its `size` cannot change between the
+    // check and the use (another thread of the caller may be writing it).
+    let mut bytes = [0u8; MAX_ARG];
+    let head = bytes.get_mut(..len).ok_or(EINVAL)?;
+    let (size_bytes, rest) = head.split_at_mut(size_of::<u32>());
+    let mut reader = UserSlice::new(arg, len + PAGE_SIZE).reader();
+    reader.read_slice(size_bytes)?;
+    let size = u32::from_ne_bytes([size_bytes[0], size_bytes[1], size_bytes[2], size_bytes[3]]);
+    let tail = ioctl::tail_len(size, len, PAGE_SIZE).map_err(to_error)?;
+    reader.read_slice(rest)?;
+    let value = T::from_bytes_copy(&bytes[..len]).ok_or(EINVAL)?;
+    let mut left = tail;
     let mut chunk = [0u8; 64];
-    while !reader.is_empty() {
-        let len = reader.len().min(chunk.len());
-        let bytes = &mut chunk[..len];
+    while left > 0 {
+        let bytes = &mut chunk[..left.min(64)];
         reader.read_slice(bytes)?;
         ioctl::check_tail(bytes).map_err(to_error)?;
+        left -= bytes.len();
     }
     Ok(value)
 }
+
+/// The largest argument struct of any command: a bound for the stack copy in [`read_arg`].
+const MAX_ARG: usize = 16;
+const _: () = assert!(Command::GetState.arg_size() <= MAX_ARG);
+const _: () = assert!(Command::SetEvent.arg_size() <= MAX_ARG);
 
 /// The errno for a refusal, as `AbiError::errno` says.
 fn to_error(err: AbiError) -> Error {

@@ -5,7 +5,9 @@
 
 use core::ptr::NonNull;
 
-use kernel::{bindings, prelude::*, str::as_char_ptr_in_const_context, sync::rcu};
+#[cfg(MODULE)]
+use kernel::sync::rcu;
+use kernel::{bindings, prelude::*, str::as_char_ptr_in_const_context};
 
 /// A reference to a kernfs node.
 ///
@@ -22,24 +24,44 @@ unsafe impl Send for KernfsNode {}
 unsafe impl Sync for KernfsNode {}
 
 impl KernfsNode {
-    /// The directory of `/sys/kernel` (`kernel_kobj`).
-    pub(crate) fn sys_kernel() -> Self {
-        // SAFETY: `kernel_kobj` is created at boot (core initcall), before any module loads or
-        // any built-in device initcall runs, and never freed; its directory node `sd` lives as
-        // long as the kobject. `kernfs_get` takes the reference this value owns.
+    /// The directory of `/sys/kernel` (`kernel_kobj`); `None` when the boot could not create it
+    /// (`ksysfs_init` failed, which the kernel survives).
+    pub(crate) fn sys_kernel() -> Option<Self> {
+        // SAFETY: `kernel_kobj` is set in a core initcall, before any module loads or any
+        // built-in device initcall runs, and never changed or freed after; it is NULL if that
+        // initcall failed.
+        let kobj = NonNull::new(unsafe { bindings::kernel_kobj })?;
+        // SAFETY: `kobj` is a live kobject (above); its directory node `sd` lives as long as
+        // the kobject, and is NULL only for a kobject not in sysfs.
+        let node = NonNull::new(unsafe { (*kobj.as_ptr()).sd })?;
+        // SAFETY: `node` is a live kernfs node; `kernfs_get` takes the reference this value
+        // owns.
+        unsafe { bindings::kernfs_get(node.as_ptr()) };
         // INVARIANT: The reference was taken just above.
-        unsafe {
-            let node = (*bindings::kernel_kobj).sd;
-            bindings::kernfs_get(node);
-            Self {
-                node: NonNull::new_unchecked(node),
-            }
-        }
+        Some(Self { node })
     }
 
     /// The root of sysfs: the parent of `/sys/kernel`.
+    ///
+    /// Built in, `kernfs_get_parent()`, which kernfs documents for this. A module cannot call it
+    /// (it is not exported, nor is `sysfs_root_kn`, nor any other way to the root), so out of
+    /// tree this reads the node's parent pointer `__parent` the way `kernfs_get_parent()` does
+    /// under RCU: `/sys/kernel` is never renamed or moved, so the rename lock it takes instead
+    /// has nothing to exclude.
+    #[cfg(not(MODULE))]
     pub(crate) fn sysfs_root() -> Option<Self> {
-        let kernel = Self::sys_kernel();
+        let kernel = Self::sys_kernel()?;
+        // SAFETY: `kernel.node` is valid (type invariant); the parent comes back with a
+        // reference for the caller, or NULL for a root.
+        let parent = unsafe { bindings::kernfs_get_parent(kernel.node.as_ptr()) };
+        // INVARIANT: `kernfs_get_parent` took the reference.
+        NonNull::new(parent).map(|node| Self { node })
+    }
+
+    /// The root of sysfs: the parent of `/sys/kernel` (see the built-in variant above).
+    #[cfg(MODULE)]
+    pub(crate) fn sysfs_root() -> Option<Self> {
+        let kernel = Self::sys_kernel()?;
         let _rcu = rcu::read_lock();
         // SAFETY: `kernel.node` is valid (type invariant). `__parent` is RCU-protected; the
         // read-side lock is held, the volatile read is the `rcu_dereference`, and a node that

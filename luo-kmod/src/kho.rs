@@ -4,11 +4,14 @@
 //! the incoming record the previous kernel left for this one.
 //!
 //! KHO has no Rust abstraction in 7.3 and its functions are not in the bindings, so they are
-//! declared here, as `reboot.rs` does for the reboot notifier; without `CONFIG_KEXEC_HANDOVER`
-//! they are stubs that say KHO is off. Two safe types own what KHO hands
+//! declared here, as `reboot.rs` does for the reboot notifier, and `decls.c` checks each
+//! declaration against `<linux/kexec_handover.h>` at build time; without
+//! `CONFIG_KEXEC_HANDOVER` they are stubs that say KHO is off. Two safe types own what KHO hands
 //! out:
 //! - [`Outgoing`]: preserved memory registered as the subtree [`KHO_SUBTREE`] for exactly its
-//!   lifetime; `Drop` removes the subtree and frees the memory.
+//!   lifetime; `Drop` removes the subtree and frees the memory. KHO's debugfs shows those bytes
+//!   live, so every write stores the record as aligned 8-byte words (see `record.rs` for why a
+//!   reader can then tell a torn copy).
 //! - [`Incoming`]: the previous kernel's record, mapped for exactly its lifetime.
 //!
 //! The incoming record is never claimed with `kho_restore_free`: its page stays reserved for the
@@ -21,7 +24,7 @@ use core::ptr::NonNull;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    ffi::c_void,
+    ffi::{c_ulong, c_void},
     page::PAGE_SIZE,
     prelude::*,
     str::as_char_ptr_in_const_context,
@@ -29,7 +32,8 @@ use kernel::{
 
 use crate::record::{decode, Handover, Record, RecordError, KHO_SUBTREE, RECORD_SIZE};
 
-/// The KHO functions, exported by kernel/liveupdate/kexec_handover.c (`EXPORT_SYMBOL_GPL`).
+/// The KHO functions, exported by kernel/liveupdate/kexec_handover.c (`EXPORT_SYMBOL_GPL`);
+/// `decls.c` asserts that each has the type declared here.
 #[cfg(CONFIG_KEXEC_HANDOVER)]
 mod kho_c {
     use kernel::{
@@ -54,12 +58,6 @@ mod kho_c {
 }
 #[cfg(CONFIG_KEXEC_HANDOVER)]
 use kho_c::*;
-
-// Exported by kernel/iomem.c.
-unsafe extern "C" {
-    fn memremap(offset: bindings::resource_size_t, size: usize, flags: usize) -> *mut c_void;
-    fn memunmap(addr: *mut c_void);
-}
 
 /// Without `CONFIG_KEXEC_HANDOVER` the KHO functions are inline stubs in
 /// `include/linux/kexec_handover.h`, with no symbol to link against; these return what those
@@ -129,9 +127,6 @@ mod no_kho {
 #[cfg(not(CONFIG_KEXEC_HANDOVER))]
 use no_kho::*;
 
-/// `MEMREMAP_WB` of `include/linux/io.h`: cached, the direct map for system RAM.
-const MEMREMAP_WB: usize = 1;
-
 /// Whether KHO is on in this boot (`kho=` or `CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT`).
 pub(crate) fn enabled() -> bool {
     // SAFETY: `kho_is_enabled` only reads a flag fixed at early boot.
@@ -142,10 +137,26 @@ pub(crate) fn enabled() -> bool {
 ///
 /// # Invariants
 ///
-/// `blob` points to [`RECORD_SIZE`] bytes from `kho_alloc_preserve`, registered as the subtree
-/// [`KHO_SUBTREE`], and nothing else writes them while this value exists.
+/// `blob` points to [`RECORD_SIZE`] bytes, 8-byte aligned, from `kho_alloc_preserve`, registered
+/// as the subtree [`KHO_SUBTREE`], and nothing else writes them while this value exists.
 pub(crate) struct Outgoing {
-    blob: NonNull<Record>,
+    blob: NonNull<u64>,
+}
+
+/// Stores `record` at `dst` as aligned 8-byte words, each with one store that no reader can
+/// see half done; the order of the words does not matter (see `record.rs`).
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of [`RECORD_SIZE`] bytes, 8-byte aligned, and no other
+/// writer may store there meanwhile.
+unsafe fn store(dst: NonNull<u64>, record: &Record) {
+    for (i, word) in record.to_words().into_iter().enumerate() {
+        // SAFETY: `i < RECORD_SIZE / 8`, so the word is within the `RECORD_SIZE` bytes the
+        // caller guarantees, and aligned. A volatile aligned 8-byte store is one store
+        // (`WRITE_ONCE`), which a concurrent reader of the bytes sees whole or not at all.
+        unsafe { dst.as_ptr().add(i).write_volatile(word) };
+    }
 }
 
 // SAFETY: The memory is owned by this value alone; KHO only reads it at the kexec jump, and
@@ -155,14 +166,15 @@ unsafe impl Send for Outgoing {}
 impl Outgoing {
     /// Preserves a record holding `initial` and registers it under [`KHO_SUBTREE`].
     ///
-    /// KHO must be [`enabled`]: `kho_add_subtree` does not check it.
+    /// KHO must be [`enabled`]: `kho_add_subtree` does not check it. Fails with `EEXIST` when
+    /// the name is taken. Logs nothing: the caller says what it does instead.
     pub(crate) fn register(initial: Record) -> Result<Self> {
         // SAFETY: Any size may be asked for; the result is a valid pointer or an `ERR_PTR`.
         let mem = from_err_ptr(unsafe { kho_alloc_preserve(RECORD_SIZE) })?;
-        let blob = NonNull::new(mem.cast::<Record>()).ok_or(ENOMEM)?;
+        let blob = NonNull::new(mem.cast::<u64>()).ok_or(ENOMEM)?;
         // SAFETY: `kho_alloc_preserve` returned page-aligned memory of at least `RECORD_SIZE`
         // bytes that only this function knows of yet.
-        unsafe { blob.as_ptr().write(initial) };
+        unsafe { store(blob, &initial) };
         // SAFETY: The name is a NUL-terminated static that outlives the registration (it is
         // removed in `Drop`, before the module's memory goes); `mem` holds `RECORD_SIZE` bytes.
         let ret =
@@ -170,12 +182,6 @@ impl Outgoing {
         if let Err(err) = to_result(ret) {
             // SAFETY: `mem` came from `kho_alloc_preserve` and was never registered.
             unsafe { kho_unpreserve_free(mem) };
-            if err == EEXIST {
-                pr_err!(
-                    "the KHO subtree {:?} is taken: another luo owns the handover\n",
-                    KHO_SUBTREE
-                );
-            }
             return Err(err);
         }
         // INVARIANT: The memory is preserved, holds a record and is registered.
@@ -184,10 +190,10 @@ impl Outgoing {
 
     /// Replaces the record the next kernel will read.
     pub(crate) fn write(&mut self, record: Record) {
-        // SAFETY: By the type invariant `blob` is valid for a `Record` and ours alone; `&mut
-        // self` rules out a concurrent write. KHO reads it only after the jump, in the next
-        // kernel.
-        unsafe { self.blob.as_ptr().write(record) };
+        // SAFETY: By the type invariant `blob` is valid, aligned and ours alone; `&mut self`
+        // rules out a concurrent write. The next kernel reads it after the jump; KHO's debugfs
+        // may read it now, which `store` allows for.
+        unsafe { store(self.blob, &record) };
     }
 }
 
@@ -214,6 +220,8 @@ pub(crate) enum NoRecord {
     Absent,
     /// KHO refused the lookup, or the record could not be mapped.
     Failed(Error),
+    /// The blob is too small to hold a record; refused before anything is mapped.
+    Refused(RecordError),
 }
 
 /// The record the previous kernel left for this one, mapped for reading and marking.
@@ -221,8 +229,8 @@ pub(crate) enum NoRecord {
 /// # Invariants
 ///
 /// `mem` maps `len` bytes of the incoming subtree [`KHO_SUBTREE`] (reserved memory, never
-/// claimed or freed during this boot), with `RECORD_SIZE <= len <= PAGE_SIZE` or `len` as
-/// small as the previous kernel made it; the mapping is removed in `Drop`.
+/// claimed or freed during this boot), with `RECORD_SIZE <= len <= PAGE_SIZE`; the mapping is
+/// removed in `Drop`.
 pub(crate) struct Incoming {
     mem: NonNull<u8>,
     len: usize,
@@ -253,11 +261,16 @@ impl Incoming {
             Err(err) if err == ENOENT => return Err(NoRecord::Absent),
             Err(err) => return Err(NoRecord::Failed(err)),
         }
+        // A blob too small for a record is refused here: `memremap` of 0 bytes fails, and that
+        // failure would read as a lack of memory.
+        if size < RECORD_SIZE {
+            return Err(NoRecord::Refused(RecordError::Truncated { len: size }));
+        }
         // No version of the record fills more than a page; a larger size is not ours to map.
         let len = size.min(PAGE_SIZE);
         // SAFETY: `phys` and `size` describe memory the previous kernel preserved, which KHO
         // keeps reserved in this kernel; mapping it cached is how RAM is read.
-        let mem = unsafe { memremap(phys, len, MEMREMAP_WB) };
+        let mem = unsafe { bindings::memremap(phys, len, bindings::MEMREMAP_WB as c_ulong) };
         let mem = NonNull::new(mem.cast::<u8>()).ok_or(NoRecord::Failed(ENOMEM))?;
         // INVARIANT: `mem` maps `len` bytes of the incoming record until `Drop`.
         Ok(Self { mem, len })
@@ -273,22 +286,23 @@ impl Incoming {
 
     /// Overwrites the record with `record`, for later loads of the module in this boot.
     ///
-    /// Only called after [`Incoming::read`] accepted the record, so it holds at least
-    /// [`RECORD_SIZE`] bytes.
+    /// Written the way [`Outgoing::write`] writes, since KHO's debugfs shows this record too.
     pub(crate) fn mark(&mut self, record: Record) {
-        if self.len < RECORD_SIZE {
+        let words = self.mem.cast::<u64>();
+        // A preserved blob starts on a page; a record elsewhere was not placed by luo.
+        if !words.as_ptr().is_aligned() {
             return;
         }
-        let bytes = record.to_bytes();
         // SAFETY: By the type invariant `mem` maps `len >= RECORD_SIZE` writable bytes that no
-        // one else uses in this boot; `&mut self` rules out a concurrent reader here.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.mem.as_ptr(), RECORD_SIZE) };
+        // one else writes in this boot; it is aligned (checked above); `&mut self` rules out a
+        // concurrent writer.
+        unsafe { store(words, &record) };
     }
 }
 
 impl Drop for Incoming {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `mem` came from `memremap` and is unmapped only here.
-        unsafe { memunmap(self.mem.as_ptr().cast()) };
+        unsafe { bindings::memunmap(self.mem.as_ptr().cast()) };
     }
 }

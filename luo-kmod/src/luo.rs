@@ -64,6 +64,12 @@ impl kernel::fmt::Display for record::RecordError {
     }
 }
 
+impl kernel::fmt::Display for observed::Inconsistent {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
 // The generic sysfs abstraction this module's group is built on. Out of tree it is compiled as
 // one of this module's own files; the in-tree series places the very same file at
 // `rust/kernel/sysfs.rs`, where it is `kernel::sysfs` (`cargo xtask patches` rewrites these
@@ -72,6 +78,7 @@ impl kernel::fmt::Display for record::RecordError {
 #[path = "../kernel/sysfs.rs"]
 pub mod kernel_sysfs;
 
+mod capability;
 mod device;
 mod kernfs;
 mod kho;
@@ -82,6 +89,9 @@ mod mainline;
 mod orchestrator;
 mod preflight;
 mod reboot;
+// `--cfg luo_selftest` (`LUO_SELFTEST=y` out of tree, `CONFIG_LIVEUPDATE_SYSFS_API_TEST` in the
+// tree): the test hook exists only in test builds, never on a production load.
+#[cfg(luo_selftest)]
 mod selftest;
 mod sysfs;
 
@@ -100,7 +110,7 @@ module! {
     params: {
         selftest: bool {
             default: false,
-            description: "Create the debugfs test hook liveupdate/luo_selftest",
+            description: "Create the debugfs test hook liveupdate/luo_selftest (test builds only)",
         },
     },
 }
@@ -113,13 +123,13 @@ module! {
 /// the state is decided before it is visible, and visible before anything can change it.
 #[pin_data]
 struct Luo {
-    _drivers: Drivers,
+    _flavour: Interfaces,
     _sysfs: sysfs::StateGroup,
     _orchestrator: orchestrator::Running,
 }
 
 /// What changes the state, in each flavour.
-enum Drivers {
+enum Interfaces {
     /// luo's own state machine: the device, the freeze on a kexec reboot, the test hook.
     Standalone { _controls: Pin<KBox<Controls>> },
     /// mainline's orchestrator: its observer hook.
@@ -139,7 +149,7 @@ enum Drivers {
 #[pin_data]
 struct Controls {
     _device: Pin<KBox<MiscDeviceRegistration<device::Control>>>,
-    _selftest: Option<selftest::Selftest>,
+    _selftest: Option<Hook>,
     #[pin]
     _reboot: reboot::RebootNotifier,
 }
@@ -149,14 +159,49 @@ impl Controls {
         // Fields are initialised in the order written here, and dropped in declaration order.
         try_pin_init!(Self {
             _reboot <- reboot::RebootNotifier::register(),
-            _selftest: if module_parameters::selftest.value() {
-                Some(selftest::Selftest::create()?)
-            } else {
-                None
-            },
+            _selftest: hook()?,
             _device: device::register()?,
         })
     }
+}
+
+/// The test hook, in a build that has it.
+#[cfg(luo_selftest)]
+type Hook = selftest::Selftest;
+/// No test hook in this build: `Option<Hook>` is always `None`.
+#[cfg(not(luo_selftest))]
+type Hook = core::convert::Infallible;
+
+/// Fails, with one log line, when the `selftest` parameter asks for a hook this build lacks;
+/// checked first, so the refused load does nothing else.
+fn check_selftest() -> Result {
+    if cfg!(luo_selftest) || !module_parameters::selftest.value() {
+        return Ok(());
+    }
+    pr_err!(
+        "not loading: selftest=1, but this build has no test hook (build with LUO_SELFTEST=y, \
+         or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)\n"
+    );
+    Err(EINVAL)
+}
+
+/// The test hook, when the `selftest` parameter asks for it and the build has it.
+fn hook() -> Result<Option<Hook>> {
+    if !module_parameters::selftest.value() {
+        return Ok(None);
+    }
+    #[cfg(luo_selftest)]
+    let hook = Some(selftest::Selftest::create()?);
+    // `check_selftest` refused the load already.
+    #[cfg(not(luo_selftest))]
+    let hook = None;
+    Ok(hook)
+}
+
+/// The one line of a load that fails once the state is decided: the steps after it log
+/// nothing themselves, so a failure says once what could not be registered.
+fn not_loading(what: &'static str) -> impl Fn(&Error) {
+    move |err| pr_err!("not loading: cannot register {what} ({err:?})\n")
 }
 
 /// The flavour of this boot.
@@ -198,22 +243,25 @@ impl Choice {
     }
 
     /// What changes the state in this flavour, registered.
-    fn register(self) -> Result<Drivers> {
+    fn register(self) -> Result<Interfaces> {
         Ok(match self {
-            Self::Standalone => {
-                let controls = KBox::pin_init(Controls::register(), GFP_KERNEL)?;
-                Drivers::Standalone {
-                    _controls: controls,
-                }
-            }
+            Self::Standalone => Interfaces::Standalone {
+                _controls: KBox::pin_init(Controls::register(), GFP_KERNEL)?,
+            },
             #[cfg(luo_mainline)]
-            Self::Observer => {
-                let observer = KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?;
-                Drivers::Observer {
-                    _observer: observer,
-                }
-            }
+            Self::Observer => Interfaces::Observer {
+                _observer: KBox::pin_init(mainline::Observer::register(), GFP_KERNEL)?,
+            },
         })
+    }
+
+    /// What [`Choice::register`] registers, for the line of a failed load.
+    fn controls(self) -> &'static str {
+        match self {
+            Self::Standalone => "/dev/liveupdate, the reboot notifier or the test hook",
+            #[cfg(luo_mainline)]
+            Self::Observer => "the observer of mainline's sessions",
+        }
     }
 
     /// How the ready line names the flavour.
@@ -231,9 +279,12 @@ impl kernel::InPlaceModule for Luo {
         let start = Instant::<Monotonic>::now();
         let choice = Choice::now();
         try_pin_init!(Self {
-            _orchestrator: choice.start()?,
-            _sysfs: sysfs::StateGroup::register()?,
-            _drivers: choice.register()?,
+            _orchestrator: check_selftest().and_then(|()| choice.start())?,
+            _sysfs: sysfs::StateGroup::register()
+                .inspect_err(not_loading("/sys/kernel/liveupdate"))?,
+            _flavour: choice
+                .register()
+                .inspect_err(not_loading(choice.controls()))?,
         })
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.

@@ -23,9 +23,7 @@ use kernel::{
 
 use crate::kho::{self, Incoming, NoRecord, Outgoing};
 use crate::observed::{observed_change_allowed, Sessions, Step};
-use crate::{
-    next_state, Arrival, Damage, Event, Flavour, Record, State, StateCell, TransitionError,
-};
+use crate::{next_state, Arrival, Event, Flavour, Record, State, StateCell, TransitionError};
 
 /// The current state. `Undefined` only until [`Running::start`] runs, before any interface
 /// exists.
@@ -90,10 +88,17 @@ impl Running {
         unsafe { TRANSITION.init() };
         let (arrival, incoming) = arrive();
         let outgoing = if kho::enabled() {
-            Some(Outgoing::register(Record::new(
-                arrival.state,
-                arrival.generation,
-            ))?)
+            // Without the record the module still serves the state, as with `kho=off`; only the
+            // next kernel's detection of a live update is lost, and the line says so.
+            Outgoing::register(Record::new(arrival.state, arrival.generation))
+                .inspect_err(|err| {
+                    pr_warn!(
+                        "cannot register the KHO subtree {:?} ({err:?}): the next kernel cannot \
+                         tell a live update from a plain kexec; going on as with kho=off\n",
+                        crate::record::KHO_SUBTREE
+                    )
+                })
+                .ok()
         } else {
             pr_warn!(
                 "kexec handover (KHO) is off: the next kernel cannot tell a live update from a \
@@ -165,6 +170,10 @@ fn arrive() -> (Arrival, Option<Incoming>) {
         }
         Err(NoRecord::Failed(err)) => {
             pr_err!("Not a live update: cannot read the handover record ({err:?})\n");
+            return (Arrival::COLD, None);
+        }
+        Err(NoRecord::Refused(reason)) => {
+            pr_err!("Not a live update: handover record refused: {reason}\n");
             return (Arrival::COLD, None);
         }
     };
@@ -245,6 +254,49 @@ fn publish(records: &Records, to: State) {
     }
 }
 
+/// From now on, every change notifies the pollers of `state` through `notifier`.
+///
+/// The sysfs group calls this once its files exist, before any interface that can change the
+/// state is registered.
+pub(crate) fn watch(notifier: Notifier) {
+    TRANSITION.lock().notifier = Some(notifier);
+}
+
+/// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
+/// answers with `ENODEV`, notifies, and hands the notifier back to the sysfs group.
+///
+/// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
+/// asleep on `state` would sleep forever after an unload. The notify wakes every poller, and
+/// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
+/// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
+/// with a last notify through the returned notifier after the removal. The cell orders the
+/// store before the notify exactly as for a transition.
+pub(crate) fn retire() -> Option<Notifier> {
+    let mut records = TRANSITION.lock();
+    STATE.publish(State::Undefined);
+    let notifier = records.notifier.take();
+    if let Some(notifier) = notifier.as_ref() {
+        notifier.notify();
+    }
+    notifier
+}
+
+/// Applies an event the kernel raises itself (the freeze), by the transition table alone.
+pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
+    change(|from| next_state(from, event))
+}
+
+/// The test hook's damage: writes the outgoing record for the current state with `damage`
+/// applied, so the next kernel must refuse it. A later change writes a sound record again.
+#[cfg(luo_selftest)]
+pub(crate) fn damage_record(damage: crate::Damage) -> Result {
+    let mut records = TRANSITION.lock();
+    let outgoing = records.outgoing.as_mut().ok_or(EOPNOTSUPP)?;
+    outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));
+    pr_info!("Test hook: damaged the handover record ({damage:?})\n");
+    Ok(())
+}
+
 /// The observer flavour's setter: applies a step of mainline's lifecycle and publishes the
 /// state it derives, when it changed.
 ///
@@ -285,48 +337,6 @@ pub(crate) fn observe(step: Step) {
             to.word()
         );
     }
-}
-
-/// From now on, every change notifies the pollers of `state` through `notifier`.
-///
-/// The sysfs group calls this once its files exist, before any interface that can change the
-/// state is registered.
-pub(crate) fn watch(notifier: Notifier) {
-    TRANSITION.lock().notifier = Some(notifier);
-}
-
-/// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
-/// answers with `ENODEV`, notifies, and hands the notifier back to the sysfs group.
-///
-/// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
-/// asleep on `state` would sleep forever after an unload. The notify wakes every poller, and
-/// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
-/// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
-/// with a last notify through the returned notifier after the removal. The cell orders the
-/// store before the notify exactly as for a transition.
-pub(crate) fn retire() -> Option<Notifier> {
-    let mut records = TRANSITION.lock();
-    STATE.publish(State::Undefined);
-    let notifier = records.notifier.take();
-    if let Some(notifier) = notifier.as_ref() {
-        notifier.notify();
-    }
-    notifier
-}
-
-/// Applies an event the kernel raises itself (the freeze), by the transition table alone.
-pub(crate) fn raise(event: Event) -> Result<State, TransitionError> {
-    change(|from| next_state(from, event))
-}
-
-/// The test hook's damage: writes the outgoing record for the current state with `damage`
-/// applied, so the next kernel must refuse it. A later change writes a sound record again.
-pub(crate) fn damage_record(damage: Damage) -> Result {
-    let mut records = TRANSITION.lock();
-    let outgoing = records.outgoing.as_mut().ok_or(EOPNOTSUPP)?;
-    outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));
-    pr_info!("Test hook: damaged the handover record ({damage:?})\n");
-    Ok(())
 }
 
 /// A rate limit for the log line of each change, in the spirit of `printk_ratelimit()`: a burst

@@ -23,7 +23,10 @@ const MISC_DIR: [&CStr; 3] = [c"devices", c"virtual", c"misc"];
 /// off unless the kernel was booted with `liveupdate=on`, and while it is off it registers
 /// nothing. What clashes is decided here, at load time, by the names themselves.
 pub(crate) fn check() -> Result {
-    if KernfsNode::sys_kernel().child(GROUP_NAME).is_some() {
+    if KernfsNode::sys_kernel()
+        .and_then(|kernel| kernel.child(GROUP_NAME))
+        .is_some()
+    {
         pr_err!(
             "not loading: /sys/kernel/liveupdate exists, so another orchestrator (or luo \
              itself) is loaded; unload it first\n"
@@ -32,11 +35,14 @@ pub(crate) fn check() -> Result {
     }
     let misc = KernfsNode::sysfs_root().and_then(|root| root.walk(&MISC_DIR));
     if misc.is_some_and(|dir| dir.child(DEVICE_NAME).is_some()) {
+        // Out of tree nothing tells whose device it is; with mainline's orchestrator built in,
+        // it is most likely that one, booted with liveupdate=on.
         if cfg!(CONFIG_LIVEUPDATE) {
             pr_err!(
-                "not loading: mainline's live update orchestrator is on (liveupdate=on) and \
-                 owns /dev/liveupdate; for its state beside it, build luo in \
-                 (CONFIG_LIVEUPDATE_SYSFS_API=y), or boot without liveupdate=on\n"
+                "not loading: another driver owns the misc device name 'liveupdate' \
+                 (/sys/devices/virtual/misc/liveupdate), on this kernel most likely mainline's \
+                 live update orchestrator (liveupdate=on); for luo's state beside it, build luo \
+                 in (CONFIG_LIVEUPDATE_SYSFS_API=y), or boot without liveupdate=on\n"
             );
         } else {
             pr_err!(

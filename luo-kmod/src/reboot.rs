@@ -7,6 +7,13 @@
 //! string "kexec reboot" (`kernel_restart_prepare()`). From `prepared` this moves to `frozen`
 //! before the triggering `reboot()` goes on; in any other state, and on any other reboot, the
 //! state is left alone and the reboot goes ahead untouched.
+//!
+//! The command string can be forged: `reboot(LINUX_REBOOT_CMD_RESTART2, "kexec reboot")` runs
+//! the notifiers with it before a cold restart. Built in, luo asks the kernel instead:
+//! `kernel_kexec()` sets `kexec_in_progress` just before it runs the notifiers, and nothing
+//! else sets it. A module cannot read that flag (it is not exported), so out of tree the string
+//! decides; a forged one freezes a machine that then restarts cold, whose next boot finds no
+//! handover and comes up `normal`.
 
 use kernel::{
     bindings,
@@ -20,16 +27,41 @@ use kernel::{
 use crate::{orchestrator, Event};
 
 // The reboot notifier chain has no Rust abstraction and its functions are not in the bindings;
-// both are exported by kernel/reboot.c.
+// both are exported by kernel/reboot.c. `decls.c` checks these declarations against
+// `<linux/reboot.h>`.
 unsafe extern "C" {
     fn register_reboot_notifier(nb: *mut bindings::notifier_block) -> c_int;
     fn unregister_reboot_notifier(nb: *mut bindings::notifier_block) -> c_int;
 }
 
+// Set by `kernel_kexec()` (kernel/kexec_core.c) before the reboot notifiers run; not exported,
+// so only a built-in can read it. `decls.c` checks the declaration against `<linux/kexec.h>`.
+#[cfg(all(not(MODULE), CONFIG_KEXEC_CORE))]
+unsafe extern "C" {
+    static kexec_in_progress: bool;
+}
+
+/// Whether the reboot that runs the notifiers with `cmd` is a kexec.
+fn is_kexec(cmd: &CStr) -> bool {
+    #[cfg(all(not(MODULE), CONFIG_KEXEC_CORE))]
+    {
+        let _ = cmd;
+        // SAFETY: The flag is a `bool` the kernel writes once, before the notifiers run, on the
+        // CPU that runs them; a volatile read sees it.
+        unsafe { core::ptr::addr_of!(kexec_in_progress).read_volatile() }
+    }
+    #[cfg(not(all(not(MODULE), CONFIG_KEXEC_CORE)))]
+    {
+        cmd == KEXEC_REBOOT
+    }
+}
+
 /// `SYS_RESTART` of `include/linux/notifier.h` (an alias of `SYS_DOWN`), not in the bindings.
 const SYS_RESTART: c_ulong = 0x0001;
 
-/// The command string `kernel_kexec()` passes to the reboot notifiers.
+/// The command string `kernel_kexec()` passes to the reboot notifiers: what decides where
+/// `kexec_in_progress` cannot be read.
+#[cfg(not(all(not(MODULE), CONFIG_KEXEC_CORE)))]
 const KEXEC_REBOOT: &CStr = c"kexec reboot";
 
 /// The registration of the reboot notifier.
@@ -96,7 +128,7 @@ unsafe extern "C" fn on_reboot(
         // SAFETY: For `SYS_RESTART`, a non-NULL `data` is a NUL-terminated string that lives
         // for the duration of the call (see the function's safety section).
         let cmd = unsafe { CStr::from_char_ptr(data.cast()) };
-        if cmd == KEXEC_REBOOT {
+        if is_kexec(cmd) {
             let start = Instant::<Monotonic>::now();
             // From any state but `prepared` the table refuses the freeze and the state stays:
             // a plain kexec goes ahead untouched, so the refusal is not an error here.

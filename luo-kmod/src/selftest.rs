@@ -7,7 +7,9 @@
 //!
 //! `kernel::debugfs` in 7.3 offers read and write files only, no ioctl, so this file uses the
 //! C API directly: a directory, one file with a static `file_operations`, removed in `Drop`.
-//! The module creates it only when its `selftest` parameter is set.
+//! It is compiled only in test builds (`--cfg luo_selftest`), and the module creates it only
+//! when its `selftest` parameter is set; creating it taints the kernel with `TAINT_TEST`, since
+//! the hook lets root freeze without a kexec and corrupt the outgoing handover record.
 
 use core::ptr;
 
@@ -36,14 +38,19 @@ struct Fops(bindings::file_operations);
 // it.
 unsafe impl Sync for Fops {}
 
-/// Only `unlocked_ioctl`; `owner` makes an open file pin the module.
+/// The ioctls only; `owner` makes an open file pin the module.
+///
+/// Both commands take a number, never a pointer, so a 32-bit caller's `arg` needs no
+/// translation and `compat_ioctl` is the same function. (debugfs's full proxy in 7.3 forwards
+/// `unlocked_ioctl` only, so a compat caller still gets `ENOTTY` until debugfs forwards it.)
 static FOPS: Fops = Fops(bindings::file_operations {
     owner: kernel::module::this_module::<crate::LocalModule>().as_ptr(),
     unlocked_ioctl: Some(selftest_ioctl),
+    compat_ioctl: Some(selftest_ioctl),
     ..pin_init::zeroed()
 });
 
-/// `unlocked_ioctl` of `luo_selftest`.
+/// `unlocked_ioctl` and `compat_ioctl` of `luo_selftest`.
 ///
 /// `SELFTEST_FREEZE`: the freeze, or `EINVAL` (state unchanged) when the state is not
 /// `prepared`. `SELFTEST_DAMAGE`: the damage numbered `arg`, `EINVAL` for an unknown number,
@@ -82,17 +89,14 @@ unsafe impl Send for Selftest {}
 unsafe impl Sync for Selftest {}
 
 impl Selftest {
-    /// Creates `/sys/kernel/debug/liveupdate/luo_selftest`.
+    /// Creates `/sys/kernel/debug/liveupdate/luo_selftest` and taints the kernel (`TAINT_TEST`).
+    ///
+    /// Logs nothing on failure: module init says which step failed.
     pub(crate) fn create() -> Result<Self> {
         // SAFETY: The name is a NUL-terminated static; a NULL parent is the debugfs root.
         let dir =
             unsafe { bindings::debugfs_create_dir(SELFTEST_DIR.as_char_ptr(), ptr::null_mut()) };
-        let dir = from_err_ptr(dir).inspect_err(|err| {
-            pr_err!(
-                "cannot create debugfs liveupdate/ for the selftest hook ({:?})\n",
-                err
-            )
-        })?;
+        let dir = from_err_ptr(dir)?;
         // SAFETY: `dir` is the directory just created; the name is a NUL-terminated static;
         // `FOPS` is a static that outlives the file, which `Drop` removes. debugfs wraps the
         // operations in its full proxy, so removal waits for running ioctls.
@@ -109,12 +113,15 @@ impl Selftest {
         if let Err(err) = from_err_ptr(file) {
             // SAFETY: `dir` is the directory created above, not yet shared with anyone.
             unsafe { bindings::debugfs_remove(dir) };
-            pr_err!(
-                "cannot create debugfs liveupdate/luo_selftest ({:?})\n",
-                err
-            );
             return Err(err);
         }
+        // SAFETY: `add_taint` may be called from any context; setting a taint flag that does not
+        // make lockdep's data unreliable leaves lockdep on (`LOCKDEP_STILL_OK`).
+        unsafe { bindings::add_taint(bindings::TAINT_TEST, bindings::lockdep_ok_LOCKDEP_STILL_OK) };
+        pr_warn!(
+            "test hook liveupdate/luo_selftest created: it freezes without a kexec and damages \
+             the handover record; tainting the kernel (TAINT_TEST)\n"
+        );
         // INVARIANT: The directory and its file exist.
         Ok(Self { dir })
     }

@@ -107,14 +107,9 @@ impl StateGroup {
     /// (`preflight` checks that first, so only a race gets here).
     pub(crate) fn register() -> Result<Self> {
         let kernel = Kobject::kernel().ok_or(ENOENT)?;
-        let registration = Registration::new(kernel, &GROUP).inspect_err(|err| {
-            if *err == EEXIST {
-                pr_err!(
-                    "/sys/kernel/liveupdate already exists: another live update orchestrator \
-                     (the kernel's CONFIG_LIVEUPDATE, or luo itself) owns it; not loading\n"
-                );
-            }
-        })?;
+        // `EEXIST` when another orchestrator took the name after `preflight` looked; module
+        // init logs the failure.
+        let registration = Registration::new(kernel, &GROUP)?;
         orchestrator::watch(registration.notifier(&STATE_ATTRIBUTE)?);
         // INVARIANT: `registration` is `Some`.
         Ok(Self {

@@ -12,6 +12,18 @@
 //! file, so the layout is fixed (`#[repr(C)]`, explicit padding, asserted offsets) and the
 //! decoder trusts nothing: it checks the magic, the version, the record's own size and the
 //! state, and names what it refused.
+//!
+//! The record is also visible while it changes: with `KEXEC_HANDOVER_DEBUGFS`, debugfs
+//! `kho/out/sub_fdts/luo-v3-state` shows the live bytes, and a reader there copies them while
+//! the writer may be storing. Version 2 makes every torn copy detectable, whatever the order in
+//! which a reader copies the bytes. The writer stores the record as four aligned 8-byte words
+//! ([`Record::to_words`], the same little-endian bytes [`Record::to_bytes`] encodes, so there is
+//! one byte order for writer and reader). Only two words ever change after the record is first
+//! published: the one holding `state` and `check`, and `generation`. `check` is a hash of
+//! `state` and `generation` ([`check`]), so a copy that pairs the state of one write with the
+//! generation of another, or mixes the bytes of two writes inside a word, fails the check
+//! unless the mix is one of the two records (a hash collision aside: 32 bits). A reader needs
+//! no retry protocol; the decoder refuses the torn copy (`check ... does not match`).
 
 use core::fmt;
 use core::mem::{offset_of, size_of};
@@ -26,7 +38,12 @@ pub const RECORD_MAGIC: u64 = u64::from_le_bytes(*b"LUOSTATE");
 
 /// The version of the layout below. A decoder refuses versions it does not know rather than
 /// guess at their fields.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
+
+/// The previous version, which a kernel running an older luo leaves: the same layout with a
+/// reserved zero word where version 2 has `check`. Still accepted, so a live update from such
+/// a kernel is recognised.
+pub const RECORD_VERSION_1: u32 = 1;
 
 /// The handover record, exactly as it lies in preserved memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,8 +59,9 @@ pub struct Record {
     /// The uapi number of the orchestrator's state when the record was last written, which is
     /// the state at the jump: the writer rewrites it on every change, under the same lock.
     pub state: u32,
-    /// Zero: explicit padding, so no byte of the record is left uninitialised.
-    pub reserved: u32,
+    /// [`check`] of `state` and `generation`: tells a consistent record from a torn copy of a
+    /// record that was being rewritten. (Zero, reserved, in version 1.)
+    pub check: u32,
     /// The live-update generation the next kernel takes over: the count of live updates since
     /// a cold boot, already counting this one when `state` is `frozen`.
     pub generation: u64,
@@ -56,7 +74,7 @@ const _: () = assert!(offset_of!(Record, magic) == 0);
 const _: () = assert!(offset_of!(Record, version) == 8);
 const _: () = assert!(offset_of!(Record, size) == 12);
 const _: () = assert!(offset_of!(Record, state) == 16);
-const _: () = assert!(offset_of!(Record, reserved) == 20);
+const _: () = assert!(offset_of!(Record, check) == 20);
 const _: () = assert!(offset_of!(Record, generation) == 24);
 
 /// The size of a version-1 record, as the record states it.
@@ -78,9 +96,33 @@ impl Record {
             version: RECORD_VERSION,
             size: RECORD_SIZE as u32,
             state: state.as_u32(),
-            reserved: 0,
+            check: check(state.as_u32(), generation),
             generation,
         }
+    }
+
+    /// The record as the four aligned 8-byte words a writer stores, each the native-endian
+    /// reading of 8 bytes of [`Record::to_bytes`]: storing them lays those exact bytes in
+    /// memory, in any byte order.
+    pub fn to_words(&self) -> [u64; RECORD_SIZE / 8] {
+        let b = self.to_bytes();
+        let mut words = [0u64; RECORD_SIZE / 8];
+        let mut i = 0;
+        while i < words.len() {
+            let at = 8 * i;
+            words[i] = u64::from_ne_bytes([
+                b[at],
+                b[at + 1],
+                b[at + 2],
+                b[at + 3],
+                b[at + 4],
+                b[at + 5],
+                b[at + 6],
+                b[at + 7],
+            ]);
+            i += 1;
+        }
+        words
     }
 
     /// The record's bytes, as they lie in memory (little-endian: x86-64 only writes them).
@@ -90,10 +132,28 @@ impl Record {
         out[8..12].copy_from_slice(&self.version.to_le_bytes());
         out[12..16].copy_from_slice(&self.size.to_le_bytes());
         out[16..20].copy_from_slice(&self.state.to_le_bytes());
-        out[20..24].copy_from_slice(&self.reserved.to_le_bytes());
+        out[20..24].copy_from_slice(&self.check.to_le_bytes());
         out[24..32].copy_from_slice(&self.generation.to_le_bytes());
         out
     }
+}
+
+/// The `check` word of a version-2 record: FNV-1a (32 bits) of the little-endian bytes of
+/// `state` and then `generation`. Any hash whose value depends on every byte would do; this one
+/// is short and `const`.
+pub const fn check(state: u32, generation: u64) -> u32 {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    let state = state.to_le_bytes();
+    let generation = generation.to_le_bytes();
+    let mut hash = OFFSET;
+    let mut i = 0;
+    while i < 12 {
+        let byte = if i < 4 { state[i] } else { generation[i - 4] };
+        hash = (hash ^ byte as u32).wrapping_mul(PRIME);
+        i += 1;
+    }
+    hash
 }
 
 /// What a valid record tells the next kernel.
@@ -126,8 +186,16 @@ pub enum RecordError {
     },
     /// The state is not one a kernel can be in at a jump (unknown number, or `undefined`).
     ImpossibleState(u32),
-    /// The reserved word is not zero: the writer was not this version's.
+    /// Version 1's reserved word is not zero: the writer was not that version's.
     ReservedNotZero(u32),
+    /// Version 2's check word does not match the state and generation: a copy torn while the
+    /// record was rewritten, or damaged bytes.
+    BadCheck {
+        /// The check word found.
+        found: u32,
+        /// The check of the state and generation found.
+        expected: u32,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -148,6 +216,11 @@ impl fmt::Display for RecordError {
             ),
             RecordError::ImpossibleState(state) => write!(f, "impossible state {state}"),
             RecordError::ReservedNotZero(word) => write!(f, "reserved word {word:#x} not zero"),
+            RecordError::BadCheck { found, expected } => write!(
+                f,
+                "check {found:#010x} does not match the state and generation ({expected:#010x}): \
+                 torn or damaged"
+            ),
         }
     }
 }
@@ -177,7 +250,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, RecordError> {
         return Err(RecordError::BadMagic(magic));
     }
     let version = u32_at(bytes, offset_of!(Record, version));
-    if version != RECORD_VERSION {
+    if version != RECORD_VERSION && version != RECORD_VERSION_1 {
         return Err(RecordError::UnknownVersion(version));
     }
     let stated = u32_at(bytes, offset_of!(Record, size));
@@ -192,14 +265,19 @@ pub fn decode(bytes: &[u8]) -> Result<Handover, RecordError> {
         Some(State::Undefined) | None => return Err(RecordError::ImpossibleState(raw_state)),
         Some(state) => state,
     };
-    let reserved = u32_at(bytes, offset_of!(Record, reserved));
-    if reserved != 0 {
-        return Err(RecordError::ReservedNotZero(reserved));
+    let found = u32_at(bytes, offset_of!(Record, check));
+    let generation = u64_at(bytes, offset_of!(Record, generation));
+    if version == RECORD_VERSION_1 {
+        if found != 0 {
+            return Err(RecordError::ReservedNotZero(found));
+        }
+    } else {
+        let expected = check(raw_state, generation);
+        if found != expected {
+            return Err(RecordError::BadCheck { found, expected });
+        }
     }
-    Ok(Handover {
-        state,
-        generation: u64_at(bytes, offset_of!(Record, generation)),
-    })
+    Ok(Handover { state, generation })
 }
 
 /// How a kernel comes up, decided from what it found in KHO.
@@ -401,14 +479,92 @@ mod tests {
         assert_eq!(decode(&blob).unwrap().generation, 5);
     }
 
+    /// A version-1 record, as a kernel running an older luo writes it.
+    fn version_1(state: State, generation: u64) -> Record {
+        Record {
+            version: RECORD_VERSION_1,
+            check: 0,
+            ..Record::new(state, generation)
+        }
+    }
+
     #[test]
-    fn a_nonzero_reserved_word_is_refused() {
-        let mut record = Record::new(State::Frozen, 0);
-        record.reserved = 1;
+    fn a_version_1_record_is_still_read() {
+        let back = decode(&version_1(State::Frozen, 2).to_bytes()).unwrap();
+        assert_eq!(back.state, State::Frozen);
+        assert_eq!(back.generation, 3);
+    }
+
+    #[test]
+    fn a_nonzero_reserved_word_of_version_1_is_refused() {
+        let mut record = version_1(State::Frozen, 0);
+        record.check = 1;
         assert_eq!(
             decode(&record.to_bytes()),
             Err(RecordError::ReservedNotZero(1))
         );
+    }
+
+    #[test]
+    fn a_check_that_does_not_match_is_refused() {
+        let mut record = Record::new(State::Frozen, 0);
+        record.generation += 1;
+        assert!(matches!(
+            decode(&record.to_bytes()),
+            Err(RecordError::BadCheck { .. })
+        ));
+    }
+
+    #[test]
+    fn words_lay_the_encoded_bytes_in_memory() {
+        let record = Record::new(State::Prepared, 0x0102_0304_0506_0708);
+        let words = record.to_words();
+        let mut laid = [0u8; RECORD_SIZE];
+        for (chunk, word) in laid.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        assert_eq!(laid, record.to_bytes());
+    }
+
+    /// Every copy a reader can make while the writer replaces `old` with `new`, byte by byte
+    /// in any order: each byte from one of the two records.
+    fn torn_copies(old: Record, new: Record) -> impl Iterator<Item = [u8; RECORD_SIZE]> {
+        let (old, new) = (old.to_bytes(), new.to_bytes());
+        let differ: std::vec::Vec<usize> = (0..RECORD_SIZE).filter(|&i| old[i] != new[i]).collect();
+        assert!(differ.len() <= 20, "too many differing bytes to enumerate");
+        (0u32..1 << differ.len()).map(move |mask| {
+            let mut copy = old;
+            for (bit, &at) in differ.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    copy[at] = new[at];
+                }
+            }
+            copy
+        })
+    }
+
+    #[test]
+    fn a_copy_torn_by_any_transition_is_refused_or_one_of_the_two_records() {
+        use crate::{next_state, Event};
+        for generation in [0, 0xff, 0xffff_ffff, u64::MAX - 1] {
+            for from in State::OBSERVABLE {
+                for event in Event::ALL {
+                    let Ok(to) = next_state(from, event) else {
+                        continue;
+                    };
+                    let (old, new) = (Record::new(from, generation), Record::new(to, generation));
+                    let valid = [decode(&old.to_bytes()), decode(&new.to_bytes())];
+                    for copy in torn_copies(old, new) {
+                        let got = decode(&copy);
+                        assert!(
+                            got.is_err() || valid.contains(&got),
+                            "{from} -> {to} at generation {generation}: a torn copy decodes \
+                             to {got:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn the_handover_record_is_laid_out_field_by_field() {
         offset_of!(Record, version),
         offset_of!(Record, size),
         offset_of!(Record, state),
-        offset_of!(Record, reserved),
+        offset_of!(Record, check),
         offset_of!(Record, generation),
     ];
     assert_eq!(offsets, [0, 8, 12, 16, 20, 24]);

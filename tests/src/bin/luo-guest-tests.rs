@@ -19,7 +19,9 @@ use luo_tests::{Outcome, dev, guest, kmsg};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.as_slice() {
-        [probe] if probe == "unprivileged-probe" => guest::errors::unprivileged_probe(),
+        [probe, expect] if probe == "unprivileged-probe" => {
+            guest::errors::unprivileged_probe(expect)
+        }
         [hook] if hook == "freeze" => {
             dev::selftest_freeze().map_err(|errno| format!("test hook freeze: errno {errno}"))
         }
@@ -49,7 +51,7 @@ fn main() -> ExitCode {
         {
             arrival(ko, state, generation, reason.first())
         }
-        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl agent follow refusal)".to_owned()),
+        _ => Err("usage: luo-guest-tests TEST --ko PATH (tests: layout transitions errors poll model rmmod luoctl agent follow refusal production faults)".to_owned()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +114,8 @@ fn run(test: &str, ko: PathBuf) -> Outcome {
         "agent" => guest::agent::run(&ko),
         "follow" => guest::follow::run(&ko),
         "refusal" => guest::refusal::run(&ko),
+        "production" => guest::production::run(&ko),
+        "faults" => guest::faults::run(&ko),
         other => Err(format!("unknown test '{other}'")),
     };
     // A splat fails the test even when every assertion held.

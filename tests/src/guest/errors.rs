@@ -3,7 +3,8 @@
 //! opener, and an unprivileged user.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use luo_state::ioctl::{self, E2BIG, EINVAL, ENOTTY, GET_STATE, SET_EVENT};
@@ -171,11 +172,25 @@ fn second_opener(control: File) -> Outcome {
     Ok(())
 }
 
+/// An unprivileged user can read the state but not open the device: the node's mode stops it
+/// (`EACCES`), and so does the missing `CAP_SYS_BOOT` (`EPERM`) once the mode lets anyone in.
 fn unprivileged_user() -> Outcome {
+    probe_as_nobody("eacces")?;
+    let set_mode = |mode: u32| {
+        std::fs::set_permissions(DEVICE_PATH, std::fs::Permissions::from_mode(mode))
+            .map_err(|err| format!("chmod {mode:o} {DEVICE_PATH}: {err}"))
+    };
+    set_mode(0o666)?;
+    let widened = probe_as_nobody("eperm");
+    set_mode(0o600)?;
+    widened
+}
+
+fn probe_as_nobody(expect: &str) -> Outcome {
     let exe = std::env::current_exe().map_err(|err| format!("current_exe: {err}"))?;
     let out = Program::copy(&exe)?
         .command()
-        .arg("unprivileged-probe")
+        .args(["unprivileged-probe", expect])
         .output()
         .map_err(|err| format!("running the probe as nobody: {err}"))?;
     ensure!(
@@ -187,17 +202,25 @@ fn unprivileged_user() -> Outcome {
     Ok(())
 }
 
-/// Runs as an unprivileged user: the state is readable, the device is not.
-pub fn unprivileged_probe() -> Outcome {
+/// Runs as an unprivileged user: the state is readable, the device is not; its open fails with
+/// `expect` (`eacces`: the node's mode; `eperm`: a mode that admits anyone, and no
+/// `CAP_SYS_BOOT`).
+pub fn unprivileged_probe(expect: &str) -> Outcome {
     let mut text = String::new();
     File::open(STATE_PATH)
         .and_then(|mut f| f.read_to_string(&mut text))
         .map_err(|err| format!("an unprivileged user cannot read {STATE_PATH}: {err}"))?;
     ensure!(text == "normal\n", "an unprivileged user read {text:?}");
+    let errno = match expect {
+        "eacces" => libc::EACCES,
+        "eperm" => libc::EPERM,
+        other => return Err(format!("unprivileged-probe: unknown expectation '{other}'")),
+    };
     match dev::open() {
-        Err(err) if err.kind() == ErrorKind::PermissionDenied => Ok(()),
+        Err(err) if err.raw_os_error() == Some(errno) => Ok(()),
         Err(err) => Err(format!(
-            "an unprivileged open of {DEVICE_PATH}: expected EACCES, got {err}"
+            "an unprivileged open of {DEVICE_PATH}: expected {}, got {err}",
+            expect.to_uppercase()
         )),
         Ok(_) => Err(format!("an unprivileged user opened {DEVICE_PATH}")),
     }

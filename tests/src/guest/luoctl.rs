@@ -241,7 +241,7 @@ fn refused_event_has_its_exit_status(luoctl: &Path) -> Outcome {
     expect_success(&json, "prepare --json")?;
     let printed = String::from_utf8_lossy(&json.stdout);
     ensure!(
-        printed == "{\"state\":\"prepared\"}\n",
+        printed == "{\"v\":1,\"state\":\"prepared\"}\n",
         "luoctl prepare --json printed {printed:?}"
     );
     expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")
@@ -252,7 +252,7 @@ fn generation_is_zero_after_a_cold_boot(luoctl: &Path) -> Outcome {
     expect_success(&out, "generation --json")?;
     let printed = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        printed == "{\"generation\":0}\n",
+        printed == "{\"v\":1,\"generation\":0}\n",
         "luoctl generation --json printed {printed:?} on a cold boot"
     );
     Ok(())

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod arrival;
 pub mod errors;
+pub mod faults;
 pub mod follow;
 pub mod layout;
 pub mod lines;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod nobody;
 pub mod observed;
 pub mod poll;
+pub mod production;
 pub mod refusal;
 pub mod rmmod;
 pub mod transitions;

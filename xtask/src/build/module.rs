@@ -33,9 +33,11 @@ pub fn ensure() -> Result<Module> {
         .arg(&kernel.build)
         .arg(format!("M={}", dir.display()))
         .arg("CLIPPY=1")
+        // The project's tests use the test hook (`selftest=1`); production builds omit it.
+        .arg("LUO_SELFTEST=y")
         .arg("modules");
     setup::kernel_build_env(&mut make)?;
-    run::run_logged("make M=luo-kmod CLIPPY=1", &mut make, &log)?;
+    run::run_logged("make M=luo-kmod CLIPPY=1 LUO_SELFTEST=y", &mut make, &log)?;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let warnings: Vec<&str> = text.lines().filter(|l| l.contains("warning")).collect();
     if !warnings.is_empty() {
@@ -82,6 +84,43 @@ fn check_format(kernel: &Kernel) -> Result {
         .arg(&config)
         .args(&files);
     run::run(&mut rustfmt).map_err(|err| format!("{err}: luo-kmod is not formatted as the kernel tree wants; run rustfmt with --config-path {}", config.display()))
+}
+
+/// Builds `luo.ko` as a production build would (without `LUO_SELFTEST=y`, so without the test
+/// hook) from a copy of its sources under `target/`, and returns its path.
+pub fn build_production(kernel: &Kernel) -> Result<PathBuf> {
+    let workspace = cache::workspace();
+    let root = workspace.join("target/luo-kmod-production");
+    for dir in [
+        "luo-kmod/src",
+        "luo-kmod/kernel",
+        "luo-state/src",
+        "luo-sysfs-abi/src",
+    ] {
+        let to = root.join(dir);
+        std::fs::create_dir_all(&to).map_err(|err| format!("{}: {err}", to.display()))?;
+        run::run(
+            Command::new("cp")
+                .arg("-rT")
+                .arg(workspace.join(dir))
+                .arg(&to),
+        )?;
+    }
+    let dir = root.join("luo-kmod");
+    std::fs::copy(source_dir().join("Kbuild"), dir.join("Kbuild"))
+        .map_err(|err| format!("copying Kbuild: {err}"))?;
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(&kernel.build)
+        .arg(format!("M={}", dir.display()))
+        .arg("modules");
+    setup::kernel_build_env(&mut make)?;
+    run::run_logged(
+        "make M=luo-kmod (production)",
+        &mut make,
+        &cache::log("module-production")?,
+    )?;
+    Ok(dir.join("luo.ko"))
 }
 
 /// Builds the test module `liveupdate_squatter.ko` (it owns the misc device name luo needs)

@@ -23,7 +23,21 @@ pub const TESTS: &[&str] = &[
     "agent",
     "follow",
     "refusal",
+    "production",
 ];
+
+/// Tests that run only when named (`cargo xtask test-kernel faults`), never in `test`: the
+/// fault-injection sweep of init does not pass yet (see `tests/src/guest/faults.rs`).
+pub const NAMED_ONLY: &[&str] = &["faults"];
+
+/// Words the guest of a test appends to the kernel command line: the fault-injection test
+/// checks every failed load with the slab's debug checks and kmemleak on.
+fn append_for(test: &str) -> Vec<String> {
+    match test {
+        "faults" => vec!["slub_debug=FZPU".to_owned(), "kmemleak=on".to_owned()],
+        _ => Vec::new(),
+    }
+}
 
 /// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not
 /// `refusal` (it loads luo next to another owner of the name), not `luoctl` (it covers the
@@ -40,7 +54,14 @@ const BUILTIN_APPEND: &str = "luo.selftest=1";
 /// `cargo xtask test-kernel [--builtin] [TEST...]`: builds the module (or the in-tree kernel)
 /// and the guest test binary, then runs the tests named (all when none); reports every failure.
 pub fn run(builtin: bool, only: &[String]) -> Result {
-    let tests = if builtin { BUILTIN_TESTS } else { TESTS };
+    let named: Vec<&str> = TESTS.iter().chain(NAMED_ONLY).copied().collect();
+    let tests = if builtin {
+        BUILTIN_TESTS
+    } else if only.is_empty() {
+        TESTS
+    } else {
+        &named[..]
+    };
     let suite = if builtin {
         let kernel = series::tree::in_tree_kernel()?;
         check_names(only, tests)?;
@@ -74,6 +95,8 @@ enum Start {
         binary: PathBuf,
         ko: PathBuf,
         squatter: PathBuf,
+        /// `luo.ko` as a production build has it: without the test hook.
+        production: PathBuf,
     },
     /// Against luo built in.
     Builtin { binary: PathBuf },
@@ -85,6 +108,7 @@ impl Suite {
     pub fn module() -> Result<Self> {
         let module = module::ensure()?;
         let squatter = module::build_squatter(&module.kernel)?;
+        let production = module::build_production(&module.kernel)?;
         let binary = build_binary()?;
         Ok(Self {
             kernel_build: module.kernel.build,
@@ -93,6 +117,7 @@ impl Suite {
                 binary,
                 ko: module.ko,
                 squatter,
+                production,
             },
         })
     }
@@ -118,9 +143,11 @@ impl Suite {
                 binary,
                 ko,
                 squatter,
+                production,
             } => format!(
-                "LUO_SQUATTER_KO={} {} {test} --ko {}",
+                "LUO_SQUATTER_KO={} LUO_PRODUCTION_KO={} {} {test} --ko {}",
                 quote(squatter),
+                quote(production),
                 quote(binary),
                 quote(ko)
             ),
@@ -159,10 +186,14 @@ rerun it alone: {}",
     /// Runs `test` in a guest of its own, printing its verdict and its `note:` lines; the
     /// error is the failure report.
     fn run(&self, test: &str) -> Result {
+        let options = GuestOptions {
+            rw_dirs: self.options.rw_dirs.clone(),
+            append: [self.options.append.clone(), append_for(test)].concat(),
+        };
         let guest = runner::run_in_guest_with(
             &self.kernel_build,
             &self.script(test),
-            &self.options,
+            &options,
             |_, _, _| {},
         )?;
         let verdict = if guest.success() { "ok" } else { "FAILED" };

@@ -312,7 +312,7 @@ echo "forged marker: normal, generation 0"
         append: &[],
         body: r#"
 # Boot n+1 checks the damage boot n did: magic, version, size, state, in that order.
-REASONS="bad_magic version_2_unknown record_states_size_31 impossible_state_4294967295"
+REASONS="bad_magic version_3_unknown record_states_size_31 impossible_state_4294967295"
 STEP=$(cmdline_word luo_damage)
 if [ -n "$STEP" ]; then
     REASON=$(echo $REASONS | cut -d' ' -f$((STEP + 1)) | tr _ ' ')

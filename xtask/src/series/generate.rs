@@ -250,6 +250,11 @@ fn add_module(source: &Path, tree: &Path) -> Result {
         written.push(target);
     }
     rustfmt(source, &written)?;
+    // The build-time check of the Rust files' hand declarations against the C headers.
+    write(
+        &dir.join("decls.c"),
+        &read(&workspace.join("luo-kmod/src/decls.c"))?,
+    )?;
     write(
         &dir.join("Makefile"),
         &makefile(&read(&workspace.join("luo-kmod/Kbuild"))?)?,
@@ -392,12 +397,14 @@ fn makefile(kbuild: &str) -> Result<String> {
          #\n\
          # The crate root is luo.rs; the files shared with the luo userspace crates sit next to\n\
          # it, and `--cfg luo_kernel` makes sync.rs use the kernel's atomics and barriers.\n\
-         # `--cfg luo_mainline` builds the observer of mainline's orchestrator.\n\
+         # `--cfg luo_mainline` builds the observer of mainline's orchestrator, and\n\
+         # `--cfg luo_selftest` the debugfs test hook.\n\
          \n\
-         obj-y += luo.o\n\
+         obj-y += luo.o decls.o\n\
          \n\
          {}\n\
-         rustflags-$(CONFIG_LIVEUPDATE) += --cfg luo_mainline\n",
+         rustflags-$(CONFIG_LIVEUPDATE) += --cfg luo_mainline\n\
+         rustflags-$(CONFIG_LIVEUPDATE_SYSFS_API_TEST) += --cfg luo_selftest\n",
         flags.join("\n")
     ))
 }
@@ -433,9 +440,7 @@ config LIVEUPDATE_SYSFS_API
 \t  Otherwise the state machine of the orchestrator's v3 design runs
 \t  on its own: /dev/liveupdate takes the GET_STATE and SET_EVENT
 \t  ioctls, a kexec reboot from the prepared state freezes, and the
-\t  generation counts the live updates since a cold boot. With
-\t  luo.selftest=1 on the command line, the debugfs file
-\t  liveupdate/luo_selftest freezes without a kexec, for tests. The
+\t  generation counts the live updates since a cold boot. The
 \t  kernel started by a live update learns of it from a record in
 \t  kexec handover memory, at boot, before userspace runs. That needs
 \t  KEXEC_HANDOVER, enabled at run time, in both kernels; without it
@@ -445,6 +450,19 @@ config LIVEUPDATE_SYSFS_API
 \t  sets the module owner of /dev/liveupdate.
 
 \t  If unsure, say N.
+
+config LIVEUPDATE_SYSFS_API_TEST
+\tbool \"Test hook for the pollable live update state\"
+\tdepends on LIVEUPDATE_SYSFS_API && DEBUG_FS
+\thelp
+\t  Builds the test hook of LIVEUPDATE_SYSFS_API. With luo.selftest=1
+\t  on the command line, the debugfs file liveupdate/luo_selftest
+\t  freezes without a kexec and damages the outgoing handover record,
+\t  so tests can check both kernels of a live update. Creating the
+\t  file taints the kernel (TAINT_TEST). Without this option,
+\t  luo.selftest=1 keeps luo from starting.
+
+\t  Say N unless you run the luo tests.
 ";
 
 /// The maintainers entry for the module.
@@ -579,8 +597,9 @@ Differences from v3:
   any byte of the tail is read, as perf_event_open() and
   sched_setattr() do; v3 scans a tail of any size.
 - The generation attribute is new.
-- luo.selftest=1 creates the v3 test hook, debugfs
-  liveupdate/luo_selftest, which freezes without a kexec.
+- The v3 test hook, debugfs liveupdate/luo_selftest, which freezes
+  without a kexec, is built only with LIVEUPDATE_SYSFS_API_TEST,
+  created only with luo.selftest=1, and taints the kernel.
 
 The two flavours hand over different data, so a kexec from one into
 the other is not a live update for the second: it comes up normal.
@@ -748,8 +767,11 @@ mod tests {
     fn the_makefile_takes_the_out_of_tree_flags() {
         let kbuild = "obj-m := luo.o\nluo-y := src/luo.o\n\nrustflags-y += --cfg luo_kernel\n";
         let text = makefile(kbuild).unwrap();
-        assert!(text.contains("obj-y += luo.o\n"));
+        assert!(text.contains("obj-y += luo.o decls.o\n"));
         assert!(text.contains("rustflags-y += --cfg luo_kernel\n"));
+        assert!(
+            text.contains("rustflags-$(CONFIG_LIVEUPDATE_SYSFS_API_TEST) += --cfg luo_selftest\n")
+        );
         assert!(makefile("obj-m := luo.o\n").is_err());
     }
 
