@@ -56,7 +56,7 @@ selftest() {
     "$SELFTESTS/$name" "$@" > "$out" 2>&1
     rc=$?
     set -e
-    grep -E '^(# )?(ok|not ok|Totals|# Totals|# PASSED|# FAILED)' "$out" | sed "s/^/selftest $name: /" | tail -n 4
+    grep -E '^(# )?(ok|not ok|Totals|# Totals|# PASSED|# FAILED)|^--- .* (PASSED|FAILED) ---' "$out" | sed "s/^/selftest $name: /" | tail -n 4
     if [ $rc -ne 0 ] || grep -qiE '^(# )?ok .*# skip' "$out"; then
         echo "FAIL: $name exited $rc (4 is a skip)"; tail -n 30 "$out"; exit 1
     fi
