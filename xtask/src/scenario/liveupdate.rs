@@ -276,22 +276,30 @@ echo "kexec -e returned"; exit 1
     },
     Scenario {
         id: "cancelled",
-        name: "prepare, load the image, cancel, kexec: the new kernel comes up normal",
+        name: "prepare, load the image, cancel: the image is unloaded; with it kept, a kexec comes up normal",
         append: &[],
         body: r#"
 if [ "$(cmdline_word luo_step)" = cancelled ]; then
     rmmod luo
     $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"
-    echo "cancelled live update: normal, generation 0"
+    echo "cancelled live update, image unloaded, and kept: normal, generation 0"
     exit 0
 fi
+# `luoctl cancel` unloads what `kexec --load-only` loaded, so that a later `systemctl kexec`
+# cannot turn the cancelled live update into a plain one.
 $LUOCTL prepare
 $LUOCTL kexec --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
+[ "$(cat /sys/kernel/kexec_loaded)" = 1 ] || { echo "no image loaded"; exit 1; }
 $LUOCTL cancel
+[ "$(cat /sys/kernel/kexec_loaded)" = 0 ] || { echo "cancel left the image loaded"; exit 1; }
+# Kept on purpose, the image starts a kernel that comes up normal: the record says so.
+$LUOCTL prepare
+$LUOCTL kexec --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
+$LUOCTL cancel --keep-loaded
 kexec -e
 echo "kexec -e returned"; exit 1
 "#,
-        expected: "cancelled live update: normal, generation 0",
+        expected: "cancelled live update, image unloaded, and kept: normal, generation 0",
         reported: &[],
     },
     Scenario {
