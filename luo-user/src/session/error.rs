@@ -11,14 +11,10 @@ use rustix::io::Errno;
 pub enum SessionOp {
     /// Opening `/dev/liveupdate`.
     Open,
-    /// Creating a session.
-    Create,
-    /// Retrieving an incoming session.
-    Retrieve,
     /// Creating the named session.
-    CreateNamed(String),
+    Create(String),
     /// Retrieving the named incoming session.
-    RetrieveNamed(String),
+    Retrieve(String),
     /// Preserving a file under a token.
     Preserve {
         /// The token.
@@ -35,25 +31,12 @@ pub enum SessionOp {
     GetName,
 }
 
-impl SessionOp {
-    /// The operation on the session `name`.
-    pub(super) fn named(self, name: &str) -> Self {
-        match self {
-            Self::Create => Self::CreateNamed(name.to_owned()),
-            Self::Retrieve => Self::RetrieveNamed(name.to_owned()),
-            other => other,
-        }
-    }
-}
-
 impl fmt::Display for SessionOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Open => f.write_str("open"),
-            Self::Create => f.write_str("create a session"),
-            Self::Retrieve => f.write_str("retrieve a session"),
-            Self::CreateNamed(name) => write!(f, "create session '{name}'"),
-            Self::RetrieveNamed(name) => write!(f, "retrieve session '{name}'"),
+            Self::Create(name) => write!(f, "create session '{name}'"),
+            Self::Retrieve(name) => write!(f, "retrieve session '{name}'"),
             Self::Preserve { token } => write!(f, "preserve a file as token {token}"),
             Self::RetrieveFd { token } => write!(f, "retrieve the file of token {token}"),
             Self::Finish => f.write_str("finish"),
@@ -158,10 +141,8 @@ impl SessionError {
                 path,
             },
             (SessionOp::Open, Errno::ACCESS | Errno::PERM) => Self::PermissionDenied { path },
-            (SessionOp::CreateNamed(name), Errno::EXIST) => Self::NameTaken { name: name.clone() },
-            (SessionOp::RetrieveNamed(name), Errno::NOENT) => {
-                Self::NoSuchSession { name: name.clone() }
-            }
+            (SessionOp::Create(name), Errno::EXIST) => Self::NameTaken { name: name.clone() },
+            (SessionOp::Retrieve(name), Errno::NOENT) => Self::NoSuchSession { name: name.clone() },
             _ => Self::Device {
                 path,
                 op,

@@ -66,12 +66,15 @@ impl Sessions {
     /// Creates an outgoing session named `name`: what is preserved in it crosses the next
     /// kexec while the returned [`Session`] (or a copy of its fd) stays open.
     pub fn create(&self, name: &str) -> Result<Session, SessionError> {
-        self.session::<{ uapi::CREATE_SESSION as Opcode }>(SessionOp::Create, name)
+        self.session::<{ uapi::CREATE_SESSION as Opcode }>(SessionOp::Create(name.to_owned()), name)
     }
 
     /// Retrieves the incoming session `name` that the previous kernel handed over.
     pub fn retrieve(&self, name: &str) -> Result<Session, SessionError> {
-        self.session::<{ uapi::RETRIEVE_SESSION as Opcode }>(SessionOp::Retrieve, name)
+        self.session::<{ uapi::RETRIEVE_SESSION as Opcode }>(
+            SessionOp::Retrieve(name.to_owned()),
+            name,
+        )
     }
 
     fn session<const CMD: Opcode>(
@@ -84,7 +87,7 @@ impl Sessions {
             fd: -1,
             name: encode_name(name)?,
         };
-        let fail = |errno| SessionError::from_errno(&self.path, op.named(name), errno);
+        let fail = |errno| SessionError::from_errno(&self.path, op, errno);
         ioctl::<CMD, _>(&self.fd, &mut arg).map_err(fail)?;
         // SAFETY: On success the kernel installed a new descriptor for the session in this
         // process and handed its number over; nothing else owns it.
