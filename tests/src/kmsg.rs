@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// Markers of a kernel splat: WARN, BUG, oops, lockdep and sleeping-in-atomic reports.
-const SPLATS: &[&str] = &[
+pub const SPLATS: &[&str] = &[
     "WARNING:",
     "BUG:",
     "Oops",

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use luo_sysfs_abi::path::{DEVICE_PATH, SYSFS_DIR};
 
-use crate::{Outcome, dev, ensure, module};
+use crate::{Outcome, dev, ensure, kmsg, module};
 
 const FAILSLAB: &str = "/sys/kernel/debug/failslab";
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
@@ -40,25 +40,24 @@ const INIT_RAN: &str = "luo: Not a live update";
 /// The line of a load that registered no handover record and went on.
 const KHO_FALLBACK: &str = "luo: cannot register the KHO subtree";
 
-/// Markers of a splat or a `slub_debug` report in a kernel log line.
-const SPLATS: &[&str] = &[
-    "WARNING:",
-    "BUG:",
+/// Markers of a `slub_debug` report, beyond the splats every test refuses
+/// ([`kmsg::SPLATS`]).
+const SLUB_REPORTS: &[&str] = &[
     "BUG ",
-    "Oops",
-    "general protection fault",
-    "possible circular locking",
-    "possible recursive locking",
-    "inconsistent lock state",
-    "suspicious RCU usage",
-    "sleeping function called from invalid context",
-    "Call Trace:",
     "Redzone",
     "Poison overwritten",
     "Object padding",
     "Freepointer",
     "INFO: Slab",
 ];
+
+/// Whether a kernel log line is a splat or a `slub_debug` report.
+fn is_splat(text: &str) -> bool {
+    kmsg::SPLATS
+        .iter()
+        .chain(SLUB_REPORTS)
+        .any(|marker| text.contains(marker))
+}
 
 /// At most this many loads, whatever the sweep finds.
 const MAX_LOADS: u32 = 4000;
@@ -304,10 +303,7 @@ fn check_new_lines(
     summary: &mut Summary,
 ) -> Result<Vec<Line>, String> {
     let lines = log.take()?;
-    if lines
-        .iter()
-        .any(|l| SPLATS.iter().any(|marker| l.text.contains(marker)))
-    {
+    if lines.iter().any(|l| is_splat(&l.text)) {
         summary.splats += 1;
         return Err(format!(
             "{context}: the kernel log has a splat:\n{}",
@@ -362,9 +358,7 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     );
     let lines = log.take()?;
     ensure!(
-        !lines
-            .iter()
-            .any(|l| SPLATS.iter().any(|marker| l.text.contains(marker))),
+        !lines.iter().any(|l| is_splat(&l.text)),
         "the squatter checks splat:\n{}",
         join_lines(&lines)
     );
