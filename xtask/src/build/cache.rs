@@ -19,6 +19,13 @@ pub fn dir(name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// A scratch directory named `name` for this checkout, created if missing: two checkouts that
+/// run guests at the same time (a clone and a worktree) must not empty each other's files.
+pub fn scratch(name: &str) -> Result<PathBuf, String> {
+    let checkout = key(&[workspace().as_os_str().as_encoded_bytes()]);
+    dir(&format!("scratch/{checkout}/{name}"))
+}
+
 /// The log file for a step.
 pub fn log(name: &str) -> Result<PathBuf, String> {
     Ok(dir("logs")?.join(format!("{name}.log")))

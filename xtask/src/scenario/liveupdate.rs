@@ -42,7 +42,7 @@ pub fn prepare_tools() -> Result<Tools> {
             .current_dir(cache::workspace()),
     )?;
     kernel_tests::build_binary()?;
-    let dir = cache::dir("liveupdate")?;
+    let dir = cache::scratch("liveupdate")?;
     Ok(Tools { module, dir })
 }
 

@@ -32,7 +32,7 @@ pub fn test_observer(kernel: &Kernel) -> Result {
     // The userspace tools of the live-update tests (luoctl, the guest checks).
     let _tools = liveupdate::prepare_tools()?;
     run::step("luo beside mainline LUO: the observer flavour (QEMU, liveupdate=on, four boots)");
-    let dir = cache::dir("observer")?;
+    let dir = cache::scratch("observer")?;
     liveupdate::clear(&dir)?;
     let script = format!(
         "LUOCTL={luoctl}\nCHECK={check}\nDIR={dir}\nBZIMAGE={bz}\nSELFTESTS={selftests}\n{OBSERVER_SCRIPT}",

@@ -22,7 +22,7 @@ pub fn check() -> Result {
         ));
     }
     program.push_str("\treturn 0;\n}\n");
-    let dir = cache::dir("session-uapi")?;
+    let dir = cache::scratch("session-uapi")?;
     let source = dir.join("facts.c");
     let binary = dir.join("facts");
     std::fs::write(&source, program)
