@@ -62,6 +62,7 @@ mod follow;
 mod generation;
 pub mod hooks;
 mod kernfs;
+pub mod keeper;
 pub mod kexec;
 pub mod session;
 mod state_file;

@@ -1,0 +1,135 @@
+//! The keeper: `luoctl agent` holds the workloads' files across the live update, and tells
+//! `luoctl kexec` when the prepared hooks are done.
+//!
+//! A mainline session lives only while its fd is open, and hooks are short-lived, so someone
+//! long-lived must hold the sessions until the kexec: the agent. Only one process may hold
+//! `/dev/liveupdate`, and systemd and the selftests want it too, so the agent opens it for each
+//! operation and keeps only the session fds.
+//!
+//! The workloads talk to the agent over a local socket ([`DEFAULT_SOCKET`], `SOCK_SEQPACKET`),
+//! with files passed as `SCM_RIGHTS` (see [`protocol`] for the messages):
+//! 1. before the live update, a workload hands its files over with [`Client::keep`] and keeps
+//!    its connection open;
+//! 2. `luoctl prepare` ([`Client::prepare`], observer flavour) asks the agent to create a
+//!    session per workload and preserve its files, then to run the prepared hooks; it
+//!    answers once they all succeeded. A failed hook closes the sessions again (the observer
+//!    flavour's cancel);
+//! 3. `luoctl kexec` waits for the same mark ([`Client::wait_ready`]), keyed by the kernel's
+//!    transition count where it has one, so a `prepared` that came back after a cancel is not
+//!    taken for the one whose hooks ran;
+//! 4. in the new kernel, the workload takes its files back ([`Client::claim`]) and says when
+//!    it restored them ([`Client::restored`]); the agent finishes each restored session once
+//!    the updated hooks succeeded, and the state goes back to `normal`.
+//!
+//! Only root and the agent's own user may use the socket (checked with `SO_PEERCRED`, and
+//! the socket is mode 0600).
+//!
+//! The prior art this follows: luo-agent's planned daemon (a socket under `/run`, requests to
+//! subscribe, preserve, signal readiness and claim after the reboot), and systemd's file
+//! descriptor store (`FileDescriptorStoreMax=`, v261's `FileDescriptorStorePreserve=`).
+
+mod client;
+pub mod protocol;
+mod server;
+mod store;
+mod wire;
+
+pub use client::{Client, ClientError};
+pub use server::{Current, Listener, READY_LIMIT, Report};
+pub use store::{Keeper, KeeperEvent, Mark, Refusal};
+pub use wire::WireError;
+
+/// Where `luoctl agent` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/luo/agent.sock";
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use luo_state::State;
+
+    use super::*;
+
+    fn serve(sessions: bool, state: State) -> (tempfile::TempDir, Arc<Keeper>, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/agent.sock");
+        let listener = Arc::new(Listener::bind(&path).unwrap());
+        let keeper = Arc::new(Keeper::new(dir.path().join("no-device"), sessions));
+        listener
+            .serve(
+                keeper.clone(),
+                Arc::new(move || Some((state, Some(2)))),
+                Arc::new(|_event| {}),
+            )
+            .unwrap();
+        (dir, keeper, path)
+    }
+
+    #[test]
+    fn kexec_waits_for_the_hooks_through_the_socket() {
+        let (_dir, keeper, path) = serve(false, State::Prepared);
+        let client = Client::connect(&path).unwrap();
+        let err = client.wait_ready(Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        keeper.hooks_ready(Mark {
+            transitions: Some(2),
+            seq: 1,
+        });
+        let client = Client::connect(&path).unwrap();
+        let mark = client.wait_ready(Duration::from_secs(30)).unwrap();
+        assert_eq!(mark.transitions, Some(2));
+    }
+
+    #[test]
+    fn a_refusal_carries_the_agents_reason() {
+        let (_dir, _keeper, path) = serve(false, State::Normal);
+        let client = Client::connect(&path).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let err = client.keep("vm", &[(1, file.as_fd())]).unwrap_err();
+        assert!(err.to_string().contains("liveupdate=on"), "{err}");
+        let err = client.wait_ready(Duration::from_secs(5)).unwrap_err();
+        assert!(err.to_string().contains("run 'luoctl prepare' first"), "{err}");
+    }
+
+    #[test]
+    fn kept_files_reach_the_keeper_and_go_with_their_workload() {
+        let (_dir, keeper, path) = serve(true, State::Normal);
+        let client = Client::connect(&path).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        client.keep("vm", &[(7, file.as_fd())]).unwrap();
+        let again = Client::connect(&path).unwrap();
+        let err = again.keep("vm", &[(7, file.as_fd())]).unwrap_err();
+        assert!(err.to_string().contains("already kept"), "{err}");
+        drop(client);
+        // The keeper lets go once its thread notices the closed connection.
+        let mut tries = 0;
+        while again.keep("vm", &[(7, file.as_fd())]).is_err() {
+            tries += 1;
+            assert!(tries < 500, "the files of a closed connection were still kept");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(keeper.drop_kept("vm"));
+    }
+
+    #[test]
+    fn no_agent_says_how_to_start_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Client::connect(dir.path().join("agent.sock")).unwrap_err();
+        assert!(err.to_string().contains("start 'luoctl agent'"), "{err}");
+    }
+
+    #[test]
+    fn a_second_agent_is_refused_and_a_stale_socket_replaced() {
+        let (_dir, _keeper, path) = serve(false, State::Normal);
+        let err = Listener::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        // An agent that died: its socket file is left, and nobody listens on it.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let _listener = Listener::bind(&path).unwrap();
+    }
+}
