@@ -24,6 +24,7 @@
 mod retry;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use luo_state::{Event, State};
@@ -33,6 +34,8 @@ use crate::error::{Error, Result};
 use crate::follow::{Followed, Follower};
 use crate::generation::read_generation;
 use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop};
+use crate::keeper::{Keeper, Mark};
+use crate::session::SessionError;
 use crate::state_file::StateFile;
 use crate::watch::Change;
 
@@ -127,6 +130,27 @@ pub enum AgentEvent<'a> {
     },
     /// Every `updated` hook succeeded; FINISH is left to someone else.
     FinishLeft,
+    /// Every `prepared` hook succeeded: the kexec may go (`luoctl kexec` waits for this).
+    Ready {
+        /// The `prepared` state whose hooks ran.
+        mark: Mark,
+    },
+    /// Observer flavour: a `prepared` hook failed, and the agent closed the sessions it kept,
+    /// so their files are no longer preserved (mainline has no cancel).
+    Unpreserved {
+        /// The hook that failed, if one did.
+        hook: Option<&'a Hook>,
+        /// How many sessions were closed.
+        sessions: usize,
+    },
+    /// Observer flavour: every `updated` hook succeeded, and the agent finished the sessions
+    /// that their workloads claimed and restored (mainline finishes per session).
+    SessionsFinished {
+        /// Each session finished now, and how.
+        finished: &'a [(String, std::result::Result<(), SessionError>)],
+        /// Claimed sessions not restored yet: each is finished when its workload says so.
+        waiting: usize,
+    },
 }
 
 /// What a run of the agent came to.
@@ -162,6 +186,7 @@ pub struct Agent {
     finish: bool,
     initial: bool,
     follow: bool,
+    keeper: Option<Arc<Keeper>>,
 }
 
 impl Agent {
@@ -179,7 +204,16 @@ impl Agent {
             finish: true,
             initial: false,
             follow: false,
+            keeper: None,
         }
+    }
+
+    /// Tells `keeper` where the prepared hooks stand (so `luoctl kexec` can wait for them),
+    /// and, where it has mainline's sessions (the observer flavour), cancels by closing the
+    /// kept sessions and finishes the restored ones instead of sending events.
+    pub fn keeper(mut self, keeper: Arc<Keeper>) -> Self {
+        self.keeper = Some(keeper);
+        self
     }
 
     /// Sends events to the control device at `device`.
@@ -319,6 +353,17 @@ impl Agent {
             env = env.with_generation(generation);
         }
         let state = env.state;
+        let mark = Mark {
+            transitions: None,
+            seq: env.seq,
+        };
+        if let Some(keeper) = &self.keeper {
+            if state == State::Prepared {
+                keeper.hooks_started(mark);
+            } else {
+                keeper.left_prepared(state);
+            }
+        }
         let stop_at_failure = matches!(state, State::Prepared | State::Updated);
         let dir = self.hooks.dir(state);
         // `Err(None)`: the directory could not be read; `Err(Some(hook))`: that hook failed.
@@ -355,6 +400,9 @@ impl Agent {
                     if matches!(outcome, Outcome::Stopped) {
                         // The agent is going away: neither cancel nor finish on a hook it cut
                         // short; the next agent finds the state and runs the hooks again.
+                        if let Some(keeper) = &self.keeper {
+                            keeper.hooks_failed("the agent was stopped".to_owned());
+                        }
                         return;
                     }
                     if !outcome.is_success() {
@@ -370,8 +418,26 @@ impl Agent {
                 first_failure.map_or(Ok(()), |hook| Err(Some(hook)))
             }
         };
-        match (state, ran) {
-            (State::Prepared, Err(hook)) => {
+        let sessions = self.keeper.as_ref().filter(|keeper| keeper.has_sessions());
+        match (state, ran, sessions) {
+            (State::Prepared, Ok(()), _) => {
+                if let Some(keeper) = &self.keeper {
+                    keeper.hooks_ready(mark);
+                }
+                report(AgentEvent::Ready { mark });
+            }
+            (State::Prepared, Err(hook), Some(keeper)) => {
+                keeper.hooks_failed(failure(hook.as_ref(), "prepared"));
+                let sessions = keeper.unpreserve();
+                report(AgentEvent::Unpreserved {
+                    hook: hook.as_ref(),
+                    sessions,
+                });
+            }
+            (State::Prepared, Err(hook), None) => {
+                if let Some(keeper) = &self.keeper {
+                    keeper.hooks_failed(failure(hook.as_ref(), "prepared"));
+                }
                 let result = self.deliver(Event::Cancel, &env.state_file, report);
                 if !result.is_settled() {
                     summary.events_failed += 1;
@@ -381,17 +447,24 @@ impl Agent {
                     result: &result,
                 });
             }
-            (State::Updated, Err(hook)) => report(AgentEvent::FinishWithheld {
+            (State::Updated, Err(hook), _) => report(AgentEvent::FinishWithheld {
                 hook: hook.as_ref(),
             }),
-            (State::Updated, Ok(())) if self.finish => {
+            (State::Updated, Ok(()), Some(keeper)) if self.finish => {
+                let (finished, waiting) = keeper.allow_finish();
+                report(AgentEvent::SessionsFinished {
+                    finished: &finished,
+                    waiting,
+                });
+            }
+            (State::Updated, Ok(()), None) if self.finish => {
                 let result = self.deliver(Event::Finish, &env.state_file, report);
                 if !result.is_settled() {
                     summary.events_failed += 1;
                 }
                 report(AgentEvent::Finished { result: &result });
             }
-            (State::Updated, Ok(())) => report(AgentEvent::FinishLeft),
+            (State::Updated, Ok(()), _) => report(AgentEvent::FinishLeft),
             _ => {}
         }
     }
@@ -432,6 +505,14 @@ impl Agent {
         let _ = rustix::event::poll(&mut fds, timeout.as_ref());
         !stop.is_stopped()
     }
+}
+
+/// Why the hooks of `state` did not all succeed, as a clause.
+fn failure(hook: Option<&Hook>, state: &str) -> String {
+    hook.map_or_else(
+        || format!("the {state} hooks could not be run"),
+        |hook| format!("{} failed", hook.name),
+    )
 }
 
 /// Whether a state found at start leaves work for the agents: saving in `prepared`,

@@ -7,8 +7,12 @@ use std::io::{self, IsTerminal, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, SystemTime};
 
+use std::sync::Arc;
+
 use luo_user::agent::{Agent, AgentEvent, Delivery};
 use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
+use luo_user::keeper::{Keeper, KeeperEvent, Listener};
+use luo_user::{Flavour, StateFile};
 
 use crate::cli::AgentArgs;
 use crate::exit::Failure;
@@ -32,8 +36,17 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         .finish(!args.no_finish)
         .initial(args.output.initial)
         .follow(args.output.follow);
-    let mut follower = args.state.follower();
     let log = Log::new(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
+    let style = Style::new(args.output.json, args.output.format.as_deref());
+    // Bound before the first hook runs, so `luoctl kexec` finds it; dropped (and removed) when
+    // the agent returns.
+    let (agent, _listener) = if args.no_socket {
+        (agent, None)
+    } else {
+        let (keeper, listener) = listen(args, log, style == Style::Json)?;
+        (agent.keeper(keeper), Some(listener))
+    };
+    let mut follower = args.state.follower();
     let notifier = match Notifier::from_env() {
         Some(Ok(notifier)) => Some(notifier),
         Some(Err(err)) => {
@@ -44,7 +57,6 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         }
         None => None,
     };
-    let style = Style::new(args.output.json, args.output.format.as_deref());
     let mut output: io::Result<()> = Ok(());
     let path = args.state.state_file.as_path();
     let summary = agent.run(&mut follower, args.count, |event| {
@@ -91,6 +103,80 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
     }
 }
 
+/// Listens on the agent's socket, with mainline's sessions in the observer flavour.
+fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Arc<Listener>), Failure> {
+    let sessions = luo_user::flavour() == Some(Flavour::Observer);
+    let keeper = Arc::new(Keeper::new(&args.device.device, sessions));
+    let listener = Arc::new(Listener::bind(&args.socket.socket).map_err(|err| {
+        Failure::Output(io::Error::new(
+            err.kind(),
+            format!("{err} (--no-socket runs the agent without it)"),
+        ))
+    })?);
+    let state_file = args.state.state_file.clone();
+    let current = move || {
+        let state = StateFile::open(&state_file).ok()?.state().ok()?;
+        Some((state, None))
+    };
+    let report = move |event: KeeperEvent<'_>| {
+        if json {
+            if let Some(object) = keeper_record(&event, SystemTime::now()) {
+                // The main thread's records are whole lines too: stdout's lock keeps them apart.
+                let _ = write_line(&object);
+            }
+        }
+        log.keeper(&event);
+    };
+    listener
+        .clone()
+        .serve(keeper.clone(), Arc::new(current), Arc::new(report))?;
+    if !args.quiet.quiet {
+        log.line(format_args!(
+            "listening at {} ({})",
+            listener.path().display(),
+            if sessions {
+                "observer flavour: workloads may hand over files to keep across the kexec"
+            } else {
+                "standalone flavour: for 'luoctl kexec' to wait for the prepared hooks"
+            }
+        ));
+    }
+    Ok((keeper, listener))
+}
+
+/// The JSON record of what the keeper did.
+fn keeper_record(event: &KeeperEvent<'_>, now: SystemTime) -> Option<Object> {
+    let record = |what: &str| {
+        Object::new()
+            .str("time", &humantime::format_rfc3339_micros(now).to_string())
+            .str("record", "session")
+            .str("event", what)
+    };
+    Some(match event {
+        KeeperEvent::Kept { name, count, pid } => record("kept")
+            .str("session", name)
+            .num("files", count)
+            .num("pid", pid),
+        KeeperEvent::Dropped { name } => record("dropped").str("session", name),
+        KeeperEvent::Preserved { name, count } => {
+            record("preserved").str("session", name).num("files", count)
+        }
+        KeeperEvent::Unpreserved { sessions } => record("unpreserved").num("sessions", sessions),
+        KeeperEvent::Claimed { name, count, pid } => record("claimed")
+            .str("session", name)
+            .num("files", count)
+            .num("pid", pid),
+        KeeperEvent::Finished { name } => record("finished").str("session", name),
+        KeeperEvent::FinishFailed { name, error } => record("finish_failed")
+            .str("session", name)
+            .str("error", &error.to_string()),
+        KeeperEvent::Refused { pid, reason } => {
+            record("refused").num("pid", pid).str("error", reason)
+        }
+        _ => return None,
+    })
+}
+
 fn write_line(object: &Object) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{object}")?;
@@ -131,6 +217,24 @@ fn outcome_record(event: &AgentEvent<'_>, now: SystemTime) -> Option<Object> {
             .str("result", "withheld")
             .opt_str("because", hook.map(|h| h.name.as_str())),
         AgentEvent::FinishLeft => record("finish").str("result", "left"),
+        AgentEvent::Ready { mark } => record("ready")
+            .num("seq", mark.seq)
+            .opt_num("transitions", mark.transitions),
+        AgentEvent::Unpreserved { hook, sessions } => record("cancel")
+            .str("result", "unpreserved")
+            .num("sessions", sessions)
+            .opt_str("because", hook.map(|h| h.name.as_str())),
+        AgentEvent::SessionsFinished { finished, waiting } => record("finish")
+            .str("result", "sessions")
+            .num(
+                "finished",
+                finished.iter().filter(|(_, r)| r.is_ok()).count(),
+            )
+            .num(
+                "failed",
+                finished.iter().filter(|(_, r)| r.is_err()).count(),
+            )
+            .num("waiting", waiting),
         _ => return None,
     })
 }
@@ -202,6 +306,7 @@ fn notification(event: &AgentEvent<'_>) -> Option<String> {
 }
 
 /// The agent's log on stderr: one flushed line per event, coloured only on a terminal.
+#[derive(Clone, Copy)]
 struct Log {
     colour: bool,
 }
@@ -343,6 +448,57 @@ impl Log {
             AgentEvent::FinishLeft => self.line(format_args!(
                 "every updated hook succeeded; not sending finish (--no-finish)"
             )),
+            AgentEvent::Ready { mark } => {
+                let at = mark
+                    .transitions
+                    .map_or_else(String::new, |n| format!(" (transition {n})"));
+                self.line(format_args!(
+                    "every prepared hook succeeded: ready for the kexec{at}"
+                ));
+            }
+            AgentEvent::Unpreserved { hook, sessions } => self.line(format_args!(
+                "{}: {}; closed {sessions} session(s), so their files are no longer preserved",
+                self.bad("live update cancelled"),
+                failure(*hook, "prepared")
+            )),
+            AgentEvent::SessionsFinished { finished, waiting } => {
+                let done = finished.iter().filter(|(_, r)| r.is_ok()).count();
+                self.line(format_args!(
+                    "every updated hook succeeded: finished {done} restored session(s); \
+                     {waiting} claimed session(s) wait for their workload's restore"
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn keeper(&self, event: &KeeperEvent<'_>) {
+        match event {
+            KeeperEvent::Kept { name, count, pid } => self.line(format_args!(
+                "keeping {count} file(s) of pid {pid} for session {name}"
+            )),
+            KeeperEvent::Dropped { name } => self.line(format_args!(
+                "the workload of session {name} went away before the prepare: its files are let go"
+            )),
+            KeeperEvent::Preserved { name, count } => self.line(format_args!(
+                "session {name}: {count} file(s) preserved for the kexec"
+            )),
+            KeeperEvent::Unpreserved { sessions } => {
+                self.line(format_args!("closed {sessions} outgoing session(s)"))
+            }
+            KeeperEvent::Claimed { name, count, pid } => self.line(format_args!(
+                "session {name}: handed {count} file(s) back to pid {pid}"
+            )),
+            KeeperEvent::Finished { name } => {
+                self.line(format_args!("session {name}: finished"));
+            }
+            KeeperEvent::FinishFailed { name, error } => self.line(format_args!(
+                "session {name}: {}: {error}",
+                self.bad("finish failed")
+            )),
+            KeeperEvent::Refused { pid, reason } => {
+                self.line(format_args!("refused a request of pid {pid}: {reason}"));
+            }
             _ => {}
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::agent::DEFAULT_HOOK_TIMEOUT;
+use luo_user::keeper::DEFAULT_SOCKET;
 use luo_user::kexec::DEBUGFS;
 use luo_user::{DEFAULT_INTERVAL, Follower, State, StateFile, StateSet};
 
@@ -125,7 +126,13 @@ pub enum Command {
     Wait(WaitArgs),
 
     /// Start a live update (normal to prepared) and print the new state.
-    Prepare(EventArgs),
+    ///
+    /// Standalone flavour: sends prepare to the control device; the agent then runs the
+    /// prepared hooks, and 'luoctl kexec' waits for them. Observer flavour (mainline LUO, which
+    /// has no prepare event): asks the agent (--socket) to preserve the files its workloads
+    /// handed over and run the prepared hooks, and returns once they all succeeded (at most
+    /// --timeout).
+    Prepare(PrepareArgs),
 
     /// Abandon a live update (prepared or frozen to normal) and print the new state.
     ///
@@ -153,6 +160,14 @@ pub enum Command {
     /// Logs go to stderr, one line per event (no colours unless stderr is a terminal); each
     /// state acted on is printed on stdout like watch prints a change. With NOTIFY_SOCKET set
     /// (systemd Type=notify), READY=1 is sent after the first read, and STATUS= on each state.
+    ///
+    /// The agent listens on a local socket (--socket) where 'luoctl kexec' waits for the
+    /// prepared hooks to succeed. In the observer flavour (mainline LUO), workloads also hand
+    /// it their files (memfds) there: the agent preserves them in mainline sessions at
+    /// 'luoctl prepare', holds the sessions until the kexec, hands the files back after it,
+    /// and finishes each session its workload restored once the updated hooks succeeded. A
+    /// failed prepared hook closes the sessions (mainline's cancel). Only root and the agent's
+    /// own user may connect.
     Agent(AgentArgs),
 
     /// Reboot into KERNEL as a live update (from prepared only, with KHO on).
@@ -163,6 +178,11 @@ pub enum Command {
     /// --load-only, syncs the file systems and reboots with reboot(LINUX_REBOOT_CMD_KEXEC): the
     /// module moves prepared to frozen and hands the state over in KHO, so this does not
     /// return. It prints nothing on stdout.
+    ///
+    /// Before loading, it waits (at most --wait-timeout) until the agent at --socket says the
+    /// prepared hooks of this prepared state all succeeded, and refuses, saying why, if one
+    /// failed or no agent listens; so 'luoctl prepare && luoctl kexec KERNEL' is safe.
+    /// --no-wait skips this, for a live update without an agent.
     Kexec(KexecArgs),
 
     /// Print a shell completion script.
@@ -213,6 +233,29 @@ pub struct EventArgs {
     /// Print a JSON object instead of a word.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the agent listens.
+#[derive(Debug, Args)]
+pub struct SocketArg {
+    /// The agent's socket.
+    #[arg(long = "socket", value_name = "PATH", env = "LUO_AGENT_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// The options of `prepare`.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+
+    #[command(flatten)]
+    pub socket: SocketArg,
+
+    /// Observer flavour: how long to wait for the agent to preserve the files and run the
+    /// prepared hooks.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub timeout: humantime::Duration,
 }
 
 /// The options of `cancel`.
@@ -354,6 +397,14 @@ pub struct AgentArgs {
     /// Exit with 0 after acting on this many states.
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
+
+    #[command(flatten)]
+    pub socket: SocketArg,
+
+    /// Do not listen on the socket: nobody can hand files over, and 'luoctl kexec' cannot
+    /// wait for the hooks (it needs --no-wait then).
+    #[arg(long)]
+    pub no_socket: bool,
 }
 
 /// The options of `kexec`.
@@ -387,6 +438,17 @@ pub struct KexecArgs {
     /// The running kernel's command line, for --reuse-cmdline.
     #[arg(long, value_name = "PATH", env = "LUO_PROC_CMDLINE", default_value = luo_user::kexec::PROC_CMDLINE)]
     pub cmdline_file: PathBuf,
+
+    #[command(flatten)]
+    pub socket: SocketArg,
+
+    /// Do not wait for the agent's prepared hooks: for a live update without an agent.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait for the agent's prepared hooks.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration, conflicts_with = "no_wait")]
+    pub wait_timeout: humantime::Duration,
 
     #[command(flatten)]
     pub state: StateArgs,

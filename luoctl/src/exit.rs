@@ -9,6 +9,7 @@ use luo_sysfs_abi::path::{DEVICE_PATH, GENERATION_PATH, STATE_PATH};
 use luo_user::Error;
 use luo_user::agent::Summary;
 use luo_user::hooks::OpenError;
+use luo_user::keeper::ClientError;
 use luo_user::kexec::KexecError;
 
 /// Done: the state was reached, the changes were seen, the event was applied.
@@ -36,11 +37,14 @@ pub const HOOK_FAILED: u8 = 8;
 /// sent (after its retries); this wins over [`HOOK_FAILED`], since the live update is left
 /// where the failed hooks stopped it.
 pub const NOT_SENT: u8 = 9;
+/// No agent listens on the socket (`kexec` without `--no-wait`, `prepare` in the observer
+/// flavour), or it refused: a prepared hook failed, or the files could not be preserved.
+pub const AGENT: u8 = 10;
 /// The time ran out, as with coreutils `timeout`.
 pub const TIMEOUT: u8 = 124;
 
 /// Every status, with what it means, for the help and the man page.
-pub const DOCUMENTED: [(u8, &str); 11] = [
+pub const DOCUMENTED: [(u8, &str); 12] = [
     (OK, "success"),
     (ERROR, "error (the message names the path and what to do)"),
     (USAGE, "usage error"),
@@ -70,7 +74,16 @@ pub const DOCUMENTED: [(u8, &str); 11] = [
         NOT_SENT,
         "a cancel or finish the hooks called for was refused or could not be sent (agent)",
     ),
-    (TIMEOUT, "timed out (wait --timeout, watch --idle-timeout)"),
+    (
+        AGENT,
+        "no agent listens, or it refused: a prepared hook failed, or the files could not be \
+         preserved (kexec, prepare in the observer flavour)",
+    ),
+    (
+        TIMEOUT,
+        "timed out (wait --timeout, watch --idle-timeout, kexec --wait-timeout, prepare \
+         --timeout)",
+    ),
 ];
 
 /// Why a command did not succeed, and so its exit status.
@@ -86,11 +99,19 @@ pub enum Failure {
     Hooks(OpenError),
     /// The agent's run ended, but not cleanly.
     Agent(Summary),
+    /// Talking to the agent's socket failed, or the agent refused.
+    Keeper(ClientError),
 }
 
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         Failure::Luo(err)
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure::Keeper(err)
     }
 }
 
@@ -155,6 +176,14 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
                 summary.hooks_failed, summary.events_failed
             );
             agent_status(&summary)
+        }
+        Err(Failure::Keeper(err @ ClientError::Timeout { .. })) => {
+            eprintln!("luoctl: timed out: {err}");
+            TIMEOUT
+        }
+        Err(Failure::Keeper(err)) => {
+            eprintln!("luoctl: error: {err}");
+            AGENT
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");

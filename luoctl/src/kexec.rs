@@ -2,6 +2,8 @@
 
 use std::io::{self, Write};
 
+use luo_user::State;
+use luo_user::keeper::Client;
 use luo_user::kexec::{self, CommandLine, Request};
 
 use crate::cli::KexecArgs;
@@ -23,6 +25,10 @@ pub fn run(args: &KexecArgs) -> Result<(), Failure> {
         request = request.with_initrd(initrd);
     }
     let state = args.state.open()?;
+    // Outside `prepared`, `load` refuses with the state machine's reason, which says more.
+    if !args.no_wait && state.state()? == State::Prepared {
+        wait_for_hooks(args)?;
+    }
     kexec::load(&state, &request)?;
     let mut err = io::stderr().lock();
     if args.load_only {
@@ -39,4 +45,20 @@ pub fn run(args: &KexecArgs) -> Result<(), Failure> {
     err.flush()?;
     drop(err);
     Err(kexec::reboot(&state).into())
+}
+
+/// Waits until the agent says the prepared hooks of this `prepared` state all succeeded.
+fn wait_for_hooks(args: &KexecArgs) -> Result<(), Failure> {
+    let socket = &args.socket.socket;
+    let client = Client::connect(socket)?;
+    eprintln!(
+        "luoctl: waiting for the agent's prepared hooks (at most {}; --no-wait skips this)",
+        args.wait_timeout
+    );
+    let mark = client.wait_ready(args.wait_timeout.into())?;
+    let at = mark
+        .transitions
+        .map_or_else(String::new, |n| format!(" (transition {n})"));
+    eprintln!("luoctl: the prepared hooks succeeded{at}");
+    Ok(())
 }

@@ -16,9 +16,10 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use luo_user::{Control, Event, State};
+use luo_user::keeper::Client;
+use luo_user::{Control, Event, State, StateFile};
 
-use crate::cli::{Cli, Command, EventArgs};
+use crate::cli::{Cli, Command, EventArgs, PrepareArgs};
 use crate::exit::Failure;
 use crate::json::Object;
 
@@ -64,7 +65,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 ))),
             }
         }
-        Command::Prepare(args) => send(args, Event::Prepare),
+        Command::Prepare(args) => prepare(args),
         Command::Cancel(args) => cancel::run(args),
         Command::Finish(args) => send(args, Event::Finish),
         Command::Agent(args) => agent::run(args),
@@ -101,6 +102,25 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Standalone: the prepare event. Observer (no events in mainline): a request to the agent,
+/// which preserves its workloads' files and runs the prepared hooks.
+fn prepare(args: &PrepareArgs) -> Result<(), Failure> {
+    if luo_user::flavour() != Some(luo_user::Flavour::Observer) {
+        return send(&args.event, Event::Prepare);
+    }
+    let socket = &args.socket.socket;
+    eprintln!(
+        "luoctl: observer flavour: asking the agent at {} to preserve its workloads' files and \
+         run the prepared hooks",
+        socket.display()
+    );
+    let mark = Client::connect(socket)?.prepare(args.timeout.into())?;
+    if let Some(transitions) = mark.transitions {
+        eprintln!("luoctl: ready for the kexec at transition {transitions}");
+    }
+    print_state(StateFile::open_default()?.state()?, args.event.json)
 }
 
 fn send(args: &EventArgs, event: Event) -> Result<(), Failure> {

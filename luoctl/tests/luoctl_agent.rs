@@ -74,6 +74,9 @@ impl Setup {
             .arg("agent")
             .arg("--hooks-dir")
             .arg(&self.hooks)
+            // Each test's own socket: tests run in parallel, and not as the system's agent.
+            .arg("--socket")
+            .arg(self.dir.path().join("agent.sock"))
             .args(args)
             .stdin(Stdio::null());
         command
@@ -150,9 +153,12 @@ fn a_hook_gets_the_change_in_its_environment() {
         .unwrap();
     // The ready line says the first read happened: the rewrite below is a change.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // The socket's line comes first, then the ready line.
     let mut ready = String::new();
-    stderr.read_line(&mut ready).unwrap();
-    assert!(ready.contains("watching"), "{ready}");
+    while !ready.contains("watching") {
+        ready.clear();
+        assert!(stderr.read_line(&mut ready).unwrap() > 0, "no ready line");
+    }
     write_state(&setup.state, State::Prepared);
     let mut rest = String::new();
     let _ = stderr.read_to_string(&mut rest);
@@ -677,4 +683,79 @@ fn every_log_line_is_one_line_even_for_a_path_with_a_newline() {
     for line in stderr.lines() {
         assert!(line.starts_with("luoctl agent: "), "{line:?} in {stderr:?}");
     }
+}
+
+/// `luoctl kexec --load-only` of a file that is no kernel, against the agent of `setup`.
+fn kexec_against(setup: &Setup) -> Output {
+    let debugfs = setup.dir.path().join("debug");
+    fs::create_dir_all(debugfs.join("kho")).unwrap();
+    let cmdline = setup.dir.path().join("cmdline");
+    fs::write(&cmdline, "console=ttyS0\n").unwrap();
+    let kernel = setup.dir.path().join("bzImage");
+    fs::write(&kernel, b"not really a kernel").unwrap();
+    let child = luoctl_std()
+        .arg("--state-file")
+        .arg(&setup.state)
+        .args(["kexec", "--load-only", "--wait-timeout", "30"])
+        .arg("--debugfs")
+        .arg(&debugfs)
+        .arg("--cmdline-file")
+        .arg(&cmdline)
+        .arg("--socket")
+        .arg(setup.dir.path().join("agent.sock"))
+        .arg(&kernel)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish_within(child, Duration::from_secs(60))
+}
+
+#[test]
+fn kexec_waits_for_the_prepared_hooks_and_refuses_when_one_fails() {
+    for (body, succeeds) in [("sleep 1", true), ("sleep 1; exit 3", false)] {
+        let setup = Setup::new(State::Normal);
+        setup.hook(State::Prepared, "10-save", body);
+        // Two states: it must outlive the kexec's wait, which `-n 1` would end.
+        let agent = setup
+            .agent(&["-n", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut agent = agent;
+        let mut stderr = BufReader::new(agent.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("watching") {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
+        }
+        write_state(&setup.state, State::Prepared);
+        // The hook sleeps: kexec connects while it runs, and must wait for its end.
+        let out = kexec_against(&setup);
+        let err = text(&out.stderr);
+        if succeeds {
+            assert!(err.contains("the prepared hooks succeeded"), "{err}");
+            // It went on to the load, which the file that is no kernel fails.
+            assert!(!out.status.success(), "{err}");
+        } else {
+            assert_eq!(out.status.code(), Some(10), "{err}");
+            assert!(err.contains("prepared.d/10-save failed"), "{err}");
+        }
+        assert_eq!(setup.ran(), ["10-save"]);
+        write_state(&setup.state, State::Normal);
+        let mut agent = agent;
+        agent.stderr = None;
+        let _ = finish_within(agent, Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn kexec_without_an_agent_is_refused_with_what_to_start() {
+    let setup = Setup::new(State::Prepared);
+    let out = kexec_against(&setup);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(err.contains("no agent listens at"), "{err}");
+    assert!(err.contains("start 'luoctl agent'"), "{err}");
 }

@@ -45,13 +45,15 @@ impl Setup {
         setup
     }
 
-    /// `luoctl kexec` with this setup, always `--load-only`: a test never reboots the host.
+    /// `luoctl kexec` with this setup, always `--load-only`: a test never reboots the host;
+    /// and `--no-wait`: no agent runs here (the agent's tests cover the wait).
     fn kexec(&self, args: &[&str]) -> Command {
         let mut cmd = luoctl();
         cmd.arg("--state-file")
             .arg(&self.state)
             .arg("kexec")
             .arg("--load-only")
+            .arg("--no-wait")
             .arg("--debugfs")
             .arg(&self.debugfs)
             .arg("--cmdline-file")
@@ -109,7 +111,7 @@ fn kexec_without_debugfs_says_it_cannot_tell_and_how_to_mount_it() {
     luoctl()
         .arg("--state-file")
         .arg(&setup.state)
-        .args(["kexec", "--load-only", "--debugfs"])
+        .args(["kexec", "--load-only", "--no-wait", "--debugfs"])
         .arg(&unmounted)
         .arg(&setup.kernel)
         .assert()
@@ -284,6 +286,7 @@ fn a_debugfs_this_user_cannot_read_is_not_called_kho_off() {
         .arg("--state-file")
         .arg(&setup.state)
         .arg("--load-only")
+        .arg("--no-wait")
         .arg("--debugfs")
         .arg(&setup.debugfs)
         .arg(&setup.kernel)

@@ -119,7 +119,9 @@ impl Client {
             tokens: tokens.to_vec(),
         };
         match self.call(&request, &[], None)? {
-            (Reply::Claimed { count, .. }, files) if count == files.len() && count == tokens.len() => {
+            (Reply::Claimed { count, .. }, files)
+                if count == files.len() && count == tokens.len() =>
+            {
                 Ok(files)
             }
             (other, _) => Err(unexpected(&request, &other)),

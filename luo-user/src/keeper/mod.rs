@@ -36,7 +36,7 @@ mod wire;
 
 pub use client::{Client, ClientError};
 pub use server::{Current, Listener, READY_LIMIT, Report};
-pub use store::{Keeper, KeeperEvent, Mark, Refusal};
+pub use store::{Finished, Keeper, KeeperEvent, Mark, Refusal};
 pub use wire::WireError;
 
 /// Where `luoctl agent` listens unless told otherwise.
@@ -90,7 +90,10 @@ mod tests {
         let err = client.keep("vm", &[(1, file.as_fd())]).unwrap_err();
         assert!(err.to_string().contains("liveupdate=on"), "{err}");
         let err = client.wait_ready(Duration::from_secs(5)).unwrap_err();
-        assert!(err.to_string().contains("run 'luoctl prepare' first"), "{err}");
+        assert!(
+            err.to_string().contains("run 'luoctl prepare' first"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -107,7 +110,10 @@ mod tests {
         let mut tries = 0;
         while again.keep("vm", &[(7, file.as_fd())]).is_err() {
             tries += 1;
-            assert!(tries < 500, "the files of a closed connection were still kept");
+            assert!(
+                tries < 500,
+                "the files of a closed connection were still kept"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(keeper.drop_kept("vm"));

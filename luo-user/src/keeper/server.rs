@@ -50,7 +50,8 @@ impl Listener {
                 .map_err(|err| context(err, "cannot create the directory of"))?;
         }
         remove_stale(&path)?;
-        let addr = SocketAddrUnix::new(path.as_path()).map_err(|e| context(e.into(), "bad path"))?;
+        let addr =
+            SocketAddrUnix::new(path.as_path()).map_err(|e| context(e.into(), "bad path"))?;
         let socket = socket()?;
         // The mode is the first gate (the peer check below is the second): owner only.
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
@@ -90,7 +91,8 @@ impl Listener {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     };
-                    let (keeper, current, report) = (keeper.clone(), current.clone(), report.clone());
+                    let (keeper, current, report) =
+                        (keeper.clone(), current.clone(), report.clone());
                     // A thread per workload: there are a few, and `prepare` blocks for the
                     // hooks' whole run.
                     let spawned = std::thread::Builder::new()
@@ -135,7 +137,10 @@ fn remove_stale(path: &Path) -> std::io::Result<()> {
     if !meta.file_type().is_socket() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; remove it or pick another --socket", path.display()),
+            format!(
+                "{} exists and is not a socket; remove it or pick another --socket",
+                path.display()
+            ),
         ));
     }
     let addr = SocketAddrUnix::new(path)?;
@@ -143,7 +148,10 @@ fn remove_stale(path: &Path) -> std::io::Result<()> {
     if rustix::net::connect(&probe, &addr).is_ok() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("another agent listens at {}; one agent per machine", path.display()),
+            format!(
+                "another agent listens at {}; one agent per machine",
+                path.display()
+            ),
         ));
     }
     std::fs::remove_file(path)
@@ -192,7 +200,10 @@ impl Peer {
                 Err(WireError::Closed) => break,
                 Err(err) => {
                     let reason = format!("a bad message: {err}");
-                    report(KeeperEvent::Refused { pid: self.pid, reason: &reason });
+                    report(KeeperEvent::Refused {
+                        pid: self.pid,
+                        reason: &reason,
+                    });
                     let _ = wire::send(&self.conn, &Reply::Error(reason.clone()).to_string(), &[]);
                     break;
                 }
@@ -203,7 +214,10 @@ impl Peer {
                 (Ok(()), Ok(request)) => self.answer(request, files, keeper, current, report),
             };
             if let Reply::Error(reason) = &reply {
-                report(KeeperEvent::Refused { pid: self.pid, reason });
+                report(KeeperEvent::Refused {
+                    pid: self.pid,
+                    reason,
+                });
             }
             let borrowed: Vec<_> = out.iter().map(AsFd::as_fd).collect();
             if wire::send(&self.conn, &reply.to_string(), &borrowed).is_err() {
@@ -230,7 +244,11 @@ impl Peer {
             Request::Keep { name, tokens } => {
                 let count = files.len();
                 keeper.keep(&name, &tokens, files).map(|()| {
-                    report(KeeperEvent::Kept { name: &name, count, pid: self.pid });
+                    report(KeeperEvent::Kept {
+                        name: &name,
+                        count,
+                        pid: self.pid,
+                    });
                     self.kept.push(name.clone());
                     Reply::Kept { name, count }
                 })
@@ -238,7 +256,11 @@ impl Peer {
             Request::Claim { name, tokens } => match keeper.claim(&name, &tokens) {
                 Ok(files) => {
                     let count = files.len();
-                    report(KeeperEvent::Claimed { name: &name, count, pid: self.pid });
+                    report(KeeperEvent::Claimed {
+                        name: &name,
+                        count,
+                        pid: self.pid,
+                    });
                     return (Reply::Claimed { name, count }, files);
                 }
                 Err(refusal) => Err(refusal),
@@ -249,7 +271,10 @@ impl Peer {
             }),
             Request::Prepare => keeper.preserve_kept().and_then(|preserved| {
                 for (name, count) in &preserved {
-                    report(KeeperEvent::Preserved { name, count: *count });
+                    report(KeeperEvent::Preserved {
+                        name,
+                        count: *count,
+                    });
                 }
                 self.wait_ready(keeper, current)
             }),
@@ -282,7 +307,10 @@ pub(crate) fn report_finished(
 /// Whether the peer closed its end (it gave up waiting).
 fn hung_up(conn: &OwnedFd) -> bool {
     let mut fds = [PollFd::new(conn, PollFlags::RDHUP)];
-    let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
         && fds[0]
             .revents()

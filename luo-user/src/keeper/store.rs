@@ -122,6 +122,9 @@ pub struct Keeper {
 /// A request the keeper refused: the text says why and what to do.
 pub type Refusal = String;
 
+/// The sessions a call finished, each with how its finish went.
+pub type Finished = Vec<(String, Result<(), SessionError>)>;
+
 impl Keeper {
     /// A keeper that opens mainline's orchestrator at `device` for each operation;
     /// `sessions` says whether it is there (the observer flavour): without it only the
@@ -150,17 +153,21 @@ impl Keeper {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the maps whole (each update is one insert or
         // remove): go on with them.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn need_sessions(&self) -> Result<(), Refusal> {
         if self.sessions {
             Ok(())
         } else {
-            Err("files cannot be kept: luo runs in the standalone flavour, where memory does \
+            Err(
+                "files cannot be kept: luo runs in the standalone flavour, where memory does \
                  not cross the kexec; boot the kernel with liveupdate=on (mainline's \
                  orchestrator) for sessions"
-                .to_owned())
+                    .to_owned(),
+            )
         }
     }
 
@@ -202,9 +209,11 @@ impl Keeper {
         self.need_sessions()?;
         let mut inner = self.lock();
         if inner.kept.is_empty() {
-            return Err("no workload handed the agent a file to preserve; a live update with \
+            return Err(
+                "no workload handed the agent a file to preserve; a live update with \
                         nothing preserved is a plain kexec"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         let mut made = Vec::new();
         // One open of the device per session: the device admits one opener, and a person's
@@ -262,10 +271,7 @@ impl Keeper {
 
     /// Records that the workload restored session `name`; finishes it if the updated hooks
     /// already succeeded. Returns the sessions finished (name and result).
-    pub fn restored(
-        &self,
-        name: &str,
-    ) -> Result<Vec<(String, Result<(), SessionError>)>, Refusal> {
+    pub fn restored(&self, name: &str) -> Result<Finished, Refusal> {
         self.need_sessions()?;
         let mut inner = self.lock();
         if !inner.incoming.contains_key(name) {
@@ -279,7 +285,7 @@ impl Keeper {
 
     /// The updated hooks all succeeded: finishes every restored session now, and each one
     /// restored from now on. Returns the sessions finished, and how many claimed ones wait.
-    pub fn allow_finish(&self) -> (Vec<(String, Result<(), SessionError>)>, usize) {
+    pub fn allow_finish(&self) -> (Finished, usize) {
         let mut inner = self.lock();
         inner.finish_allowed = true;
         let finished = finish_restored(&mut inner);
@@ -306,9 +312,7 @@ impl Keeper {
     pub fn left_prepared(&self, state: State) {
         let mut inner = self.lock();
         if matches!(inner.hooks, Hooks::Running(_) | Hooks::Ready(_)) {
-            inner.hooks = Hooks::Failed(format!(
-                "the state moved to {state} before the kexec"
-            ));
+            inner.hooks = Hooks::Failed(format!("the state moved to {state} before the kexec"));
             self.changed.notify_all();
         } else if matches!(inner.hooks, Hooks::Failed(_)) && state == State::Normal {
             // A failure is told to the waiters of its own `prepared` only.
@@ -345,7 +349,9 @@ impl Keeper {
                     ));
                 }
                 (Hooks::Ready(mark), Some((_, count)))
-                    if mark.transitions.is_none() || count.is_none() || mark.transitions == count =>
+                    if mark.transitions.is_none()
+                        || count.is_none()
+                        || mark.transitions == count =>
                 {
                     return Ok(*mark);
                 }
@@ -373,7 +379,7 @@ impl Keeper {
 
 /// Finishes each restored incoming session, if allowed; a session whose finish fails stays
 /// open (and restored) for the next try.
-fn finish_restored(inner: &mut Inner) -> Vec<(String, Result<(), SessionError>)> {
+fn finish_restored(inner: &mut Inner) -> Finished {
     if !inner.finish_allowed {
         return Vec::new();
     }
@@ -499,7 +505,11 @@ mod tests {
         let err = keeper.preserve_kept().unwrap_err();
         assert!(err.contains("no workload"), "{err}");
         keeper
-            .keep("vm", &[1], vec![OwnedFd::from(tempfile::tempfile().unwrap())])
+            .keep(
+                "vm",
+                &[1],
+                vec![OwnedFd::from(tempfile::tempfile().unwrap())],
+            )
             .unwrap();
         let err = keeper.preserve_kept().unwrap_err();
         assert!(err.starts_with("session 'vm': "), "{err}");

@@ -68,7 +68,10 @@ pub fn recv(socket: impl AsFd) -> Result<(String, Vec<OwnedFd>), WireError> {
             files.extend(fds);
         }
     }
-    if received.flags.intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC) {
+    if received
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+    {
         return Err(WireError::Truncated);
     }
     if received.bytes == 0 && files.is_empty() {
