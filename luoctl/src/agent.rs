@@ -162,10 +162,16 @@ fn keeper_record(event: &KeeperEvent<'_>, now: SystemTime) -> Option<Object> {
             record("preserved").str("session", name).num("files", count)
         }
         KeeperEvent::Unpreserved { sessions } => record("unpreserved").num("sessions", sessions),
-        KeeperEvent::Claimed { name, count, pid } => record("claimed")
+        KeeperEvent::Claimed {
+            name,
+            count,
+            pid,
+            took,
+        } => record("claimed")
             .str("session", name)
             .num("files", count)
-            .num("pid", pid),
+            .num("pid", pid)
+            .num("duration_us", took.as_micros()),
         KeeperEvent::Finished { name } => record("finished").str("session", name),
         KeeperEvent::FinishFailed { name, error } => record("finish_failed")
             .str("session", name)
@@ -480,14 +486,21 @@ impl Log {
             KeeperEvent::Dropped { name } => self.line(format_args!(
                 "the workload of session {name} went away before the prepare: its files are let go"
             )),
-            KeeperEvent::Preserved { name, count } => self.line(format_args!(
-                "session {name}: {count} file(s) preserved for the kexec"
+            KeeperEvent::Preserved { name, count, took } => self.line(format_args!(
+                "session {name}: {count} file(s) preserved for the kexec in {}",
+                humantime::format_duration(round_ms(*took))
             )),
             KeeperEvent::Unpreserved { sessions } => {
                 self.line(format_args!("closed {sessions} outgoing session(s)"))
             }
-            KeeperEvent::Claimed { name, count, pid } => self.line(format_args!(
-                "session {name}: handed {count} file(s) back to pid {pid}"
+            KeeperEvent::Claimed {
+                name,
+                count,
+                pid,
+                took,
+            } => self.line(format_args!(
+                "session {name}: handed {count} file(s) back to pid {pid} (retrieved in {})",
+                humantime::format_duration(round_ms(*took))
             )),
             KeeperEvent::Finished { name } => {
                 self.line(format_args!("session {name}: finished"));

@@ -59,12 +59,20 @@ pub enum Command {
         )]
         command: Vec<String>,
     },
-    /// The main job: build everything, boot the guest, load luo.ko and walk a live update
-    /// cycle watched by luoctl.
+    /// The main job: build everything, boot the guest and walk a live update driven by
+    /// `luoctl agent`, watched by luoctl: by default luo beside mainline LUO (the in-tree
+    /// kernel, liveupdate=on), where a workload's memory survives in a memfd the agent keeps.
     Demo {
         /// Walk the cycle N times, and report the median and range of each span.
         #[arg(long, value_name = "N", default_value = "1")]
         runs: NonZeroUsize,
+        /// luo's own v3 state machine (luo.ko on the module's kernel) instead; the workload
+        /// is checkpointed to a file by the hooks.
+        #[arg(long)]
+        standalone: bool,
+        /// How much memory the workload keeps across the kexec, in MiB.
+        #[arg(long, value_name = "MIB", default_value = "256", conflicts_with = "standalone")]
+        memory_mib: u64,
     },
     /// Every check: fmt, clippy, unit, property, loom, doc tests, the ABI document, the kernel
     /// tests under QEMU, the live update across kexec with its failure paths, and the in-tree
@@ -171,7 +179,7 @@ mod tests {
         assert!(parse(&["demo", "--runs", "0"]).is_err());
         assert!(matches!(
             parse(&["demo"]).unwrap(),
-            Some(Command::Demo { runs }) if runs.get() == 1
+            Some(Command::Demo { runs, standalone: false, memory_mib: 256 }) if runs.get() == 1
         ));
     }
 }

@@ -71,7 +71,15 @@ fn dispatch(command: Command) -> run::Result {
             vng,
             command,
         } => guest::vm::run(console, vng, &command),
-        Command::Demo { runs } => scenario::demo::run(runs.get()),
+        Command::Demo {
+            runs,
+            standalone,
+            memory_mib,
+        } => scenario::demo::run(scenario::demo::Options {
+            runs: runs.get(),
+            standalone,
+            memory_mib,
+        }),
         Command::Test { list: true, .. } => {
             test::list();
             Ok(())

@@ -240,6 +240,7 @@ impl Peer {
         current: &Current,
         report: &Report,
     ) -> (Reply, Vec<OwnedFd>) {
+        let start = std::time::Instant::now();
         let reply = match request {
             Request::Keep { name, tokens } => {
                 let count = files.len();
@@ -260,6 +261,7 @@ impl Peer {
                         name: &name,
                         count,
                         pid: self.pid,
+                        took: start.elapsed(),
                     });
                     return (Reply::Claimed { name, count }, files);
                 }
@@ -270,10 +272,11 @@ impl Peer {
                 Reply::Restored { name }
             }),
             Request::Prepare => keeper.preserve_kept().and_then(|preserved| {
-                for (name, count) in &preserved {
+                for (name, count, took) in &preserved {
                     report(KeeperEvent::Preserved {
                         name,
                         count: *count,
+                        took: *took,
                     });
                 }
                 self.wait_ready(keeper, current)

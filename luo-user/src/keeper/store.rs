@@ -46,6 +46,8 @@ pub enum KeeperEvent<'a> {
         name: &'a str,
         /// How many files.
         count: usize,
+        /// How long creating the session and preserving its files took.
+        took: Duration,
     },
     /// The outgoing sessions were closed: their files are no longer preserved.
     Unpreserved {
@@ -60,6 +62,8 @@ pub enum KeeperEvent<'a> {
         count: usize,
         /// The workload's pid.
         pid: u32,
+        /// How long retrieving the session and its files took.
+        took: Duration,
     },
     /// An incoming session was finished: its files are this kernel's now.
     Finished {
@@ -204,8 +208,8 @@ impl Keeper {
     /// the first failure unpreserves what this call preserved and says which session failed.
     ///
     /// The files stay kept: after a cancel, the next prepare preserves them again.
-    /// Returns the sessions preserved, with their file counts.
-    pub fn preserve_kept(&self) -> Result<Vec<(String, usize)>, Refusal> {
+    /// Returns the sessions preserved, with their file counts and how long each took.
+    pub fn preserve_kept(&self) -> Result<Vec<(String, usize, Duration)>, Refusal> {
         self.need_sessions()?;
         let mut inner = self.lock();
         if inner.kept.is_empty() {
@@ -222,6 +226,7 @@ impl Keeper {
             if inner.outgoing.contains_key(name) {
                 continue;
             }
+            let start = Instant::now();
             let result = Sessions::open_at(&self.device).and_then(|sessions| {
                 let session = sessions.create(name)?;
                 for (token, file) in files {
@@ -230,16 +235,16 @@ impl Keeper {
                 Ok(session)
             });
             match result {
-                Ok(session) => made.push((name.clone(), files.len(), session)),
+                Ok(session) => made.push((name.clone(), files.len(), start.elapsed(), session)),
                 // Dropping the sessions made so far unpreserves their files.
                 Err(error) => return Err(format!("session '{name}': {error}")),
             }
         }
         let preserved = made
             .iter()
-            .map(|(name, count, _)| (name.clone(), *count))
+            .map(|(name, count, took, _)| (name.clone(), *count, *took))
             .collect();
-        for (name, _, session) in made {
+        for (name, _, _, session) in made {
             inner.outgoing.insert(name, session);
         }
         Ok(preserved)

@@ -1,27 +1,51 @@
-//! `cargo xtask demo [--runs N]`: the main job. Builds the kernel, `luo.ko` and the userspace,
-//! boots a guest, and walks a live update across a real kexec while `luoctl watch` and an
-//! agent run, then prints the timeline and the breakdown of where the time went, with the
-//! median and range of each span over N runs.
+//! `cargo xtask demo`: the main job. Builds the kernel, luoctl and the workload, boots a
+//! guest, and walks a live update across a real kexec driven by `luoctl agent` with the hooks
+//! of `contrib/hooks`, while `luoctl watch` follows it; then prints the timeline and the
+//! breakdown of where the time went, with the median and range of each span over N runs.
+//!
+//! By default luo is built in beside mainline's orchestrator (the in-tree kernel, booted with
+//! `liveupdate=on`: the observer flavour), and the workload's memory itself crosses the kexec:
+//! a memfd that the agent keeps in a session. `--standalone` walks luo's own v3 state machine
+//! with luo.ko instead, where the hooks checkpoint the workload to a file.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use crate::guest::runner::Stream;
+use crate::build::{cache, module};
+use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
 use crate::scenario::liveupdate;
 use crate::scenario::timeline::{self, Mark, Timeline};
+use crate::series;
 
-/// Runs the demo `--runs N` times (default 1); fails if any step of a cycle is missing or out
-/// of order.
-pub fn run(runs: usize) -> Result {
-    let tools = liveupdate::prepare_tools()?;
+/// The guest script, run in both boots; see its header.
+const SCRIPT: &str = include_str!("../../../tests/guest-scripts/demo.sh");
+
+/// What `cargo xtask demo` was asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How many live updates to walk.
+    pub runs: usize,
+    /// luo's own v3 state machine (luo.ko) instead of luo beside mainline LUO.
+    pub standalone: bool,
+    /// How much memory the workload keeps across the kexec (observer flavour).
+    pub memory_mib: u64,
+}
+
+/// Runs the demo `runs` times; fails if any step of a cycle is missing or out of order, or the
+/// workload did not resume with the memory it had.
+pub fn run(options: Options) -> Result {
+    let guest = Guest::build(options.standalone)?;
     let mut timelines = Vec::new();
-    for i in 1..=runs {
+    for i in 1..=options.runs {
         run::step(&format!(
-            "live update in a QEMU guest, run {i} of {runs} (TCG: two kernel boots)"
+            "live update in a QEMU guest ({}), run {i} of {} (TCG: two kernel boots)",
+            guest.describe(options.memory_mib),
+            options.runs
         ));
         let start = Instant::now();
         let show = i == 1;
-        let timeline = liveupdate::cycle(&tools, |stream, line, at| {
+        let timeline = guest.cycle(options.memory_mib, |stream, line, at| {
             if let Some(shown) = worth_showing(stream, line).filter(|_| show) {
                 eprintln!(
                     "    {:>6.1}s  {shown}",
@@ -29,7 +53,6 @@ pub fn run(runs: usize) -> Result {
                 );
             }
         })?;
-        timeline.verify()?;
         if show {
             print_timeline(&timeline);
         }
@@ -41,11 +64,102 @@ pub fn run(runs: usize) -> Result {
     Ok(())
 }
 
+/// The kernel, and luo.ko for the standalone flavour, with the userspace built.
+pub struct Guest {
+    kernel_build: PathBuf,
+    ko: Option<PathBuf>,
+    dir: PathBuf,
+}
+
+impl Guest {
+    /// Builds (or takes from the cache) what a flavour's demo boots.
+    pub fn build(standalone: bool) -> Result<Self> {
+        let (kernel_build, ko) = if standalone {
+            let module = module::ensure()?;
+            (module.kernel.build.clone(), Some(module.ko.clone()))
+        } else {
+            (series::tree::in_tree_kernel()?.build, None)
+        };
+        liveupdate::prepare_tools()?;
+        Ok(Guest {
+            kernel_build,
+            ko,
+            dir: cache::scratch("demo")?,
+        })
+    }
+
+    fn describe(&self, memory_mib: u64) -> String {
+        match self.ko {
+            Some(_) => "standalone v3 flavour, luo.ko".to_owned(),
+            None => format!("luo beside mainline LUO, {memory_mib} MiB kept across the kexec"),
+        }
+    }
+
+    /// One live update, watched line by line through `on_line`; checked before it returns.
+    pub fn cycle(
+        &self,
+        memory_mib: u64,
+        mut on_line: impl FnMut(Stream, &str, Instant),
+    ) -> Result<Timeline> {
+        liveupdate::clear(&self.dir)?;
+        let path = |relative: &str| {
+            runner::shell_quote(&cache::workspace().join(relative).to_string_lossy())
+        };
+        let script = format!(
+            "LUOCTL={luoctl}\nWORKLOAD={workload}\nCOUNTER={counter}\nHOOKS={hooks}\n\
+             BZIMAGE={bz}\nDIR={dir}\nMIB={memory_mib}\nKO={ko}\n{SCRIPT}",
+            luoctl = path("target/debug/luoctl"),
+            workload = path("target/debug/examples/workload"),
+            counter = path("target/debug/examples/counter"),
+            hooks = path("contrib/hooks"),
+            bz = runner::shell_quote(
+                &self
+                    .kernel_build
+                    .join("arch/x86/boot/bzImage")
+                    .to_string_lossy()
+            ),
+            dir = runner::shell_quote(&self.dir.to_string_lossy()),
+            ko = self
+                .ko
+                .as_ref()
+                .map_or_else(String::new, |ko| runner::shell_quote(&ko.to_string_lossy())),
+        );
+        let options = GuestOptions {
+            rw_dirs: vec![self.dir.clone()],
+            append: if self.ko.is_some() {
+                Vec::new()
+            } else {
+                vec!["liveupdate=on".to_owned()]
+            },
+        };
+        let mut timeline = Timeline::new();
+        let guest =
+            runner::run_in_guest_with(&self.kernel_build, &script, &options, |stream, line, at| {
+                timeline.see(stream, line, at);
+                on_line(stream, line, at);
+            })?;
+        let what = "the demo's live update";
+        if !guest.success() {
+            return Err(runner::failure_report(what, &guest));
+        }
+        // A cycle that ended without its steps shows what the guest said, not only which mark
+        // is missing.
+        timeline
+            .verify()
+            .map_err(|err| runner::failure_report(&format!("{what}: {err};"), &guest))?;
+        Ok(timeline)
+    }
+}
+
 /// The guest's own lines (agent, workload, luoctl, the script) and the kernel's lines about
 /// luo and kexec; the rest of the console is boot noise.
 fn worth_showing(stream: Stream, line: &str) -> Option<String> {
     let text = line.trim();
     match stream {
+        // The agent's JSON records feed the timeline; its log lines say the same for a person.
+        Stream::Stdout if text.starts_with("{\"v\":1,\"time\"") && text.contains("\"record\"") => {
+            None
+        }
         Stream::Stdout => (!text.is_empty()).then(|| text.to_owned()),
         Stream::Console => {
             let message = text.split_once("] ").map_or(text, |(_, rest)| rest);
@@ -88,10 +202,17 @@ fn print_timeline(timeline: &Timeline) {
             _ => println!("  {:<12}  {:>8}  {what}: not seen", "-", "-"),
         }
     }
-    let counter = |value: Option<u64>| value.map_or("?".to_owned(), |v| v.to_string());
+    let shown = |value: Option<u64>| value.map_or("?".to_owned(), |v| v.to_string());
     println!(
-        "Workload counter: {} at the checkpoint, {} when it resumed in the new kernel",
-        counter(timeline.checkpointed),
-        counter(timeline.restored)
+        "Workload counter: {} last seen in the old kernel, resumed at {} in the new one",
+        shown(timeline.checkpointed),
+        shown(timeline.restored)
     );
+    if let (Some(before), Some(after)) = (&timeline.check_before, &timeline.check_after) {
+        println!(
+            "Workload memory: {} MiB, check {before} before the kexec and {after} after{}",
+            shown(timeline.memory_mib),
+            if before == after { ": the same" } else { ": DIFFERENT" }
+        );
+    }
 }

@@ -17,6 +17,10 @@ use crate::run::Result;
 pub enum Mark {
     /// The module switched to `prepared`.
     Prepared,
+    /// The agent's record: it preserved a workload's memfd in a session (observer flavour).
+    Preserved,
+    /// The agent's record: every prepared hook succeeded, `luoctl kexec` may go.
+    Ready,
     /// The module switched to `frozen`, in the reboot notifier: the blackout begins.
     Frozen,
     /// A watcher in the old kernel read `frozen`.
@@ -31,6 +35,8 @@ pub enum Mark {
     ModuleReady,
     /// A watcher in the new kernel read `updated`: the blackout ends.
     UpdatedSeen,
+    /// The agent's record: it handed a workload its memfd back (observer flavour).
+    Claimed,
     /// The agent restored its workload.
     Restored,
     /// The module switched back to `normal` (`finish`).
@@ -39,8 +45,10 @@ pub enum Mark {
 
 impl Mark {
     /// Every mark, in the order a live update passes them.
-    pub const ALL: [Mark; 10] = [
+    pub const ALL: [Mark; 13] = [
         Mark::Prepared,
+        Mark::Preserved,
+        Mark::Ready,
         Mark::Frozen,
         Mark::FrozenSeen,
         Mark::Jump,
@@ -48,13 +56,21 @@ impl Mark {
         Mark::Init,
         Mark::ModuleReady,
         Mark::UpdatedSeen,
+        Mark::Claimed,
         Mark::Restored,
         Mark::Normal,
     ];
 
+    /// Marks that only one flavour has, or that a run may miss without anything being wrong.
+    fn optional(self) -> bool {
+        matches!(self, Mark::FrozenSeen | Mark::Preserved | Mark::Claimed)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Mark::Prepared => "prepared",
+            Mark::Preserved => "preserved",
+            Mark::Ready => "hooks ready",
             Mark::Frozen => "frozen",
             Mark::FrozenSeen => "frozen seen",
             Mark::Jump => "kexec jump",
@@ -62,6 +78,7 @@ impl Mark {
             Mark::Init => "init",
             Mark::ModuleReady => "luo ready",
             Mark::UpdatedSeen => "updated seen",
+            Mark::Claimed => "claimed",
             Mark::Restored => "restored",
             Mark::Normal => "normal",
         }
@@ -70,7 +87,9 @@ impl Mark {
     /// What happened at this mark, for a person reading the timeline.
     pub fn what(self) -> &'static str {
         match self {
-            Mark::Prepared => "luoctl prepare: the agent checkpoints its workload",
+            Mark::Prepared => "luoctl prepare: the state is prepared",
+            Mark::Preserved => "the agent preserved the workload's memfd in a session",
+            Mark::Ready => "the agent: every prepared hook succeeded; luoctl kexec goes on",
             Mark::Frozen => "the kexec reboot froze the state: blackout begins",
             Mark::FrozenSeen => "a watcher in the old kernel read frozen",
             Mark::Jump => "the old kernel jumps into the new one",
@@ -78,8 +97,9 @@ impl Mark {
             Mark::Init => "the new kernel starts init",
             Mark::ModuleReady => "the new kernel's luo read the handover: updated",
             Mark::UpdatedSeen => "a watcher read updated: blackout ends",
-            Mark::Restored => "the agent restored its workload",
-            Mark::Normal => "the agent said finish: normal",
+            Mark::Claimed => "the agent handed the workload its memfd back",
+            Mark::Restored => "the workload resumed (its memory checked, or its checkpoint read)",
+            Mark::Normal => "the agent finished the live update: normal",
         }
     }
 }
@@ -125,10 +145,21 @@ pub struct Timeline {
     pub freeze: Option<Duration>,
     /// luo's init in the new kernel, to the state visible, as the module measured it.
     pub module_init: Option<Duration>,
-    /// The workload's counter at the checkpoint.
+    /// The workload's counter last seen in the old kernel (its checkpoint, in the standalone
+    /// flavour).
     pub checkpointed: Option<u64>,
     /// Where the restored workload started counting.
     pub restored: Option<u64>,
+    /// The memory's check when the workload stamped it, and after the kexec.
+    pub check_before: Option<String>,
+    /// The memory's check in the new kernel.
+    pub check_after: Option<String>,
+    /// How much memory the workload kept (MiB).
+    pub memory_mib: Option<u64>,
+    /// Preserving the memfd (session created, pages pinned), as the agent measured it.
+    pub preserve: Option<Duration>,
+    /// Retrieving the memfd in the new kernel, as the agent measured it.
+    pub claim: Option<Duration>,
     /// The state the script read at the end.
     pub final_state: Option<String>,
     /// The lines worth showing a person, with their arrival times.
@@ -249,13 +280,31 @@ impl Timeline {
             Stream::Stdout if watched_state(text) == Some("updated") && after_jump => {
                 self.mark(Mark::UpdatedSeen, seen)
             }
-            Stream::Stdout if text.starts_with("agent: checkpointed counter ") => {
-                self.checkpointed = number_after(text, "agent: checkpointed counter ")
+            Stream::Stdout if agent_record(text).is_some() => {
+                self.see_record(text, seen);
+                keep = false;
             }
-            Stream::Stdout if text.starts_with("agent: restored counter from ") => {
+            Stream::Stdout if text.starts_with("counter: checkpointed ") => {
+                self.checkpointed = number_after(text, "counter: checkpointed ")
+            }
+            Stream::Stdout if text.starts_with("workload: counter at ") && !after_jump => {
+                self.checkpointed = number_after(text, "workload: counter at ");
+                keep = false;
+            }
+            Stream::Stdout if text.starts_with("counter: started at ") && after_jump => {
                 self.mark(Mark::Restored, seen);
-                self.restored = number_after(text, "agent: restored counter from ")
+                self.restored = number_after(text, "counter: started at ")
             }
+            Stream::Stdout if text.starts_with("workload: restored ") => {
+                self.mark(Mark::Restored, seen);
+                self.restored = word_after(text, "counter resumes at ").and_then(|n| n.parse().ok());
+                self.check_after = word_after(text, "check ").map(|w| w.trim_end_matches(',').to_owned());
+            }
+            Stream::Stdout if text.contains(" MiB stamped in ") => {
+                self.memory_mib = number_after(text, "workload: ");
+                self.check_before = word_after(text, "check ").map(str::to_owned);
+            }
+            Stream::Stdout if text.starts_with("workload: counter at ") => keep = false,
             Stream::Stdout if text.starts_with("demo: final state ") => {
                 self.final_state = text.strip_prefix("demo: final state ").map(str::to_owned)
             }
@@ -267,18 +316,39 @@ impl Timeline {
         }
     }
 
-    /// Checks that every step happened, in order, and that the workload resumed where it was.
+    /// Takes in one of the agent's JSON records.
+    fn see_record(&mut self, text: &str, seen: Seen) {
+        let micros = |text: &str| {
+            word_after(text, r#""duration_us":"#)
+                .and_then(|n| n.trim_end_matches(['}', ',']).parse().ok())
+                .map(Duration::from_micros)
+        };
+        match (agent_record(text), json_str(text, "event")) {
+            (Some("ready"), _) => self.mark(Mark::Ready, seen),
+            (Some("session"), Some("preserved")) => {
+                self.mark(Mark::Preserved, seen);
+                self.preserve = micros(text);
+            }
+            (Some("session"), Some("claimed")) => {
+                self.mark(Mark::Claimed, seen);
+                self.claim = micros(text);
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks that every step happened, in order, and that the workload resumed where it was
+    /// with the memory it had.
     pub fn verify(&self) -> Result {
         let mut last: Option<(Mark, Instant)> = None;
         for mark in Mark::ALL {
-            if mark == Mark::FrozenSeen {
-                // A watcher in the old kernel may not run before the jump; not a failure.
-                continue;
-            }
-            let at = self
-                .at(mark)
-                .ok_or_else(|| format!("the guest never reached '{}'", mark.name()))?
-                .host;
+            let Some(seen) = self.at(mark) else {
+                if mark.optional() {
+                    continue;
+                }
+                return Err(format!("the guest never reached '{}'", mark.name()));
+            };
+            let at = seen.host;
             if let Some((before, then)) = last
                 && at < then
             {
@@ -286,11 +356,21 @@ impl Timeline {
             }
             last = Some((mark, at));
         }
+        // The memory's counter runs on until the kexec stops it, past the last value printed;
+        // a checkpoint is exact.
         match (self.checkpointed, self.restored) {
-            (Some(before), Some(after)) if before == after && before > 0 => {}
+            (Some(before), Some(after)) if after >= before && before > 0 => {}
             (before, after) => {
                 return Err(format!(
-                    "the workload did not resume: checkpointed {before:?}, restored {after:?}"
+                    "the workload did not resume: last seen at {before:?}, resumed at {after:?}"
+                ));
+            }
+        }
+        if self.check_before.is_some() || self.check_after.is_some() {
+            if self.check_before != self.check_after {
+                return Err(format!(
+                    "the memory changed across the kexec: check {:?} before, {:?} after",
+                    self.check_before, self.check_after
                 ));
             }
         }
@@ -313,6 +393,8 @@ impl Timeline {
                 }
             }
             Between::Freeze => self.freeze.map(|d| (d, "luo")),
+            Between::Preserve => self.preserve.map(|d| (d, "agent")),
+            Between::Claim => self.claim.map(|d| (d, "agent")),
             Between::ModuleInit => self.module_init.map(|d| (d, "luo")),
         }
     }
@@ -325,6 +407,10 @@ pub enum Between {
     Marks(Mark, Mark),
     /// luo's freeze in the reboot notifier, measured by the module.
     Freeze,
+    /// Preserving the memfd in a session, measured by the agent.
+    Preserve,
+    /// Retrieving the memfd in the new kernel, measured by the agent.
+    Claim,
     /// luo's init to the state visible, measured by the module.
     ModuleInit,
 }
@@ -343,9 +429,19 @@ pub struct Span {
 /// The breakdown, in order; the blackout is its own line after it.
 pub const SPANS: &[Span] = &[
     Span {
-        between: Between::Marks(Mark::Prepared, Mark::Frozen),
+        between: Between::Preserve,
+        owner: Owner::Kernel,
+        what: "preservation: mainline pins the memfd's pages in a session (agent-measured)",
+    },
+    Span {
+        between: Between::Marks(Mark::Prepared, Mark::Ready),
         owner: Owner::Agent,
-        what: "prepared until the freeze: the agent checkpoints, loads the next kernel, reboots",
+        what: "prepared until the agent's hooks all succeeded",
+    },
+    Span {
+        between: Between::Marks(Mark::Ready, Mark::Frozen),
+        owner: Owner::Agent,
+        what: "luoctl kexec: loads the next kernel and reboots, to the freeze",
     },
     FREEZE,
     Span {
@@ -382,12 +478,17 @@ pub const SPANS: &[Span] = &[
     Span {
         between: Between::Marks(Mark::UpdatedSeen, Mark::Restored),
         owner: Owner::Agent,
-        what: "the agent restores its workload",
+        what: "the workload restarts and resumes (claims and checks its memory)",
+    },
+    Span {
+        between: Between::Claim,
+        owner: Owner::Kernel,
+        what: "restore: mainline hands the memfd back (agent-measured)",
     },
     Span {
         between: Between::Marks(Mark::Restored, Mark::Normal),
         owner: Owner::Agent,
-        what: "the agent says finish: normal",
+        what: "the agent finishes: normal",
     },
 ];
 
@@ -411,6 +512,24 @@ pub const BLACKOUT: Span = Span {
     owner: Owner::Kernel,
     what: "blackout: frozen until a watcher reads updated",
 };
+
+/// The word after the first `marker` in `text`.
+fn word_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    text[text.find(marker)? + marker.len()..]
+        .split_whitespace()
+        .next()
+}
+
+/// The string field `key` of a flat JSON object.
+fn json_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let marker = format!("\"{key}\":\"");
+    text[text.find(&marker)? + marker.len()..].split('"').next()
+}
+
+/// The `record` of one of `luoctl agent --json`'s records.
+fn agent_record(text: &str) -> Option<&str> {
+    text.starts_with('{').then(|| json_str(text, "record")).flatten()
+}
 
 fn number_after(text: &str, prefix: &str) -> Option<u64> {
     text.strip_prefix(prefix)?
@@ -514,7 +633,10 @@ mod tests {
         let record =
             r#"{"time":"2026-11-24T15:00:00.000000Z","seq":1,"prev":"prepared","state":"frozen"}"#;
         assert_eq!(watched_state(record), Some("frozen"));
-        assert_eq!(watched_state("agent: restored counter from 5"), None);
+        assert_eq!(watched_state("workload: restored 256 MiB"), None);
+        let ready = r#"{"v":1,"time":"t","record":"ready","seq":1}"#;
+        assert_eq!(agent_record(ready), Some("ready"));
+        assert_eq!(agent_record(record), None);
     }
 
     #[test]
@@ -532,11 +654,16 @@ mod tests {
             let at = start + Duration::from_secs(i as u64 * 10);
             timeline.see(Stream::Console, line, at);
         }
-        let shutdown = timeline.measure(&SPANS[3]).unwrap();
+        let span = |from, to| Span {
+            between: Between::Marks(from, to),
+            owner: Owner::Kernel,
+            what: "",
+        };
+        let shutdown = timeline.measure(&span(Mark::Frozen, Mark::Jump)).unwrap();
         assert_eq!(shutdown, (Duration::from_millis(100), "guest"));
-        let jump = timeline.measure(&SPANS[4]).unwrap();
+        let jump = timeline.measure(&span(Mark::Jump, Mark::NewKernel)).unwrap();
         assert_eq!(jump, (Duration::from_secs(10), "host"));
-        let boot = timeline.measure(&SPANS[5]).unwrap();
+        let boot = timeline.measure(&span(Mark::NewKernel, Mark::Init)).unwrap();
         assert_eq!(boot, (Duration::from_secs(3), "guest"));
     }
 }
