@@ -158,9 +158,10 @@ fn keeper_record(event: &KeeperEvent<'_>, now: SystemTime) -> Option<Object> {
             .num("files", count)
             .num("pid", pid),
         KeeperEvent::Dropped { name } => record("dropped").str("session", name),
-        KeeperEvent::Preserved { name, count } => {
-            record("preserved").str("session", name).num("files", count)
-        }
+        KeeperEvent::Preserved { name, count, took } => record("preserved")
+            .str("session", name)
+            .num("files", count)
+            .num("duration_us", took.as_micros()),
         KeeperEvent::Unpreserved { sessions } => record("unpreserved").num("sessions", sessions),
         KeeperEvent::Claimed {
             name,

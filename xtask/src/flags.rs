@@ -71,7 +71,12 @@ pub enum Command {
         #[arg(long)]
         standalone: bool,
         /// How much memory the workload keeps across the kexec, in MiB.
-        #[arg(long, value_name = "MIB", default_value = "256", conflicts_with = "standalone")]
+        #[arg(
+            long,
+            value_name = "MIB",
+            default_value = "256",
+            conflicts_with = "standalone"
+        )]
         memory_mib: u64,
     },
     /// Every check: fmt, clippy, unit, property, loom, doc tests, the ABI document, the kernel

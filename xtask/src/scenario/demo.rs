@@ -133,11 +133,15 @@ impl Guest {
             },
         };
         let mut timeline = Timeline::new();
-        let guest =
-            runner::run_in_guest_with(&self.kernel_build, &script, &options, |stream, line, at| {
+        let guest = runner::run_in_guest_with(
+            &self.kernel_build,
+            &script,
+            &options,
+            |stream, line, at| {
                 timeline.see(stream, line, at);
                 on_line(stream, line, at);
-            })?;
+            },
+        )?;
         let what = "the demo's live update";
         if !guest.success() {
             return Err(runner::failure_report(what, &guest));
@@ -212,7 +216,11 @@ fn print_timeline(timeline: &Timeline) {
         println!(
             "Workload memory: {} MiB, check {before} before the kexec and {after} after{}",
             shown(timeline.memory_mib),
-            if before == after { ": the same" } else { ": DIFFERENT" }
+            if before == after {
+                ": the same"
+            } else {
+                ": DIFFERENT"
+            }
         );
     }
 }

@@ -297,8 +297,10 @@ impl Timeline {
             }
             Stream::Stdout if text.starts_with("workload: restored ") => {
                 self.mark(Mark::Restored, seen);
-                self.restored = word_after(text, "counter resumes at ").and_then(|n| n.parse().ok());
-                self.check_after = word_after(text, "check ").map(|w| w.trim_end_matches(',').to_owned());
+                self.restored =
+                    word_after(text, "counter resumes at ").and_then(|n| n.parse().ok());
+                self.check_after =
+                    word_after(text, "check ").map(|w| w.trim_end_matches(',').to_owned());
             }
             Stream::Stdout if text.contains(" MiB stamped in ") => {
                 self.memory_mib = number_after(text, "workload: ");
@@ -366,13 +368,12 @@ impl Timeline {
                 ));
             }
         }
-        if self.check_before.is_some() || self.check_after.is_some() {
-            if self.check_before != self.check_after {
-                return Err(format!(
-                    "the memory changed across the kexec: check {:?} before, {:?} after",
-                    self.check_before, self.check_after
-                ));
-            }
+        // Unequal also when only one was seen: the memory was stamped but never checked again.
+        if self.check_before != self.check_after {
+            return Err(format!(
+                "the memory changed across the kexec: check {:?} before, {:?} after",
+                self.check_before, self.check_after
+            ));
         }
         match self.final_state.as_deref() {
             Some("normal") => Ok(()),
@@ -528,7 +529,9 @@ fn json_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// The `record` of one of `luoctl agent --json`'s records.
 fn agent_record(text: &str) -> Option<&str> {
-    text.starts_with('{').then(|| json_str(text, "record")).flatten()
+    text.starts_with('{')
+        .then(|| json_str(text, "record"))
+        .flatten()
 }
 
 fn number_after(text: &str, prefix: &str) -> Option<u64> {
@@ -661,9 +664,13 @@ mod tests {
         };
         let shutdown = timeline.measure(&span(Mark::Frozen, Mark::Jump)).unwrap();
         assert_eq!(shutdown, (Duration::from_millis(100), "guest"));
-        let jump = timeline.measure(&span(Mark::Jump, Mark::NewKernel)).unwrap();
+        let jump = timeline
+            .measure(&span(Mark::Jump, Mark::NewKernel))
+            .unwrap();
         assert_eq!(jump, (Duration::from_secs(10), "host"));
-        let boot = timeline.measure(&span(Mark::NewKernel, Mark::Init)).unwrap();
+        let boot = timeline
+            .measure(&span(Mark::NewKernel, Mark::Init))
+            .unwrap();
         assert_eq!(boot, (Duration::from_secs(3), "guest"));
     }
 }
