@@ -5,6 +5,8 @@
 //! workload [--session NAME] [--memory-mib N] [--socket PATH] [--run-for SECONDS]
 //! ```
 //!
+//! The socket is `$LUO_AGENT_SOCKET` when set, as for `luoctl`, else `/run/luo/agent.sock`.
+//!
 //! In a kernel that is not `updated`, it creates the memfd: a header page (magic, seed, size,
 //! counter) and N MiB whose pages carry a stamp derived from the seed at both ends. It prints
 //! the memory's check (an FNV-1a hash of every stamp), hands the memfd to the agent (`keep`),
@@ -54,7 +56,9 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
     let mut parsed = Args {
         session: "workload".to_owned(),
         memory_mib: 256,
-        socket: PathBuf::from(DEFAULT_SOCKET),
+        // As luoctl does: the environment's socket, else the standard one.
+        socket: std::env::var_os("LUO_AGENT_SOCKET")
+            .map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from),
         run_for: Duration::from_secs(2),
     };
     while let Some(arg) = args.next() {

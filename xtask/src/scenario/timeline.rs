@@ -226,6 +226,11 @@ impl Timeline {
             Stream::Console => printk(text),
             Stream::Stdout => (None, text),
         };
+        // The observer flavour says who changed the state; the changes are the same.
+        let observed = console_text
+            .strip_prefix("luo: observer: ")
+            .map(|rest| format!("luo: {rest}"));
+        let console_text = observed.as_deref().unwrap_or(console_text);
         if stream == Stream::Console && console_text.starts_with("Linux version") {
             self.boots += 1;
         }
@@ -629,6 +634,18 @@ mod tests {
             micros_after("luo: Froze for the kexec jump in 37 us", " in "),
             Some(Duration::from_micros(37))
         );
+    }
+
+    #[test]
+    fn the_observers_changes_mark_the_timeline_like_the_modules() {
+        let mut timeline = Timeline::new();
+        let at = Instant::now();
+        timeline.see(
+            Stream::Console,
+            "[   26.4] luo: observer: Switched from [normal] to [prepared]",
+            at,
+        );
+        assert!(timeline.at(Mark::Prepared).is_some());
     }
 
     #[test]
