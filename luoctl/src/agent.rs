@@ -326,10 +326,10 @@ impl Log {
     /// Writes `text` as one line: a newline inside (an error message, a path) is shown as
     /// `\n`, so each line is one event for the journal and for `grep`.
     fn line(&self, text: fmt::Arguments<'_>) {
-        let text = one_line(&text.to_string());
-        let mut err = io::stderr().lock();
-        let _ = writeln!(err, "luoctl agent: {text}");
-        let _ = err.flush();
+        // One write: stderr is unbuffered, and `writeln!` writes each piece on its own, so
+        // another process's line on the same pipe (a journal, a console) could land inside.
+        let line = format!("luoctl agent: {}\n", one_line(&text.to_string()));
+        let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 
     /// `text` in red on a terminal, as it is elsewhere.

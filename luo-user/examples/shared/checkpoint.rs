@@ -1,5 +1,6 @@
-//! The counter's checkpoint protocol, shared by the `counter` and `agent` examples and the
-//! tests: the agent creates `DIR/checkpoint.request`; the counter writes its value to
+//! The counter's checkpoint protocol, shared by the `counter` example and its tests: a hook
+//! (`contrib/hooks/prepared.d/10-checkpoint`) creates `DIR/checkpoint.request`; the counter
+//! writes its value to
 //! `DIR/checkpoint` (a temporary file, fsync, rename, fsync of the directory), removes the
 //! request and exits.
 

@@ -270,9 +270,13 @@ fn kexec_refuses_and_explains(luoctl: &Path) -> Outcome {
         "luoctl kexec in normal exited {}, expected 3",
         out.status
     );
-    // In `prepared`: the kernel itself refuses a file that is no kernel image (ENOEXEC).
+    // In `prepared`: the kernel itself refuses a file that is no kernel image (ENOEXEC). No
+    // agent runs here, so nothing to wait for.
     expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare")?;
-    let out = run_luoctl(luoctl, &["kexec", "--load-only", "--reuse-cmdline", &path])?;
+    let out = run_luoctl(
+        luoctl,
+        &["kexec", "--load-only", "--no-wait", "--reuse-cmdline", &path],
+    )?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")?;
     ensure!(

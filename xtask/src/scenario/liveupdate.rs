@@ -14,7 +14,7 @@ use crate::build::module::{self, Module};
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests;
-use crate::scenario::timeline::{self, Timeline};
+use crate::scenario::{demo, timeline};
 
 /// The binaries the guest runs, built on the host and seen through 9p.
 pub struct Tools {
@@ -75,8 +75,6 @@ impl Tools {
         format!(
             "set -eu\n\
              LUOCTL=target/debug/luoctl\n\
-             AGENT=target/debug/examples/agent\n\
-             COUNTER=target/debug/examples/counter\n\
              CHECK=target/debug/luo-guest-tests\n\
              DIR={dir}\n\
              BZIMAGE={bz}\n\
@@ -92,16 +90,7 @@ impl Tools {
         )
     }
 
-    fn run(
-        &self,
-        what: &str,
-        body: &str,
-        on_line: impl FnMut(Stream, &str, Instant),
-    ) -> Result<GuestRun> {
-        self.run_with(what, body, &[], on_line)
-    }
-
-    /// Like `run`, with `append` on the first kernel's command line.
+    /// Runs `body` after the preamble, with `append` on the first kernel's command line.
     fn run_with(
         &self,
         what: &str,
@@ -124,9 +113,8 @@ impl Tools {
     }
 }
 
-/// Shell helpers: `wait_file FILE TENTHS` waits for a file to appear; `start_agent` starts the
-/// agent in the background, mirrors its output, records its exit status in `$DIR/agent.exit`,
-/// and returns once its workload runs, so that `prepare` cannot overtake it.
+/// Shell helpers: `wait_file FILE TENTHS` waits for a file to appear; `cmdline_word NAME` reads
+/// a word of the kernel command line.
 const SHELL_HELPERS: &str = r#"
 wait_file() {
     i=0
@@ -140,48 +128,7 @@ wait_file() {
 cmdline_word() {
     tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -n 1
 }
-start_agent() {
-    rm -f "$DIR/agent.ready" "$DIR/agent.exit"
-    # `set +e`: the agent's failure is what some tests wait for, not a reason to stop.
-    ( set +e; $AGENT --dir "$DIR" --kernel "$1" --counter $COUNTER 2>&1; echo "agent-exit $?" ) |
-    while IFS= read -r line; do
-        echo "$line"
-        case "$line" in
-            *"workload running"*) touch "$DIR/agent.ready" ;;
-            agent-exit*) echo "${line#agent-exit }" > "$DIR/agent.exit" ;;
-        esac
-    done &
-    wait_file "$DIR/agent.ready" 600
-}
 "#;
-
-/// The whole cycle in one guest: prepare, checkpoint, kexec, updated, restore, finish.
-pub fn cycle(tools: &Tools, mut on_line: impl FnMut(Stream, &str, Instant)) -> Result<Timeline> {
-    let body = r#"
-# A watcher in each kernel: its JSON records mark when `frozen` and `updated` were seen.
-$LUOCTL watch --json --initial &
-if [ "$GEN" = 0 ]; then
-    echo "demo: cold boot, state $($LUOCTL state); starting the agent and its workload"
-    start_agent "$BZIMAGE"
-    sleep 1
-    echo "demo: luoctl prepare"
-    $LUOCTL prepare
-    wait_file "$DIR/agent.exit" 1200 || true
-    echo "demo: still in the old kernel: the live update did not happen"
-    exit 1
-fi
-echo "demo: new kernel, live update generation $GEN, state $($LUOCTL state)"
-$AGENT --dir "$DIR" --kernel "$BZIMAGE" --counter $COUNTER
-sleep 1
-echo "demo: final state $($LUOCTL state)"
-"#;
-    let mut timeline = Timeline::new();
-    tools.run("the live update cycle", body, |stream, line, at| {
-        timeline.see(stream, line, at);
-        on_line(stream, line, at);
-    })?;
-    Ok(timeline)
-}
 
 /// One guest run of a scenario: its id (what names it on the command line), its name, the
 /// words on the first kernel's command line, the script, the line the last boot prints when the
@@ -206,12 +153,12 @@ const SCENARIOS: &[Scenario] = &[
 case "$GEN" in
 0)  [ "$STATE0" = normal ] || { echo "a cold boot came up $STATE0"; exit 1; }
     $LUOCTL prepare
-    $LUOCTL kexec --reuse-cmdline "$BZIMAGE"
+    $LUOCTL kexec --no-wait --reuse-cmdline "$BZIMAGE"
     echo "luoctl kexec returned"; exit 1 ;;
 1)  rmmod luo
     $CHECK arrival --ko "$KO" updated 1
     $LUOCTL prepare
-    $LUOCTL kexec --reuse-cmdline "$BZIMAGE"
+    $LUOCTL kexec --no-wait --reuse-cmdline "$BZIMAGE"
     echo "luoctl kexec returned"; exit 1 ;;
 2)  rmmod luo
     $CHECK arrival --ko "$KO" updated 2
@@ -233,20 +180,20 @@ case "$GEN" in
     printf '#!/bin/sh\necho "saved at generation $LUO_GENERATION in state $LUO_STATE" > "%s/saved"\n' "$DIR" > "$HOOKS/prepared.d/10-save"
     printf '#!/bin/sh\ncat "%s/saved"\necho "restored at generation $LUO_GENERATION"\n' "$DIR" > "$HOOKS/updated.d/10-restore"
     chmod +x "$HOOKS/prepared.d/10-save" "$HOOKS/updated.d/10-restore"
-    $LUOCTL agent --hooks-dir "$HOOKS" -n 1 > "$DIR/agent.out" 2>&1 &
-    AGENT_PID=$!
+    $LUOCTL agent --hooks-dir "$HOOKS" > "$DIR/agent.out" 2>&1 &
     i=0
     until grep -q 'watching' "$DIR/agent.out"; do
         i=$((i+1)); [ $i -lt 600 ] || { echo "the agent never started"; cat "$DIR/agent.out"; exit 1; }
         sleep 0.1
     done
     $LUOCTL prepare
-    wait $AGENT_PID
+    # kexec waits for the agent's prepared hooks before it loads: the saved file is there then.
+    $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE"
     cat "$DIR/agent.out"
     grep -q 'saved at generation 0 in state prepared' "$DIR/saved" || { echo "the prepared hook did not run"; exit 1; }
-    $LUOCTL kexec --reuse-cmdline "$BZIMAGE"
-    echo "luoctl kexec returned"; exit 1 ;;
-1)  $LUOCTL agent --hooks-dir "$HOOKS" -n 1 2>&1 | tee "$DIR/agent.out"
+    kexec -e
+    echo "kexec -e returned"; exit 1 ;;
+1)  $LUOCTL agent --hooks-dir "$HOOKS" --no-socket -n 1 2>&1 | tee "$DIR/agent.out"
     grep -q 'restored at generation 1' "$DIR/agent.out" || { echo "the updated hook did not run"; exit 1; }
     grep -q 'saved at generation 0' "$DIR/agent.out" || { echo "the saved state did not cross"; exit 1; }
     echo "hooks on both sides: $($LUOCTL state), generation $($LUOCTL generation)" ;;
@@ -288,13 +235,13 @@ fi
 # `luoctl cancel` unloads what `kexec --load-only` loaded, so that a later `systemctl kexec`
 # cannot turn the cancelled live update into a plain one.
 $LUOCTL prepare
-$LUOCTL kexec --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
+$LUOCTL kexec --no-wait --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
 [ "$(cat /sys/kernel/kexec_loaded)" = 1 ] || { echo "no image loaded"; exit 1; }
 $LUOCTL cancel
 [ "$(cat /sys/kernel/kexec_loaded)" = 0 ] || { echo "cancel left the image loaded"; exit 1; }
 # Kept on purpose, the image starts a kernel that comes up normal: the record says so.
 $LUOCTL prepare
-$LUOCTL kexec --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
+$LUOCTL kexec --no-wait --load-only --reuse-cmdline --append luo_step=cancelled "$BZIMAGE"
 $LUOCTL cancel --keep-loaded
 kexec -e
 echo "kexec -e returned"; exit 1
@@ -333,7 +280,7 @@ else
 fi
 if [ "$NEXT" = 4 ]; then echo "every damaged record was refused"; exit 0; fi
 $LUOCTL prepare
-$LUOCTL kexec --load-only --reuse-cmdline --append "luo_damage=$NEXT" "$BZIMAGE"
+$LUOCTL kexec --no-wait --load-only --reuse-cmdline --append "luo_damage=$NEXT" "$BZIMAGE"
 $CHECK freeze
 $CHECK damage "$NEXT"
 kexec -e
@@ -349,7 +296,7 @@ echo "kexec -e returned"; exit 1
         body: r#"
 dmesg | grep -q 'kexec handover (KHO) is off' || { echo "the module did not log that KHO is off"; exit 1; }
 $LUOCTL prepare
-if $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
+if $LUOCTL kexec --no-wait --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
     echo "luoctl kexec loaded an image with KHO off"; exit 1
 fi
 cat "$DIR/kexec.err"
@@ -381,14 +328,25 @@ echo "after cancel: $($LUOCTL state)"
         name: "a failing agent hook cancels and leaves normal",
         append: &[],
         body: r#"
-start_agent /nonexistent/bzImage
+mkdir -p "$DIR/hooks/prepared.d"
+printf '#!/bin/sh\necho "checkpoint: the workload did not answer" >&2\nexit 1\n' > "$DIR/hooks/prepared.d/10-fail"
+chmod +x "$DIR/hooks/prepared.d/10-fail"
+# Two states: prepared, and normal after its cancel.
+$LUOCTL agent --hooks-dir "$DIR/hooks" -n 2 > "$DIR/agent.out" 2>&1 &
+AGENT_PID=$!
+wait_file /run/luo/agent.sock 600
 $LUOCTL prepare
-wait_file "$DIR/agent.exit" 600
-[ "$(cat "$DIR/agent.exit")" = 1 ] || { echo "the agent exited $(cat "$DIR/agent.exit")"; exit 1; }
+if $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
+    echo "luoctl kexec loaded a kernel after a failed prepared hook"; exit 1
+fi
+cat "$DIR/kexec.err"
+set +e; wait $AGENT_PID; STATUS=$?; set -e
+cat "$DIR/agent.out"
+[ "$STATUS" = 8 ] || { echo "the agent exited $STATUS, expected 8 (a hook failed)"; exit 1; }
 echo "after the failed hook: $($LUOCTL state)"
 "#,
         expected: "after the failed hook: normal",
-        reported: &["agent: hook failed"],
+        reported: &["prepared.d/10-fail failed", "live update cancelled"],
     },
 ];
 
@@ -421,8 +379,8 @@ pub fn run_each(tools: &Tools, ids: &[&str], rerun: impl Fn(&str) -> String) -> 
 /// Runs the cycle, or the scenario `id`.
 fn run_one(tools: &Tools, id: &str) -> Result {
     if id == CYCLE {
-        let timeline = cycle(tools, |_, _, _| {})?;
-        timeline.verify()?;
+        // The demo's standalone flavour: luoctl agent, the hooks of contrib/, the counter.
+        let timeline = demo::Guest::build(true)?.cycle(0, |_, _, _| {})?;
         eprintln!("    cycle: ok ({})", timeline::summary(&timeline));
         return Ok(());
     }

@@ -349,10 +349,12 @@ impl Timeline {
     pub fn verify(&self) -> Result {
         let mut last: Option<(Mark, Instant)> = None;
         for mark in Mark::ALL {
+            // An optional mark is not ordered either: it arrives on the other stream than
+            // its neighbours (stdout against the console), and the two are not in step.
+            if mark.optional() {
+                continue;
+            }
             let Some(seen) = self.at(mark) else {
-                if mark.optional() {
-                    continue;
-                }
                 return Err(format!("the guest never reached '{}'", mark.name()));
             };
             let at = seen.host;
