@@ -15,7 +15,6 @@ if [ -n "${KO:-}" ]; then
 fi
 GEN=$(cat /sys/kernel/liveupdate/generation)
 FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
-export LUO_AGENT_SOCKET=/tmp/luo/agent.sock
 export LUO_EXAMPLE_DIR="$DIR/example"
 
 # The hooks as root-owned files that nobody else may write, as the agent demands.
@@ -33,7 +32,7 @@ $LUOCTL watch --json --initial &
 # The agent's JSON records and its log both reach the host, which builds the timeline from the
 # records.
 $LUOCTL agent --hooks-dir /tmp/hooks --json 2>&1 &
-wait_for "[ -S $LUO_AGENT_SOCKET ]" 300
+wait_for "[ -S /run/luo/agent.sock ]" 300
 
 if [ "$GEN" = 0 ]; then
     echo "demo: cold boot, $FLAVOUR flavour, state $($LUOCTL state)"

@@ -23,10 +23,10 @@ pub struct Tools {
     dir: PathBuf,
 }
 
-/// Builds the module, `luoctl`, the agent, the workload and the guest checks.
+/// Builds the module, `luoctl`, the workloads and the guest checks.
 pub fn prepare_tools() -> Result<Tools> {
     let module = module::ensure()?;
-    run::step("userspace for the guest: luoctl, agent, counter, guest checks");
+    run::step("userspace for the guest: luoctl, the workloads, guest checks");
     run::run(
         Command::new("cargo")
             .args([
