@@ -16,7 +16,7 @@ use crate::build::cache;
 use crate::build::module;
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests::{self, Suite};
-use crate::scenario::{builtin, liveupdate, mainline};
+use crate::scenario::{builtin, demo, liveupdate, mainline, timeline};
 use crate::series;
 
 /// The host's checks, in the order they run: they fail fastest, so they go first.
@@ -36,6 +36,9 @@ const MAINLINE_REFUSAL: &str = "mainline/refusal";
 /// The observer flavour beside mainline LUO, on the in-tree kernel.
 const MAINLINE_OBSERVER: &str = "mainline/observer";
 
+/// The demo's live update beside mainline LUO, with a memfd kept by `luoctl agent`.
+const MAINLINE_DEMO: &str = "mainline/demo";
+
 /// The in-tree series' own checks (see `series::check`), which build the built-in's kernel.
 const PATCHES: &str = "patches";
 
@@ -48,6 +51,7 @@ pub fn names() -> Vec<String> {
     names.push(PATCHES.to_owned());
     names.extend(builtin::names().map(|t| format!("builtin/{t}")));
     names.push(MAINLINE_OBSERVER.to_owned());
+    names.push(MAINLINE_DEMO.to_owned());
     names
 }
 
@@ -86,7 +90,7 @@ pub fn run(only: &[String]) -> Result {
     }
     let built_in = in_group(&chosen, "builtin");
     let patches = chose(PATCHES);
-    if patches || !built_in.is_empty() || chose(MAINLINE_OBSERVER) {
+    if patches || !built_in.is_empty() || chose(MAINLINE_OBSERVER) || chose(MAINLINE_DEMO) {
         // The built-in's tests need its kernel, which the series' checks build; alone, they
         // take it from the cache without checking the series again.
         let kernel = if patches {
@@ -99,6 +103,13 @@ pub fn run(only: &[String]) -> Result {
         if chose(MAINLINE_OBSERVER) {
             mainline::test_observer(&kernel)
                 .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_OBSERVER)))?;
+        }
+        if chose(MAINLINE_DEMO) {
+            run::step("the demo beside mainline LUO: a 256 MiB memfd kept by luoctl agent");
+            let timeline = demo::Guest::observer(&kernel)
+                .and_then(|guest| guest.cycle(256, |_, _, _| {}))
+                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_DEMO)))?;
+            eprintln!("    demo: ok ({})", timeline::summary(&timeline));
         }
     }
     if only.is_empty() {

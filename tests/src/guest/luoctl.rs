@@ -275,7 +275,13 @@ fn kexec_refuses_and_explains(luoctl: &Path) -> Outcome {
     expect_success(&run_luoctl(luoctl, &["prepare"])?, "prepare")?;
     let out = run_luoctl(
         luoctl,
-        &["kexec", "--load-only", "--no-wait", "--reuse-cmdline", &path],
+        &[
+            "kexec",
+            "--load-only",
+            "--no-wait",
+            "--reuse-cmdline",
+            &path,
+        ],
     )?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     expect_success(&run_luoctl(luoctl, &["cancel"])?, "cancel")?;

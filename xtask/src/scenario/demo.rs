@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use crate::build::kernel::Kernel;
 use crate::build::{cache, module};
 use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
@@ -74,12 +75,20 @@ pub struct Guest {
 impl Guest {
     /// Builds (or takes from the cache) what a flavour's demo boots.
     pub fn build(standalone: bool) -> Result<Self> {
-        let (kernel_build, ko) = if standalone {
+        if standalone {
             let module = module::ensure()?;
-            (module.kernel.build.clone(), Some(module.ko.clone()))
+            Self::new(module.kernel.build.clone(), Some(module.ko.clone()))
         } else {
-            (series::tree::in_tree_kernel()?.build, None)
-        };
+            Self::observer(&series::tree::in_tree_kernel()?)
+        }
+    }
+
+    /// The observer flavour's demo on `kernel`, the in-tree kernel.
+    pub fn observer(kernel: &Kernel) -> Result<Self> {
+        Self::new(kernel.build.clone(), None)
+    }
+
+    fn new(kernel_build: PathBuf, ko: Option<PathBuf>) -> Result<Self> {
         liveupdate::prepare_tools()?;
         Ok(Guest {
             kernel_build,
