@@ -193,7 +193,7 @@ fn whiteout(upper: &Path, path: &Path) -> Result<(), String> {
     }
     mknodat(
         CWD,
-        &upper.join(relative),
+        upper.join(relative),
         FileType::CharacterDevice,
         Mode::empty(),
         makedev(0, 0),
