@@ -6,14 +6,18 @@
 //! Everything it needs is on the kernel command line (see [`luo_guest_init::protocol`]), so a
 //! kernel that a kexec inside the guest starts with the same command line runs the same script
 //! again. It does nothing else: no udev, no services, which is what makes the guest boot fast.
+//!
+//! With `luo_init.systemd=1` it boots Debian's systemd instead, on an overlay of the host's
+//! root, and systemd runs the script as a service through `luo-guest-init --service` (see
+//! [`systemd`]).
 
 mod console;
 mod mounts;
 mod ports;
+mod systemd;
 
-use std::fs::File;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus};
 
 use luo_guest_init::protocol::{self, Config, STATUS_PORT, STDOUT_PORT};
 use rustix::io::Errno;
@@ -26,6 +30,14 @@ use console::Console;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn main() {
+    // The script's service under systemd (the systemd mode): not PID 1, and systemd, not this
+    // program, powers the machine off.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "--service")
+    {
+        systemd::service();
+    }
     // This program powers the machine off when it is done: refuse to start anywhere but as a
     // guest's init, where the kernel starts it as PID 1.
     if rustix::process::getpid() != Pid::INIT {
@@ -49,9 +61,12 @@ fn main() {
 fn run(console: &mut Console) -> Result<(), String> {
     console.info("started");
     mounts::mount_proc()?;
-    let cmdline = std::fs::read_to_string("/proc/cmdline")
-        .map_err(|err| format!("cannot read /proc/cmdline: {err}"))?;
-    let config = Config::from_cmdline(&cmdline).map_err(|err| err.to_string())?;
+    let config = read_config()?;
+    if config.systemd {
+        // Returns only if systemd could not be started, or the setup phase failed.
+        let code = systemd::boot(console, &config)?;
+        return report(console, &config, code);
+    }
     // The script and its working directory must not vanish under the init's own `/tmp`.
     let script_dir = std::path::Path::new(&config.script)
         .parent()
@@ -65,36 +80,36 @@ fn run(console: &mut Console) -> Result<(), String> {
         mounts::mount_share(share)?;
     }
     let stdout = ports::open(STDOUT_PORT)?;
-    let mut status = ports::open(STATUS_PORT)?;
     console.info(&format!("running sh {} in {}", config.script, config.cwd));
-    let code = run_script(&config, stdout)?;
+    let code = run_script(&config, systemd::script_command(&config, None, stdout))?;
+    report(console, &config, code)
+}
+
+/// The configuration on the kernel command line.
+fn read_config() -> Result<Config, String> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline")
+        .map_err(|err| format!("cannot read /proc/cmdline: {err}"))?;
+    Config::from_cmdline(&cmdline).map_err(|err| err.to_string())
+}
+
+/// Writes the script's exit status `code` on the status port.
+fn report(console: &mut Console, config: &Config, code: i32) -> Result<(), String> {
+    let mut status = ports::open(STATUS_PORT)?;
     console.say(&format!("sh {} exited {code}; powering off", config.script));
     status
         .write_all(protocol::status_line(code).as_bytes())
         .map_err(|err| format!("cannot write the exit status on the port {STATUS_PORT}: {err}"))
 }
 
-/// Runs the script and reaps every child until the script's shell exits; returns its exit
-/// status as a shell reports it (128 + the signal when a signal ended it).
-fn run_script(config: &Config, stdout: File) -> Result<i32, String> {
-    let child = Command::new("/bin/sh")
-        .arg(&config.script)
-        .current_dir(&config.cwd)
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", "/root")
-        // The command's stderr is the serial console, a terminal: ask for no colours there.
-        .env("TERM", "dumb")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|err| {
-            format!(
-                "cannot start /bin/sh {} in {}: {err}",
-                config.script, config.cwd
-            )
-        })?;
+/// Runs the script (`command`) and reaps every child until the script's shell exits; returns
+/// its exit status as a shell reports it (128 + the signal when a signal ended it).
+fn run_script(config: &Config, mut command: Command) -> Result<i32, String> {
+    let child = command.spawn().map_err(|err| {
+        format!(
+            "cannot start /bin/sh {} in {}: {err}",
+            config.script, config.cwd
+        )
+    })?;
     let shell = i32::try_from(child.id()).map_err(|err| format!("the shell's pid: {err}"))?;
     // As PID 1 the init inherits every orphan (the script's background jobs): reap them all,
     // not only the shell, so none stays a zombie.
@@ -107,6 +122,15 @@ fn run_script(config: &Config, stdout: File) -> Result<i32, String> {
             Err(err) => return Err(format!("waiting for /bin/sh {}: {err}", config.script)),
         }
     }
+}
+
+/// A child's exit status as a shell reports it, from the standard library's form.
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(-1)
 }
 
 fn shell_status(status: WaitStatus) -> i32 {

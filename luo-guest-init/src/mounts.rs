@@ -36,7 +36,8 @@ const fn mount_of(
     }
 }
 
-const PSEUDO: MountFlags = MountFlags::NOSUID
+/// proc and sysfs: nothing to execute, no devices, no set-user-ID.
+pub const PSEUDO: MountFlags = MountFlags::NOSUID
     .union(MountFlags::NODEV)
     .union(MountFlags::NOEXEC);
 const SCRATCH: MountFlags = MountFlags::NOSUID.union(MountFlags::NODEV);
@@ -155,12 +156,19 @@ fn clone_tree(dir: &str) -> Result<OwnedFd, String> {
 /// host (the runner shares only existing directories), so it is missing only where scratch
 /// space covers the host's files; it is made there.
 pub fn mount_share(share: &Share) -> Result<(), String> {
-    std::fs::create_dir_all(&share.path)
-        .map_err(|err| format!("cannot create the mount point {}: {err}", share.path))?;
+    mount_share_at(share, Path::new("/"))
+}
+
+/// Mounts the writable host directory `share` at its host path under `root` (the systemd
+/// mode's overlay, before it becomes the root).
+pub fn mount_share_at(share: &Share, root: &Path) -> Result<(), String> {
+    let target = root.join(share.path.trim_start_matches('/'));
+    std::fs::create_dir_all(&target)
+        .map_err(|err| format!("cannot create the mount point {}: {err}", target.display()))?;
     let data = CString::new(NINEP_OPTIONS).map_err(|err| err.to_string())?;
     mount(
         share.tag.as_str(),
-        share.path.as_str(),
+        &target,
         "9p",
         MountFlags::empty(),
         Some(data.as_c_str()),

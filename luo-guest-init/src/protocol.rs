@@ -20,6 +20,30 @@ pub const CWD_WORD: &str = "luo_init.cwd";
 pub const SHARE_WORD: &str = "luo_init.rw";
 /// A host directory the script reads, kept visible at its path (see [`Config::keep`]).
 pub const KEEP_WORD: &str = "luo_init.keep";
+/// `luo_init.systemd=1`: boot Debian's systemd as PID 1 on an overlay of the host's root, and
+/// run the script as the service [`SYSTEMD_SERVICE`] (see [`Config::systemd`]).
+pub const SYSTEMD_WORD: &str = "luo_init.systemd";
+/// The unit systemd starts instead of the host's default target (`systemd.unit=`): it pulls in
+/// [`SYSTEMD_SERVICE`], journald and `multi-user.target`, whose host wants are cut.
+pub const SYSTEMD_TARGET: &str = "luo-guest.target";
+/// The service that runs the script under systemd (`luo-guest-init --service`).
+pub const SYSTEMD_SERVICE: &str = "luo-guest.service";
+/// systemd's own words for the systemd mode: the test target as the boot's goal, and the
+/// journal forwarded to the console, because the guest's journal lives in a tmpfs that a
+/// kexec or the power-off loses: the console is what the host keeps.
+///
+/// systemd's own status lines (`[  OK  ] Started ...`) are off but for errors: journald's
+/// forwarded lines say the same with the kernel's timestamp, and every byte on the emulated
+/// serial console costs time.
+pub const SYSTEMD_WORDS: &[&str] = &[
+    "systemd.unit=luo-guest.target",
+    "systemd.journald.forward_to_console=1",
+    "systemd.show_status=error",
+];
+/// The script's environment variable that says where it runs in the systemd mode: `setup`
+/// (chrooted into the overlay before systemd starts: install units, enable them) or `service`
+/// (as [`SYSTEMD_SERVICE`] under systemd). Unset in the plain mode.
+pub const PHASE_VAR: &str = "LUO_GUEST_PHASE";
 /// The name of the virtio port that carries the command's standard output.
 pub const STDOUT_PORT: &str = "luo.stdout";
 /// The name of the virtio port that carries the exit status.
@@ -57,6 +81,11 @@ pub struct Config {
     pub shares: Vec<Share>,
     /// Other host directories the script reads (the kernel it boots with kexec, say).
     pub keep: Vec<String>,
+    /// Whether Debian's systemd is PID 1: the init makes an overlay with a tmpfs upper layer
+    /// over the host's root, runs the script once in it before systemd (the setup phase, see
+    /// [`PHASE_VAR`]), then executes systemd, which runs the script again as a service and
+    /// powers off when it is done.
+    pub systemd: bool,
 }
 
 /// What is wrong with a configuration or a status.
@@ -133,6 +162,10 @@ impl Config {
         for dir in &self.keep {
             words.push(word(KEEP_WORD, checked("kept directory", dir)?));
         }
+        if self.systemd {
+            words.push(word(SYSTEMD_WORD, "1"));
+            words.extend(SYSTEMD_WORDS.iter().map(|w| (*w).to_owned()));
+        }
         Ok(words)
     }
 
@@ -140,6 +173,7 @@ impl Config {
     /// other word, and the words after `--`.
     pub fn from_cmdline(cmdline: &str) -> Result<Self, ProtocolError> {
         let (mut script, mut cwd, mut shares, mut keep) = (None, None, Vec::new(), Vec::new());
+        let mut systemd = false;
         for raw in kernel_words(cmdline) {
             if raw == END_OF_PARAMETERS {
                 break;
@@ -161,6 +195,7 @@ impl Config {
                     });
                 }
                 KEEP_WORD => keep.push(value.to_owned()),
+                SYSTEMD_WORD => systemd = value == "1",
                 _ => {}
             }
         }
@@ -169,6 +204,7 @@ impl Config {
             cwd: cwd.ok_or(ProtocolError::Missing(CWD_WORD))?,
             shares,
             keep,
+            systemd,
         })
     }
 }
@@ -277,7 +313,25 @@ mod tests {
                 })
                 .collect(),
             keep: vec!["/root/.cache/luo/kernel/build-1".to_owned()],
+            systemd: false,
         }
+    }
+
+    #[test]
+    fn the_systemd_mode_reads_back_with_systemd_own_words() {
+        let mut wanted = config("/s", &[]);
+        wanted.systemd = true;
+        let words = wanted.words().unwrap();
+        assert!(words.iter().any(|w| w == "luo_init.systemd=1"));
+        assert!(words.iter().any(|w| w == "systemd.unit=luo-guest.target"));
+        assert!(SYSTEMD_WORDS[0].ends_with(SYSTEMD_TARGET));
+        let cmdline = format!("console=ttyS0 {} luo_plain_kexec", words.join(" "));
+        assert_eq!(Config::from_cmdline(&cmdline).unwrap(), wanted);
+        assert!(
+            !Config::from_cmdline("luo_init.script=/s luo_init.cwd=/")
+                .unwrap()
+                .systemd
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What the guests are made to do: the kernel tests, the live updates across kexec with their
-//! failure paths, the tests of luo built in, luo beside mainline's orchestrator, and the demo
-//! with its timeline.
+//! failure paths, the tests of luo built in, luo beside mainline's orchestrator, the live update
+//! under systemd as PID 1, and the demo with its timeline.
 //!
 //! Scenarios take the kernels and binaries of [`crate::build`] (and the in-tree kernel of
 //! [`crate::series`]) and boot them with [`crate::guest`].
@@ -10,4 +10,5 @@ pub mod demo;
 pub mod kernel_tests;
 pub mod liveupdate;
 pub mod mainline;
+pub mod systemd;
 pub mod timeline;

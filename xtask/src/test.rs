@@ -3,7 +3,8 @@
 //!
 //! Each test has a name (`cargo xtask test --list`): the host's checks by theirs, then
 //! `kernel/TEST`, `liveupdate/ID`, `patches` (the in-tree series applied, checkpatch.pl and the
-//! built-in kernel), `builtin/TEST` and `mainline/TEST` (luo beside mainline's orchestrator).
+//! built-in kernel), `builtin/TEST`, `mainline/TEST` (luo beside mainline's orchestrator) and
+//! `systemd/TEST` (the live update under Debian's systemd as PID 1, on the in-tree kernel).
 //! A failure says how to run that test alone.
 
 mod publish;
@@ -16,7 +17,7 @@ use crate::build::cache;
 use crate::build::module;
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests::{self, Suite};
-use crate::scenario::{builtin, demo, liveupdate, mainline, timeline};
+use crate::scenario::{builtin, demo, liveupdate, mainline, systemd, timeline};
 use crate::series;
 
 /// The host's checks, in the order they run: they fail fastest, so they go first.
@@ -52,6 +53,7 @@ pub fn names() -> Vec<String> {
     names.extend(builtin::names().map(|t| format!("builtin/{t}")));
     names.push(MAINLINE_OBSERVER.to_owned());
     names.push(MAINLINE_DEMO.to_owned());
+    names.extend(systemd::names().map(|t| format!("systemd/{t}")));
     names
 }
 
@@ -90,7 +92,13 @@ pub fn run(only: &[String]) -> Result {
     }
     let built_in = in_group(&chosen, "builtin");
     let patches = chose(PATCHES);
-    if patches || !built_in.is_empty() || chose(MAINLINE_OBSERVER) || chose(MAINLINE_DEMO) {
+    let under_systemd = in_group(&chosen, "systemd");
+    if patches
+        || !built_in.is_empty()
+        || chose(MAINLINE_OBSERVER)
+        || chose(MAINLINE_DEMO)
+        || !under_systemd.is_empty()
+    {
         // The built-in's tests need its kernel, which the series' checks build; alone, they
         // take it from the cache without checking the series again.
         let kernel = if patches {
@@ -111,6 +119,7 @@ pub fn run(only: &[String]) -> Result {
                 .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_DEMO)))?;
             eprintln!("    demo: ok ({})", timeline::summary(&timeline));
         }
+        systemd::run_each(&kernel, &under_systemd, |t| rerun(&format!("systemd/{t}")))?;
     }
     if only.is_empty() {
         eprintln!("all checks passed in {:.0?}", start.elapsed());

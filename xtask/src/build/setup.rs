@@ -17,7 +17,9 @@ pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-7.3";
 
 /// From bookworm. lz4, to compress the guest kernels; libclang 19, because bookworm's default
 /// 14 is older than the kernel's minimum (17.0.1); udev, because virtme-ng's init (`vm --vng`
-/// only) starts the host's udevd in the guest.
+/// only) starts the host's udevd in the guest; systemd, which the test `systemd/standalone`
+/// boots as the guest's PID 1 (a container image may lack it); kexec-tools, whose `kexec -e`
+/// is how systemd-shutdown jumps.
 const BOOKWORM_PACKAGES: &[&str] = &[
     "bc",
     "bison",
@@ -34,6 +36,7 @@ const BOOKWORM_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "rsync",
     "strace",
+    "systemd",
     "udev",
     "xz-utils",
 ];

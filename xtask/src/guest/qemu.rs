@@ -218,6 +218,7 @@ mod tests {
                 path: "/root/.cache/luo/live,update".to_owned(),
             }],
             keep: vec!["/root/.cache/luo/kernel/build-1".to_owned()],
+            systemd: false,
         }
     }
 

@@ -71,6 +71,10 @@ pub struct GuestOptions {
     pub rw_dirs: Vec<PathBuf>,
     /// Words appended to the kernel command line.
     pub append: Vec<String>,
+    /// Boot Debian's systemd as PID 1 (on an overlay of the host's root, with the host's units
+    /// cut) and run the script as its service; see `luo-guest-init`'s systemd mode. The script
+    /// runs twice per boot: `LUO_GUEST_PHASE=setup` before systemd, `service` under it.
+    pub systemd: bool,
 }
 
 /// Boots `kernel_build` and runs `script` with `sh` in the guest, as root, in the workspace.
@@ -103,6 +107,7 @@ pub fn run_in_guest_with(
         shares: shares(&options.rw_dirs)?,
         // The kernel, which a script may boot again with kexec.
         keep: vec![utf8(kernel_build)?],
+        systemd: options.systemd,
     };
     let command_line = qemu::command_line(&init, &config, &options.append)?;
     let args = qemu::args(&qemu::Machine {

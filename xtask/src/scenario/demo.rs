@@ -140,6 +140,7 @@ impl Guest {
             } else {
                 vec!["liveupdate=on".to_owned()]
             },
+            ..GuestOptions::default()
         };
         let mut timeline = Timeline::new();
         let guest = runner::run_in_guest_with(

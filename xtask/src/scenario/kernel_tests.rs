@@ -189,6 +189,7 @@ rerun it alone: {}",
         let options = GuestOptions {
             rw_dirs: self.options.rw_dirs.clone(),
             append: [self.options.append.clone(), append_for(test)].concat(),
+            ..GuestOptions::default()
         };
         let guest = runner::run_in_guest_with(
             &self.kernel_build,

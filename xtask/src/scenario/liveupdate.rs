@@ -102,6 +102,7 @@ impl Tools {
         let options = GuestOptions {
             rw_dirs: vec![self.dir.clone()],
             append: append.iter().map(|word| (*word).to_owned()).collect(),
+            ..GuestOptions::default()
         };
         let script = format!("{}{body}", self.preamble());
         let run = runner::run_in_guest_with(&self.module.kernel.build, &script, &options, on_line)?;

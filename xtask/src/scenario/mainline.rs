@@ -53,6 +53,7 @@ pub fn test_observer(kernel: &Kernel) -> Result {
     let options = GuestOptions {
         rw_dirs: vec![dir.clone()],
         append: vec!["liveupdate=on".to_owned()],
+        ..GuestOptions::default()
     };
     let guest = runner::run_in_guest_with(&kernel.build, &script, &options, |_, _, _| {})?;
     let what = "the observer flavour beside mainline LUO";
@@ -97,6 +98,7 @@ pub fn test_module_refusal(module: &Module) -> Result {
     let options = GuestOptions {
         rw_dirs: Vec::new(),
         append: vec!["liveupdate=on".to_owned()],
+        ..GuestOptions::default()
     };
     let guest = runner::run_in_guest_with(&module.kernel.build, &script, &options, |_, _, _| {})?;
     let what = "luo.ko next to mainline LUO";

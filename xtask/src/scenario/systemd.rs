@@ -1,0 +1,333 @@
+//! The live update under Debian's own systemd as PID 1, with the unit of `contrib/systemd/`
+//! enabled: `cargo xtask test systemd/standalone` (the in-tree kernel, luo built in, the
+//! standalone v3 flavour; one guest, two boots).
+//!
+//! The guest boots `luo-guest-init`'s systemd mode: an overlay with a tmpfs upper layer over
+//! the host's root, the host's units cut, and `systemd.unit=luo-guest.target`. The script runs
+//! twice per boot. Before systemd (`LUO_GUEST_PHASE=setup`) it installs what a package and an
+//! administrator would: `luoctl` in `/usr/bin`, the unit, enabled with `systemctl enable`, the
+//! hooks tree of `contrib/hooks` in `/etc/luo/hooks` (root's, not group- or other-writable:
+//! the agent checks), and the hooks' checkpoint directory on a host directory, the guest's
+//! only storage that outlives the boot. Under systemd (`service`), the first boot checks the
+//! agent's `Type=notify` readiness, starts a workload, runs `luoctl prepare`, waits for the
+//! prepared hooks (the checkpoint), loads the same kernel with `luoctl kexec --load-only
+//! --reuse-cmdline` and leaves the reboot to `systemctl kexec`. The second boot's systemd
+//! starts the agent, which finds `updated`, runs the updated hooks (the restore reads the
+//! checkpoint back) and sends finish; the script checks the state is `normal`, the journal,
+//! and the unit's exit status when it is stopped.
+//!
+//! The journal lives in the tmpfs and the kexec loses it, so journald forwards it to the
+//! console, which the host reads across both boots: the agent's lines from each boot, the
+//! unit stopped cleanly by the kexec's shutdown, and the checkpoint saved in the first boot
+//! equal to the one restored in the second.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::build::cache;
+use crate::build::kernel::Kernel;
+use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
+use crate::run::{self, Result};
+use crate::scenario::liveupdate;
+
+/// The test's name in its group (`systemd/standalone`).
+pub const STANDALONE: &str = "standalone";
+
+/// Every test of the group, in order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    std::iter::once(STANDALONE)
+}
+
+/// The line the second boot prints when the cycle held.
+const EXPECTED: &str = "systemd live update: generation 1, restored, finished, state normal";
+
+/// The script, for both boots and both phases. `LUOCTL`, `BZIMAGE` and `DIR` come first.
+const SCRIPT: &str = r#"set -eu
+EXAMPLE=/var/lib/luo-example
+if [ "$LUO_GUEST_PHASE" = setup ]; then
+    # What a package and an administrator would have put on the disk; the overlay is new at
+    # every boot, so the second boot installs the same again.
+    # luoctl is bound rather than copied: 24 MiB of debug build over 9p cost seconds of TCG.
+    # Marks on the console with the kernel's time: the setup phase is part of the boot time.
+    echo "<6>setup: start" > /dev/kmsg
+    touch /usr/bin/luoctl
+    mount -o bind,ro "$LUOCTL" /usr/bin/luoctl
+    install -d -m 0755 /etc/luo
+    cp -R contrib/hooks /etc/luo/hooks
+    chmod -R go-w /etc/luo/hooks
+    install -m 0644 contrib/systemd/luo-agent.service /etc/systemd/system/luo-agent.service
+    echo "<6>setup: before enable" > /dev/kmsg
+    systemctl enable luo-agent.service
+    echo "<6>setup: after enable" > /dev/kmsg
+    install -d -m 0755 "$EXAMPLE"
+    mount --bind "$DIR" "$EXAMPLE"
+    exit 0
+fi
+
+GEN=$(cat /sys/kernel/liveupdate/generation)
+FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
+[ "$FLAVOUR" = standalone ] || { echo "luo runs in the $FLAVOUR flavour, not standalone"; exit 1; }
+state() { cat /sys/kernel/liveupdate/state; }
+prop() { systemctl show -P "$1" luo-agent.service; }
+expect_prop() {
+    value=$(prop "$1")
+    [ "$value" = "$2" ] || { echo "luo-agent.service: $1=$value, expected $2"; systemctl status --no-pager luo-agent.service || true; exit 1; }
+}
+journal() { journalctl -b -u luo-agent.service -o cat --no-pager; }
+# wait_journal TEXT SECONDS: until the agent's journal has a line with TEXT.
+wait_journal() {
+    i=0
+    until journal | grep -q -- "$1"; do
+        i=$((i+1))
+        [ $i -lt $(($2 * 5)) ] || { echo "no '$1' in the agent's journal after $2 s:"; journal; exit 1; }
+        sleep 0.2
+    done
+}
+# The readiness systemd heard: active (running) only after READY=1 for Type=notify, and the
+# agent's STATUS= text.
+check_ready() {
+    expect_prop Type notify
+    expect_prop NotifyAccess main
+    expect_prop UnitFileState enabled
+    expect_prop ActiveState active
+    expect_prop SubState running
+    expect_prop NRestarts 0
+    expect_prop StatusText "state $1"
+    START=$(prop ExecMainStartTimestampMonotonic)
+    READY=$(prop ActiveEnterTimestampMonotonic)
+    echo "note: boot $GEN: agent started at $((START / 1000)) ms, READY=1 at $((READY / 1000)) ms (CLOCK_MONOTONIC, from the kernel's start)"
+}
+
+case "$GEN" in
+0)  [ "$(state)" = normal ] || { echo "a cold boot came up $(state)"; exit 1; }
+    check_ready normal
+    # The workload: answers the checkpoint hook's request with its counter.
+    ( n=0
+      while :; do
+          n=$((n + 1))
+          if [ -e "$EXAMPLE/checkpoint.request" ]; then
+              echo "$n" > "$EXAMPLE/checkpoint"
+              rm -f "$EXAMPLE/checkpoint.request"
+          fi
+          sleep 0.1
+      done ) &
+    luoctl prepare
+    wait_journal '90-sync succeeded' 60
+    [ "$(state)" = prepared ] || { echo "after the prepared hooks the state is $(state)"; journal; exit 1; }
+    echo "note: checkpoint saved: $(cat "$EXAMPLE/checkpoint")"
+    luoctl kexec --load-only --reuse-cmdline "$BZIMAGE"
+    [ "$(cat /sys/kernel/kexec_loaded)" = 1 ] || { echo "luoctl kexec --load-only loaded nothing"; exit 1; }
+    echo "boot 0: systemctl kexec"
+    systemctl kexec
+    # The shutdown stops this service: luo-guest-init dies of SIGTERM without a status, and
+    # this shell of the SIGKILL after.
+    sleep 600
+    echo "systemctl kexec did not reboot"; exit 1 ;;
+1)  wait_journal 'sent finish' 60
+    [ "$(state)" = normal ] || { echo "after finish the state is $(state)"; journal; exit 1; }
+    check_ready normal
+    journal | grep -q 'state updated at start' || { echo "the agent did not find updated at start"; journal; exit 1; }
+    journal | grep -q 'restore: found checkpoint' || { echo "the restore hook found no checkpoint"; journal; exit 1; }
+    journalctl -b -u luo-agent.service -o short-monotonic --no-pager | sed 's/^/journal: /'
+    systemctl stop luo-agent.service
+    # The agent dies of the SIGTERM (after stopping a running hook), which systemd counts as
+    # a clean exit of the main process.
+    expect_prop Result success
+    expect_prop ExecMainCode 2
+    expect_prop ExecMainStatus 15
+    echo "note: boot $GEN: stopped: Result=success, killed by SIGTERM (a clean exit for systemd)"
+    # Without luo the unit is skipped, not started to wait for a READY=1 that never comes
+    # and restarted forever: hide the state file as a kernel without luo would.
+    mount -t tmpfs -o mode=0755 none /sys/kernel/liveupdate
+    systemctl start luo-agent.service
+    sleep 3
+    expect_prop ConditionResult no
+    expect_prop ActiveState inactive
+    expect_prop NRestarts 0
+    umount /sys/kernel/liveupdate
+    echo "note: boot $GEN: without /sys/kernel/liveupdate/state the unit is skipped: inactive, no restart"
+    echo "systemd live update: generation 1, restored, finished, state normal" ;;
+*)  echo "unexpected generation $GEN"; exit 1 ;;
+esac
+"#;
+
+/// Runs the test on `kernel`, which has luo built in; `rerun` is the command that runs it
+/// alone.
+pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String) -> Result {
+    for test in tests {
+        match *test {
+            STANDALONE => standalone(kernel)
+                .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
+            other => return Err(format!("no systemd test '{other}'")),
+        }
+    }
+    Ok(())
+}
+
+/// The standalone cycle under systemd.
+fn standalone(kernel: &Kernel) -> Result {
+    run::step("userspace for the guest: luoctl");
+    run::run(
+        Command::new("cargo")
+            .args(["build", "--quiet", "-p", "luoctl", "--bin", "luoctl"])
+            .current_dir(cache::workspace()),
+    )?;
+    let dir = cache::scratch("systemd")?;
+    liveupdate::clear(&dir)?;
+    run::step("live update under systemd as PID 1, standalone flavour (QEMU)");
+    let bzimage = kernel.build.join("arch/x86/boot/bzImage");
+    let script = format!(
+        "LUOCTL=target/debug/luoctl\nBZIMAGE={}\nDIR={}\n{SCRIPT}",
+        runner::shell_quote(&bzimage.to_string_lossy()),
+        runner::shell_quote(&dir.to_string_lossy()),
+    );
+    let options = GuestOptions {
+        rw_dirs: vec![dir.clone()],
+        systemd: true,
+        ..GuestOptions::default()
+    };
+    let start = Instant::now();
+    let mut arrivals: Vec<(Duration, String)> = Vec::new();
+    let guest = runner::run_in_guest_with(&kernel.build, &script, &options, |stream, line, at| {
+        if stream == Stream::Console {
+            arrivals.push((at.saturating_duration_since(start), line.to_owned()));
+        }
+    })?;
+    let what = "the live update under systemd";
+    // The whole console (both boots' journals) for a person to read; the report shows its end.
+    let log = cache::log("systemd-standalone-console")?;
+    std::fs::write(&log, &guest.console)
+        .map_err(|err| format!("cannot write {}: {err}", log.display()))?;
+    if !guest.success() {
+        return Err(format!(
+            "{}
+the whole console: {}",
+            runner::failure_report(what, &guest),
+            log.display()
+        ));
+    }
+    if !guest.stdout.lines().any(|line| line.trim() == EXPECTED) {
+        return Err(format!(
+            "{what}: expected the line '{EXPECTED}'; the guest printed:\n{}",
+            guest.stdout
+        ));
+    }
+    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
+    for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
+        eprintln!("      {line}");
+    }
+    for (boot, (from, took)) in boot_times(&arrivals).iter().enumerate() {
+        eprintln!(
+            "      note: boot {boot}: {took:.1?} from {from} to the agent's READY (systemd's \
+             'Started luo-agent.service', host clock)"
+        );
+    }
+    eprintln!("      the agent's journal lines on the console, both boots:");
+    for line in console {
+        eprintln!("        {line}");
+    }
+    Ok(())
+}
+
+/// The console lines of the agent (forwarded by journald), across both boots, after checking
+/// that the first boot's shutdown stopped the unit cleanly and that the checkpoint restored in
+/// the second boot is the one saved in the first.
+fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
+    let boots: Vec<&str> = guest.console.split("Linux version").skip(1).collect();
+    let [first, second] = boots[..] else {
+        return Err(format!(
+            "expected two boots on the console, found {}",
+            boots.len()
+        ));
+    };
+    let saved = value_after(first, "checkpoint: saved ")
+        .ok_or("the first boot's journal has no 'checkpoint: saved'")?;
+    let restored = value_after(second, "restore: found checkpoint ")
+        .ok_or("the second boot's journal has no 'restore: found checkpoint'")?;
+    if saved != restored {
+        return Err(format!(
+            "the first boot saved checkpoint {saved}, the second restored {restored}"
+        ));
+    }
+    for needed in [
+        "luo-agent.service: Deactivated successfully",
+        "Stopped luo-agent.service",
+    ] {
+        if !first.contains(needed) {
+            return Err(format!(
+                "the first boot's shutdown for the kexec did not log '{needed}'"
+            ));
+        }
+    }
+    // The agent's own lines (`luoctl[PID]:`, its hooks' too), systemd's about its unit, and
+    // the jump between the boots.
+    Ok(guest
+        .console
+        .lines()
+        .filter(|line| {
+            line.contains("] luoctl[")
+                || (line.contains("systemd[1]: ") && line.contains("luo-agent.service"))
+                || line.contains("luo: Switched from [prepared] to [frozen]")
+                || line.contains("kexec_core: Starting new kernel")
+        })
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The word after `prefix` on the first line that has it.
+fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.split_once(prefix))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+}
+
+/// For each boot, where it started and how long after that systemd started the agent (READY):
+/// the first from QEMU's start (power-on), the second from the old kernel's last line.
+fn boot_times(arrivals: &[(Duration, String)]) -> Vec<(&'static str, Duration)> {
+    let mut times = Vec::new();
+    let mut from = (Duration::ZERO, "power-on");
+    for (at, line) in arrivals {
+        if line.contains("kexec_core: Starting new kernel") {
+            from = (*at, "the kexec");
+        }
+        if line.contains("Started luo-agent.service") {
+            times.push((from.1, at.saturating_sub(from.0)));
+        }
+    }
+    times
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_is_read_from_the_journal_line() {
+        let boot = "[ 30.3] luoctl[91]: checkpoint: saved 6\n[ 30.4] other\n";
+        assert_eq!(value_after(boot, "checkpoint: saved "), Some("6"));
+        assert_eq!(value_after(boot, "restore: found checkpoint "), None);
+    }
+
+    #[test]
+    fn boot_times_start_at_power_on_then_at_the_kexec() {
+        let line = |secs: u64, text: &str| (Duration::from_secs(secs), text.to_owned());
+        let arrivals = [
+            line(24, "[ 20.2] systemd[1]: Started luo-agent.service - agent."),
+            line(40, "[ 39.0] kexec_core: Starting new kernel"),
+            line(65, "[ 24.2] systemd[1]: Started luo-agent.service - agent."),
+        ];
+        assert_eq!(
+            boot_times(&arrivals),
+            [
+                ("power-on", Duration::from_secs(24)),
+                ("the kexec", Duration::from_secs(25))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_script_names_the_expected_line() {
+        assert!(SCRIPT.contains(EXPECTED));
+    }
+}
