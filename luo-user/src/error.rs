@@ -135,8 +135,10 @@ pub enum Error {
     #[error(
         "{path} is mainline's session-based live update orchestrator (/sys/kernel/liveupdate/flavour \
          says observer), not luo's v3 device, so there is no prepare, cancel or finish to send: \
-         the state follows the sessions. Preserve a file in a session to prepare, close the \
-         outgoing sessions to cancel, and finish or close the incoming sessions to finish"
+         the state follows the sessions. Preserve a file in a session to prepare ('luoctl \
+         prepare' asks the agent to), close the outgoing sessions to cancel ('luoctl cancel' \
+         asks the agent to), and finish or close the incoming sessions to finish (the agent \
+         finishes each one its workload restored)"
     )]
     Observer {
         /// The device path.

@@ -139,6 +139,9 @@ pub enum Command {
     /// Then unloads the kernel loaded for kexec, if one is (luoctl kexec --load-only): a later
     /// kexec reboot (systemctl kexec) would otherwise boot it as a plain reboot, which the
     /// workloads kept for the live update would not survive. --keep-loaded leaves it.
+    ///
+    /// Observer flavour (mainline LUO, which has no cancel event): asks the agent (--socket)
+    /// to close the sessions it preserved, so their files are no longer preserved.
     Cancel(CancelArgs),
 
     /// End a live update after restoration (updated to normal) and print the new state.
@@ -271,6 +274,10 @@ pub struct CancelArgs {
     /// Where the kernel says whether an image is loaded for kexec.
     #[arg(long, value_name = "PATH", env = "LUO_KEXEC_LOADED", default_value = luo_user::kexec::KEXEC_LOADED)]
     pub kexec_loaded_file: PathBuf,
+
+    /// Observer flavour: the agent that closes its sessions.
+    #[command(flatten)]
+    pub socket: SocketArg,
 }
 
 /// How `watch` and `agent` print each change.

@@ -146,6 +146,16 @@ impl Client {
         self.ready_call(&Request::Prepare, timeout)
     }
 
+    /// Observer flavour: asks the agent to close the outgoing sessions (mainline's cancel);
+    /// returns how many it closed.
+    pub fn cancel(&self) -> Result<usize, ClientError> {
+        let request = Request::Cancel;
+        match self.call(&request, &[], None)? {
+            (Reply::Cancelled { sessions }, _) => Ok(sessions),
+            (other, _) => Err(unexpected(&request, &other)),
+        }
+    }
+
     /// Waits until the prepared hooks of the current `prepared` state all succeeded.
     pub fn wait_ready(&self, timeout: Duration) -> Result<Mark, ClientError> {
         self.ready_call(&Request::Ready, timeout)

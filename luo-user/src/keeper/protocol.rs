@@ -10,6 +10,7 @@
 //! restored NAME                                    -> ok restored NAME
 //! prepare                                          -> ok ready [TRANSITIONS]
 //! ready                                            -> ok ready [TRANSITIONS]
+//! cancel                                           -> ok cancelled SESSIONS
 //! ```
 //!
 //! Any request may instead be answered `error MESSAGE`, a sentence meant for a person.
@@ -49,6 +50,9 @@ pub enum Request {
     Prepare,
     /// Answer once the prepared hooks of the current `prepared` state all succeeded.
     Ready,
+    /// Observer flavour: close the outgoing sessions, so their files are no longer preserved
+    /// (mainline's cancel); the files stay kept for a later prepare.
+    Cancel,
 }
 
 /// The agent's answer.
@@ -77,6 +81,11 @@ pub enum Reply {
     Ready {
         /// The transition count at which the state was `prepared`, when the kernel counts.
         transitions: Option<u64>,
+    },
+    /// The outgoing sessions were closed; this many.
+    Cancelled {
+        /// How many sessions.
+        sessions: usize,
     },
     /// The request failed; the text says why and what to do.
     Error(String),
@@ -111,6 +120,7 @@ impl fmt::Display for Request {
             Self::Restored { name } => write!(f, "restored {name}"),
             Self::Prepare => f.write_str("prepare"),
             Self::Ready => f.write_str("ready"),
+            Self::Cancel => f.write_str("cancel"),
         }
     }
 }
@@ -125,6 +135,7 @@ impl fmt::Display for Reply {
                 transitions: Some(n),
             } => write!(f, "ok ready {n}"),
             Self::Ready { transitions: None } => f.write_str("ok ready"),
+            Self::Cancelled { sessions } => write!(f, "ok cancelled {sessions}"),
             // One line: the message is a datagram, but a person reads it in a log.
             Self::Error(text) => write!(f, "error {}", text.replace('\n', " ")),
         }
@@ -162,6 +173,7 @@ impl Request {
             },
             "prepare" => Self::Prepare,
             "ready" => Self::Ready,
+            "cancel" => Self::Cancel,
             _ => return Err(Malformed(format!("unknown request '{}'", clip(verb)))),
         };
         match words.next() {
@@ -199,6 +211,9 @@ impl Reply {
             ["ok", "ready"] => Ok(Self::Ready { transitions: None }),
             ["ok", "ready", n] => Ok(Self::Ready {
                 transitions: Some(token(n)?),
+            }),
+            ["ok", "cancelled", n] => Ok(Self::Cancelled {
+                sessions: count(n)?,
             }),
             _ => Err(Malformed(format!("unknown reply '{}'", clip(text)))),
         }
@@ -248,6 +263,7 @@ mod tests {
             Request::Restored { name: "x".into() },
             Request::Prepare,
             Request::Ready,
+            Request::Cancel,
         ];
         for request in requests {
             assert_eq!(Request::parse(&request.to_string()), Ok(request));
@@ -270,6 +286,7 @@ mod tests {
                 transitions: Some(4),
             },
             Reply::Ready { transitions: None },
+            Reply::Cancelled { sessions: 2 },
             Reply::Error("no such session 'a'".into()),
         ];
         for reply in replies {

@@ -282,6 +282,10 @@ impl Peer {
                 self.wait_ready(keeper, current)
             }),
             Request::Ready => self.wait_ready(keeper, current),
+            Request::Cancel => keeper.cancel().map(|sessions| {
+                report(KeeperEvent::Unpreserved { sessions });
+                Reply::Cancelled { sessions }
+            }),
         };
         (reply.unwrap_or_else(Reply::Error), Vec::new())
     }

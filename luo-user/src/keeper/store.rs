@@ -257,6 +257,15 @@ impl Keeper {
         outgoing.len()
     }
 
+    /// A person's cancel (observer flavour): closes the outgoing sessions, and a waiter for
+    /// readiness is told. Returns how many sessions were closed.
+    pub fn cancel(&self) -> Result<usize, Refusal> {
+        self.need_sessions()?;
+        let sessions = self.unpreserve();
+        self.hooks_failed("the live update was cancelled (luoctl cancel)".to_owned());
+        Ok(sessions)
+    }
+
     /// Retrieves the incoming session `name` and its files under `tokens`, in order.
     pub fn claim(&self, name: &str, tokens: &[u64]) -> Result<Vec<OwnedFd>, Refusal> {
         self.need_sessions()?;
