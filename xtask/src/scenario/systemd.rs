@@ -33,10 +33,25 @@ use crate::scenario::liveupdate;
 /// The test's name in its group (`systemd/standalone`).
 pub const STANDALONE: &str = "standalone";
 
+/// The observer flavour's test (`systemd/observer`): the agent, with the drop-in of
+/// `contrib/systemd/luo-agent.service.d/`, holds a workload's memfd in a mainline session
+/// through `systemctl kexec`'s shutdown.
+pub const OBSERVER: &str = "observer";
+
 /// Every test of the group, in order.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    std::iter::once(STANDALONE)
+    [STANDALONE, OBSERVER].into_iter()
 }
+
+/// The observer test's script (both boots, both phases).
+const OBSERVER_SCRIPT: &str = include_str!("../../../tests/guest-scripts/systemd-observer.sh");
+
+/// The line the observer test's second boot prints when the cycle held.
+const OBSERVER_EXPECTED: &str =
+    "systemd observer live update: generation 1, memory restored, session finished, state normal";
+
+/// How much memory the observer test's workload keeps across the kexec.
+const OBSERVER_MIB: u64 = 64;
 
 /// The line the second boot prints when the cycle held.
 const EXPECTED: &str = "systemd live update: generation 1, restored, finished, state normal";
@@ -158,6 +173,8 @@ pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String)
         match *test {
             STANDALONE => standalone(kernel)
                 .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
+            OBSERVER => observer(kernel)
+                .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
             other => return Err(format!("no systemd test '{other}'")),
         }
     }
@@ -186,38 +203,121 @@ fn standalone(kernel: &Kernel) -> Result {
         systemd: true,
         ..GuestOptions::default()
     };
+    let what = "the live update under systemd";
+    let (guest, arrivals) = boot(
+        kernel,
+        &script,
+        &options,
+        what,
+        "systemd-standalone",
+        EXPECTED,
+    )?;
+    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    report(what, &guest, &arrivals, &console);
+    Ok(())
+}
+
+/// The observer flavour's cycle under systemd: the agent, a root storage daemon, keeps the
+/// workload's memfd in a session through the shutdown of `systemctl kexec`.
+fn observer(kernel: &Kernel) -> Result {
+    run::step("userspace for the guest: luoctl, the workload");
+    run::run(
+        Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luoctl",
+                "--bin",
+                "luoctl",
+                "-p",
+                "luo-user",
+                "--example",
+                "workload",
+            ])
+            .current_dir(cache::workspace()),
+    )?;
+    run::step(&format!(
+        "live update under systemd as PID 1, observer flavour (liveupdate=on), {OBSERVER_MIB} MiB \
+         kept by the agent (QEMU)"
+    ));
+    let bzimage = kernel.build.join("arch/x86/boot/bzImage");
+    let workload = cache::workspace().join("target/debug/examples/workload");
+    let script = format!(
+        "LUOCTL=target/debug/luoctl\nWORKLOAD={}\nBZIMAGE={}\nMIB={OBSERVER_MIB}\n{OBSERVER_SCRIPT}",
+        runner::shell_quote(&workload.to_string_lossy()),
+        runner::shell_quote(&bzimage.to_string_lossy()),
+    );
+    let options = GuestOptions {
+        append: vec!["liveupdate=on".to_owned()],
+        systemd: true,
+        ..GuestOptions::default()
+    };
+    let what = "the observer live update under systemd";
+    let (guest, arrivals) = boot(
+        kernel,
+        &script,
+        &options,
+        what,
+        "systemd-observer",
+        OBSERVER_EXPECTED,
+    )?;
+    let console = check_observer_console(&guest.console).map_err(|err| {
+        format!(
+            "{what}: {err}\n--- guest console (last 60 lines) ---\n{}",
+            tail(&guest.console, 60)
+        )
+    })?;
+    report(what, &guest, &arrivals, &console);
+    Ok(())
+}
+
+/// Boots the systemd guest with `script` and checks that it succeeded and printed `expected`;
+/// returns the run and when each console line reached the host. The whole console goes to the
+/// log `log_name`.
+fn boot(
+    kernel: &Kernel,
+    script: &str,
+    options: &GuestOptions,
+    what: &str,
+    log_name: &str,
+    expected: &str,
+) -> Result<(GuestRun, Vec<(Duration, String)>)> {
     let start = Instant::now();
     let mut arrivals: Vec<(Duration, String)> = Vec::new();
-    let guest = runner::run_in_guest_with(&kernel.build, &script, &options, |stream, line, at| {
+    let guest = runner::run_in_guest_with(&kernel.build, script, options, |stream, line, at| {
         if stream == Stream::Console {
             arrivals.push((at.saturating_duration_since(start), line.to_owned()));
         }
     })?;
-    let what = "the live update under systemd";
     // The whole console (both boots' journals) for a person to read; the report shows its end.
-    let log = cache::log("systemd-standalone-console")?;
+    let log = cache::log(&format!("{log_name}-console"))?;
     std::fs::write(&log, &guest.console)
         .map_err(|err| format!("cannot write {}: {err}", log.display()))?;
     if !guest.success() {
         return Err(format!(
-            "{}
-the whole console: {}",
+            "{}\nthe whole console: {}",
             runner::failure_report(what, &guest),
             log.display()
         ));
     }
-    if !guest.stdout.lines().any(|line| line.trim() == EXPECTED) {
+    if !guest.stdout.lines().any(|line| line.trim() == expected) {
         return Err(format!(
-            "{what}: expected the line '{EXPECTED}'; the guest printed:\n{}",
-            guest.stdout
+            "{what}: expected the line '{expected}'; the guest printed:\n{}\nthe whole console: {}",
+            guest.stdout,
+            log.display()
         ));
     }
-    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    Ok((guest, arrivals))
+}
+
+/// Prints what a passed test found: its notes, the boot times and the agent's console lines.
+fn report(what: &str, guest: &GuestRun, arrivals: &[(Duration, String)], console: &[String]) {
     eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
     for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
         eprintln!("      {line}");
     }
-    for (boot, (from, took)) in boot_times(&arrivals).iter().enumerate() {
+    for (boot, (from, took)) in boot_times(arrivals).iter().enumerate() {
         eprintln!(
             "      note: boot {boot}: {took:.1?} from {from} to the agent's READY (systemd's \
              'Started luo-agent.service', host clock)"
@@ -227,7 +327,93 @@ the whole console: {}",
     for line in console {
         eprintln!("        {line}");
     }
-    Ok(())
+}
+
+/// The last `count` lines of `text`.
+fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// Checks the observer cycle on the console (the journal of both boots, forwarded by
+/// journald, and the kernel's and systemd-shutdown's lines): the first boot's shutdown stopped
+/// the workload but neither stopped nor killed the agent; the memory the workload checked in
+/// the second boot is the memory it stamped in the first (same check), and its counter resumed
+/// where the first boot left it. Returns the lines of the agent, the workload, systemd about
+/// them, and the jump.
+fn check_observer_console(console: &str) -> Result<Vec<String>> {
+    let boots: Vec<&str> = console.split("Linux version").skip(1).collect();
+    let [first, second] = boots[..] else {
+        return Err(format!(
+            "expected two boots on the console, found {}",
+            boots.len()
+        ));
+    };
+    let before = first
+        .lines()
+        .find(|line| line.contains("MiB stamped in "))
+        .and_then(|line| value_after(line, ", check "))
+        .ok_or("the first boot's journal has no 'workload: N MiB stamped in ..., check X'")?;
+    let restored = second
+        .lines()
+        .find(|line| line.contains("workload: restored "))
+        .ok_or("the second boot's journal has no 'workload: restored'")?;
+    let after =
+        value_after(restored, ", check ").ok_or("the workload's 'restored' line has no check")?;
+    if before != after {
+        return Err(format!(
+            "the workload's memory changed across the kexec: check {before} before, {after} after"
+        ));
+    }
+    let resumed: u64 = value_after(restored, "counter resumes at ")
+        .and_then(|n| n.parse().ok())
+        .ok_or("the workload's 'restored' line has no counter")?;
+    let last: u64 = first
+        .lines()
+        .filter_map(|line| value_after(line, "workload: counter at "))
+        .filter_map(|n| n.parse().ok())
+        .last()
+        .unwrap_or(0);
+    if resumed < last {
+        return Err(format!(
+            "the workload's counter went back: {last} in the first boot, resumed at {resumed}"
+        ));
+    }
+    // The shutdown ran its transaction (the workload's unit was stopped) and left the agent
+    // alone: no stop job for its unit, no SIGTERM or SIGKILL from systemd-shutdown (which
+    // names a process it has to kill in the end).
+    if !first.contains("Stopped luo-workload.service") {
+        return Err("the first boot's shutdown did not stop luo-workload.service".to_owned());
+    }
+    for stopped in [
+        "Stopping luo-agent.service",
+        "Stopped luo-agent.service",
+        "luo-agent.service: Deactivated",
+        "luo-agent.service: Main process exited",
+        "luo-agent.service: Killing",
+    ] {
+        if first.contains(stopped) {
+            return Err(format!(
+                "the first boot's shutdown stopped the agent: '{stopped}'"
+            ));
+        }
+    }
+    if !first.contains("kexec_core: Starting new kernel") {
+        return Err("the first boot did not end in a kexec".to_owned());
+    }
+    Ok(console
+        .lines()
+        .filter(|line| {
+            line.contains("] luoctl[")
+                || line.contains("] workload[")
+                || (line.contains("systemd[1]: ")
+                    && (line.contains("luo-agent.service") || line.contains("luo-workload")))
+                || line.contains("systemd-shutdown[1]: ")
+                || line.contains("luo: ")
+                || line.contains("kexec_core: Starting new kernel")
+        })
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The console lines of the agent (forwarded by journald), across both boots, after checking
