@@ -370,9 +370,8 @@ fn check_observer_console(console: &str) -> Result<Vec<String>> {
         .ok_or("the workload's 'restored' line has no counter")?;
     let last: u64 = first
         .lines()
-        .filter_map(|line| value_after(line, "workload: counter at "))
-        .filter_map(|n| n.parse().ok())
-        .last()
+        .rev()
+        .find_map(|line| value_after(line, "workload: counter at ").and_then(|n| n.parse().ok()))
         .unwrap_or(0);
     if resumed < last {
         return Err(format!(
@@ -398,6 +397,34 @@ fn check_observer_console(console: &str) -> Result<Vec<String>> {
             ));
         }
     }
+    // systemd-shutdown's final kill skipped the agent, by its '@': it says so (a notice, as the
+    // agent runs from the root file system), and it sent it no SIGKILL.
+    let agent = first
+        .lines()
+        .find(|line| line.contains("luoctl agent: listening at"))
+        .and_then(|line| line.split_once("luoctl["))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(pid, _)| pid.to_owned())
+        .ok_or("the first boot's journal has no 'luoctl[PID]: luoctl agent: listening at'")?;
+    let spared = format!("Process {agent} (luoctl) has been marked to be excluded from killing");
+    if !first.contains(&spared) {
+        return Err(format!(
+            "systemd-shutdown did not skip the agent (pid {agent}): no '{spared}'"
+        ));
+    }
+    if first.contains(&format!("Sending SIGKILL to PID {agent} ")) {
+        return Err(format!(
+            "systemd-shutdown sent SIGKILL to the agent (pid {agent})"
+        ));
+    }
+    // The workload went away in the shutdown's transaction; the agent kept its session.
+    if !first.contains("the workload of session workload went away; its session stays") {
+        return Err(
+            "the agent did not say that the workload's session stays when the shutdown stopped \
+             the workload"
+                .to_owned(),
+        );
+    }
     if !first.contains("kexec_core: Starting new kernel") {
         return Err("the first boot did not end in a kexec".to_owned());
     }
@@ -408,7 +435,10 @@ fn check_observer_console(console: &str) -> Result<Vec<String>> {
                 || line.contains("] workload[")
                 || (line.contains("systemd[1]: ")
                     && (line.contains("luo-agent.service") || line.contains("luo-workload")))
-                || line.contains("systemd-shutdown[1]: ")
+                || (line.contains("systemd-shutdown[1]: ")
+                    && ["remaining processes", "excluded from killing", "with kexec"]
+                        .iter()
+                        .any(|what| line.contains(what)))
                 || line.contains("luo: ")
                 || line.contains("kexec_core: Starting new kernel")
         })
@@ -512,8 +542,43 @@ mod tests {
         );
     }
 
+    /// A console like the observer test's, with `agent_line` in the first boot's shutdown.
+    fn observer_console(after: &str, agent_line: &str) -> String {
+        format!(
+            "[ 0.0] Linux version 7.3\n\
+             [ 27.6] luoctl[56]: luoctl agent: listening at /run/luo/agent.sock (observer)\n\
+             [ 65.4] workload[98]: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
+             [ 81.2] workload[98]: workload: counter at 260\n\
+             [ 82.8] luoctl[56]: luoctl agent: the workload of session workload went away; its \
+             session stays, preserved for the kexec\n\
+             [ 83.1] systemd[1]: Stopped luo-workload.service - workload.\n\
+             {agent_line}\
+             [ 89.8] systemd-shutdown[1]: Process 56 (luoctl) has been marked to be excluded \
+             from killing. It is running from the root file system\n\
+             [ 91.5] kexec_core: Starting new kernel\n\
+             [ 0.0] Linux version 7.3\n\
+             [ 100.3] workload[105]: workload: restored 64 MiB from session workload, check \
+             {after} (every page checked in 1529 ms); counter resumes at 279\n"
+        )
+    }
+
+    #[test]
+    fn the_observer_console_shows_the_memory_kept_by_an_agent_left_running() {
+        let lines = check_observer_console(&observer_console("8f97", "")).unwrap();
+        assert!(lines.iter().any(|line| line.contains("restored 64 MiB")));
+        let err = check_observer_console(&observer_console("0bad", "")).unwrap_err();
+        assert!(err.contains("check 8f97 before, 0bad after"), "{err}");
+        let stopped = "[ 83.0] systemd[1]: Stopping luo-agent.service - agent...\n";
+        let err = check_observer_console(&observer_console("8f97", stopped)).unwrap_err();
+        assert!(err.contains("stopped the agent"), "{err}");
+        let killed = "[ 89.9] systemd-shutdown[1]: Sending SIGKILL to PID 56 (luoctl).\n";
+        let err = check_observer_console(&observer_console("8f97", killed)).unwrap_err();
+        assert!(err.contains("sent SIGKILL to the agent"), "{err}");
+    }
+
     #[test]
     fn the_script_names_the_expected_line() {
         assert!(SCRIPT.contains(EXPECTED));
+        assert!(OBSERVER_SCRIPT.contains(OBSERVER_EXPECTED));
     }
 }
