@@ -73,6 +73,8 @@ case "$GEN" in
     # the shutdown stops it, as it would a VMM); it keeps its connection to the agent open.
     systemd-run --quiet --unit=luo-workload "$WORKLOAD" --memory-mib "$MIB"
     wait_journal luo-workload.service 'running:' 300
+    # On the output port too, which no kernel line can break into, unlike the console.
+    journal luo-workload.service | grep 'MiB stamped in' | sed 's/^/note: boot 0: /'
     luoctl prepare
     wait_journal luo-agent.service 'preserved for the kexec' 60
     # Waits for the prepared hooks, through the agent's socket.
@@ -104,6 +106,7 @@ case "$GEN" in
         echo "the workload failed in the new kernel: Result=$(wprop Result), status $(wprop ExecMainStatus):"
         journal luo-workload.service; journal luo-agent.service; exit 1; }
     journal luo-workload.service | grep -q 'restored .* check' || { echo "the workload did not restore its memory"; journal luo-workload.service; exit 1; }
+    journal luo-workload.service | grep 'restored .* check' | sed 's/^/note: boot 1: /'
     wait_journal luo-agent.service 'session workload: finished' 60
     luoctl wait normal --timeout 60 > /dev/null
     check_ready normal

@@ -262,7 +262,7 @@ fn observer(kernel: &Kernel) -> Result {
         "systemd-observer",
         OBSERVER_EXPECTED,
     )?;
-    let console = check_observer_console(&guest.console).map_err(|err| {
+    let console = check_observer_console(&guest.stdout, &guest.console).map_err(|err| {
         format!(
             "{what}: {err}\n--- guest console (last 60 lines) ---\n{}",
             tail(&guest.console, 60)
@@ -335,29 +335,30 @@ fn tail(text: &str, count: usize) -> String {
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
-/// Checks the observer cycle on the console (the journal of both boots, forwarded by
-/// journald, and the kernel's and systemd-shutdown's lines): the first boot's shutdown stopped
-/// the workload but neither stopped nor killed the agent; the memory the workload checked in
-/// the second boot is the memory it stamped in the first (same check), and its counter resumed
-/// where the first boot left it. Returns the lines of the agent, the workload, systemd about
-/// them, and the jump.
-fn check_observer_console(console: &str) -> Result<Vec<String>> {
+/// Checks the observer cycle: on the output (`stdout`), the memory the workload checked in the
+/// second boot is the memory it stamped in the first (same check); on the console (the
+/// journal of both boots, forwarded by journald, and the kernel's and systemd-shutdown's
+/// lines), the first boot's shutdown stopped the workload but neither stopped nor killed the
+/// agent, and the workload's counter resumed where the first boot left it. Returns the lines
+/// of the agent, the workload, systemd about them, and the jump.
+fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
+    let console = mend(console);
     let boots: Vec<&str> = console.split("Linux version").skip(1).collect();
-    let [first, second] = boots[..] else {
+    let [first, _] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
             boots.len()
         ));
     };
-    let before = first
+    let before = stdout
         .lines()
-        .find(|line| line.contains("MiB stamped in "))
+        .find(|line| line.starts_with("note: boot 0: ") && line.contains("MiB stamped in "))
         .and_then(|line| value_after(line, ", check "))
-        .ok_or("the first boot's journal has no 'workload: N MiB stamped in ..., check X'")?;
-    let restored = second
+        .ok_or("the first boot printed no 'workload: N MiB stamped in ..., check X'")?;
+    let restored = stdout
         .lines()
-        .find(|line| line.contains("workload: restored "))
-        .ok_or("the second boot's journal has no 'workload: restored'")?;
+        .find(|line| line.starts_with("note: boot 1: ") && line.contains("workload: restored "))
+        .ok_or("the second boot printed no 'workload: restored'")?;
     let after =
         value_after(restored, ", check ").ok_or("the workload's 'restored' line has no check")?;
     if before != after {
@@ -491,6 +492,54 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The console with the kernel's lines taken out of the journal's lines they broke into: the
+/// kernel and journald write to the console at once, and a kernel line (`[   86.274882]
+/// luo: ...`) can land in the middle of a journal line, whose rest then starts the next line.
+fn mend(console: &str) -> String {
+    let mut mended = String::with_capacity(console.len());
+    let mut carried = String::new();
+    for line in console.lines() {
+        let line = format!("{carried}{line}");
+        carried.clear();
+        match kernel_stamp_inside(&line) {
+            Some(at) => {
+                mended.push_str(&line[at..]);
+                mended.push('\n');
+                carried = line[..at].to_owned();
+            }
+            None => {
+                mended.push_str(&line);
+                mended.push('\n');
+            }
+        }
+    }
+    mended.push_str(&carried);
+    mended
+}
+
+/// Where a kernel time stamp (`[` spaces, digits, `.`, six digits, `]`) starts in `line`
+/// after its start, if one does.
+fn kernel_stamp_inside(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    (1..bytes.len()).find(|&at| {
+        if bytes[at] != b'[' {
+            return false;
+        }
+        let Some(end) = line[at..].find(']') else {
+            return false;
+        };
+        let stamp = line[at + 1..at + end].trim_start();
+        let Some((secs, micros)) = stamp.split_once('.') else {
+            return false;
+        };
+        !secs.is_empty()
+            && secs.bytes().all(|b| b.is_ascii_digit())
+            && micros.len() == 6
+            && micros.bytes().all(|b| b.is_ascii_digit())
+            && line[at + end + 1..].starts_with(' ')
+    })
+}
+
 /// The word after `prefix` on the first line that has it.
 fn value_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     text.lines()
@@ -542,12 +591,12 @@ mod tests {
         );
     }
 
-    /// A console like the observer test's, with `agent_line` in the first boot's shutdown.
-    fn observer_console(after: &str, agent_line: &str) -> String {
+    /// A console like the observer test's, with `agent_line` in the first boot's shutdown and
+    /// a kernel line broken into the workload's 'restored' line.
+    fn observer_console(agent_line: &str) -> String {
         format!(
             "[ 0.0] Linux version 7.3\n\
              [ 27.6] luoctl[56]: luoctl agent: listening at /run/luo/agent.sock (observer)\n\
-             [ 65.4] workload[98]: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
              [ 81.2] workload[98]: workload: counter at 260\n\
              [ 82.8] luoctl[56]: luoctl agent: the workload of session workload went away; its \
              session stays, preserved for the kexec\n\
@@ -557,23 +606,52 @@ mod tests {
              from killing. It is running from the root file system\n\
              [ 91.5] kexec_core: Starting new kernel\n\
              [ 0.0] Linux version 7.3\n\
-             [ 100.3] workload[105]: workload: restored 64 MiB from session workload, check \
-             {after} (every page checked in 1529 ms); counter resumes at 279\n"
+             [  100.3] workload[105]: workload: restored[   86.274882] luo: observer: Switched\n \
+             64 MiB from session workload, check 8f97 (every page checked); counter resumes at 279\n"
+        )
+    }
+
+    /// The output's notes of the workload's check before and after the kexec.
+    fn observer_stdout(after: &str) -> String {
+        format!(
+            "note: boot 0: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
+             note: boot 1: workload: restored 64 MiB from session workload, check {after} (every \
+             page checked in 1529 ms); counter resumes at 279\n"
         )
     }
 
     #[test]
     fn the_observer_console_shows_the_memory_kept_by_an_agent_left_running() {
-        let lines = check_observer_console(&observer_console("8f97", "")).unwrap();
-        assert!(lines.iter().any(|line| line.contains("restored 64 MiB")));
-        let err = check_observer_console(&observer_console("0bad", "")).unwrap_err();
+        let lines = check_observer_console(&observer_stdout("8f97"), &observer_console(""));
+        let lines = lines.unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("workload: restored 64 MiB")),
+            "{lines:?}"
+        );
+        let err =
+            check_observer_console(&observer_stdout("0bad"), &observer_console("")).unwrap_err();
         assert!(err.contains("check 8f97 before, 0bad after"), "{err}");
         let stopped = "[ 83.0] systemd[1]: Stopping luo-agent.service - agent...\n";
-        let err = check_observer_console(&observer_console("8f97", stopped)).unwrap_err();
+        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(stopped))
+            .unwrap_err();
         assert!(err.contains("stopped the agent"), "{err}");
         let killed = "[ 89.9] systemd-shutdown[1]: Sending SIGKILL to PID 56 (luoctl).\n";
-        let err = check_observer_console(&observer_console("8f97", killed)).unwrap_err();
+        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(killed))
+            .unwrap_err();
         assert!(err.contains("sent SIGKILL to the agent"), "{err}");
+    }
+
+    #[test]
+    fn a_kernel_line_inside_a_journal_line_is_taken_out() {
+        let console = "[ 86.3] workload[106]: workload: restored[   86.274882] luo: to [normal]\n \
+                       64 MiB, check a0ed\n[ 86.4] next\n";
+        assert_eq!(
+            mend(console),
+            "[   86.274882] luo: to [normal]\n\
+             [ 86.3] workload[106]: workload: restored 64 MiB, check a0ed\n[ 86.4] next\n"
+        );
     }
 
     #[test]
