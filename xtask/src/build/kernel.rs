@@ -149,8 +149,8 @@ pub fn build_in_tree(patched: &Patched) -> Result<Kernel> {
 
 /// Holds `BUILD.lock` exclusively until dropped: two runs (a developer's and a clone's, or two
 /// worktrees on one cache) must never configure or build one directory at once, and the second
-/// waits for the first's result instead.
-fn lock(build: &Path) -> Result<std::fs::File> {
+/// waits for the first's result instead. The in-tree series' git tree is locked the same way.
+pub fn lock(build: &Path) -> Result<std::fs::File> {
     let path = build.with_extension("lock");
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)

@@ -17,6 +17,7 @@ use crate::series::{read, tree};
 pub fn run() -> Result<Kernel> {
     setup::run()?;
     let series = generate::generate(&generate::default_out())?;
+    let _tree_lock = tree::lock_tree()?;
     let patched = tree::apply(&series)?;
     check_sources(&patched)?;
     let summaries = checkpatch(&patched, &series)?;

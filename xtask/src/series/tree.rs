@@ -16,8 +16,17 @@ use crate::series::git::{Git, identity};
 pub fn in_tree_kernel() -> Result<Kernel> {
     setup::run()?;
     let series = generate::generate(&generate::default_out())?;
+    let _tree_lock = lock_tree()?;
     let tree = apply(&series)?;
     build(&series, &tree)
+}
+
+/// Holds the shared git tree until dropped. Every checkout applies its own series to the one
+/// tree of the cache and builds from it: another checkout's `git am` in the middle of a build
+/// would swap the sources under it, so an apply and the build that follows hold this lock
+/// together, and another checkout waits.
+pub fn lock_tree() -> Result<std::fs::File> {
+    kernel::lock(&cache::dir("kernel")?.join("git-tree"))
 }
 
 /// The series' files, or the start of their paths, as the build log names them: the
