@@ -301,11 +301,11 @@ pub(crate) fn watch(notifiers: Notifiers) {
 /// the sysfs group.
 ///
 /// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
-/// asleep on `state` or `transitions` would sleep forever after an unload. The notify wakes every poller, and
-/// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
-/// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
-/// with a last notify through the returned notifiers after the removal. The cell orders the
-/// store before the notify exactly as for a transition.
+/// asleep on `state` or `transitions` would sleep forever after an unload. The notify wakes
+/// every poller, and the read that follows fails with `ENODEV` (from `show` now, or from
+/// kernfs once the file is removed). A poller that polls again before the removal sleeps
+/// again; `sysfs.rs` wakes it with a last notify through the returned notifiers after the
+/// removal. The cell orders the store before the notify exactly as for a transition.
 pub(crate) fn retire() -> Option<Notifiers> {
     let mut records = TRANSITION.lock();
     STATE.retire();

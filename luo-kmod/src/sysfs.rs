@@ -128,8 +128,8 @@ pub(crate) struct StateGroup {
 
 impl StateGroup {
     /// Creates `/sys/kernel/liveupdate` and its files, and from then on the orchestrator
-    /// notifies `transitions` and `state` at every change. Fails with `EEXIST` when the directory already exists
-    /// (`preflight` checks that first, so only a race gets here).
+    /// notifies `transitions` and `state` at every change. Fails with `EEXIST` when the
+    /// directory already exists (`preflight` checks that first, so only a race gets here).
     pub(crate) fn register() -> Result<Self> {
         let kernel = Kobject::kernel().ok_or(ENOENT)?;
         // `EEXIST` when another orchestrator took the name after `preflight` looked; module

@@ -5,7 +5,7 @@
 //!
 //! | here | C11 / loom | kernel |
 //! |---|---|---|
-//! | [`Word::load`], [`Word::store`] (64 bits) | `Relaxed` load, store | `READ_ONCE`, `WRITE_ONCE` of an `atomic64_t` (`atomic64_read`, `atomic64_set`) |
+//! | [`Word::load`], [`Word::store`] (64 bits) | `Relaxed` load, store | `atomic64_read`, `_set` |
 //! | [`write_barrier`] | `fence(Release)` | `smp_wmb()` (Rust: `smp_mb(Write)`) |
 //! | [`read_barrier`] | `fence(Acquire)` | `smp_rmb()` (Rust: `smp_mb(Read)`) |
 //!
