@@ -94,11 +94,9 @@ impl Style {
         let prev = record.prev.map_or("-", State::word);
         match self {
             Style::Text => match missed {
-                Some(missed) if missed > 0 => writeln!(
-                    out,
-                    "{time} {prev} -> {} (missed {missed})",
-                    record.state
-                )?,
+                Some(missed) if missed > 0 => {
+                    writeln!(out, "{time} {prev} -> {} (missed {missed})", record.state)?
+                }
                 _ => writeln!(out, "{time} {prev} -> {}", record.state)?,
             },
             Style::Json => {
