@@ -11,8 +11,9 @@
 //!   (`observed.rs`), shows it in the same `state` file with the same notifications, and shows
 //!   mainline's live-update number as `generation`. It changes nothing.
 //!
-//! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change) and
-//! `generation`, `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a
+//! It provides `/sys/kernel/liveupdate/state` (read-only, notified on every change),
+//! `transitions` (the changes since it started, notified with `state`), `generation`,
+//! `flavour`, `/dev/liveupdate` (the `GET_STATE` and `SET_EVENT` ioctls), the freeze on a
 //! kexec reboot, the handover record in kexec handover (KHO) memory that tells the next kernel
 //! whether it was started by a live update, and optionally the debugfs test hook
 //! `liveupdate/luo_selftest`. Built in, all of it exists before userspace starts.
@@ -52,7 +53,7 @@ pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
 pub use flavour::Flavour;
 pub use record::{Arrival, Damage, Record};
-pub use show::{show, show_flavour, show_generation, SHOW_MAX_LEN};
+pub use show::{show, show_flavour, show_generation, show_transitions, SHOW_MAX_LEN};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
 

@@ -2,14 +2,17 @@
 
 //! The orchestrator's state and its one setter.
 //!
-//! Every change of state, whatever triggers it (an ioctl, a kexec reboot, the test hook), goes
-//! through [`change`]: under one lock it reads the current state, asks the caller for the next
-//! one, publishes it, logs it and notifies sysfs, all before the triggering call returns, so a
-//! read of `/sys/kernel/liveupdate/state` right after an ioctl returns shows the new word.
-//! Readers ([`current`]) take no lock: the [`StateCell`] orders them against the notify.
+//! Every change of state, whatever triggers it (an ioctl, a kexec reboot, the test hook, or in
+//! the observer flavour a step of mainline's sessions), goes through one critical section
+//! ([`change`], [`observe`]): under one lock it reads the current state, decides the next one,
+//! publishes it with the transition count raised by one, logs it and notifies sysfs, all before
+//! the triggering call returns, so a read of `/sys/kernel/liveupdate/state` right after an
+//! ioctl returns shows the new word. Readers ([`current`], [`transitions`]) take no lock: the
+//! [`StateCell`] orders them against the notify.
 //!
-//! The notifier of `state` is kept under the same lock: the sysfs group hands it over once its
-//! files exist ([`watch`]) and takes it back when it goes ([`retire`]).
+//! The notifiers of `transitions` and `state` are kept under the same lock: the sysfs group
+//! hands them over once its files exist ([`watch`]) and takes them back when it goes
+//! ([`retire`]).
 
 use crate::kernel_sysfs::Notifier;
 use kernel::{
@@ -25,8 +28,8 @@ use crate::kho::{self, Incoming, NoRecord, Outgoing};
 use crate::observed::{observed_change_allowed, Sessions, Step};
 use crate::{next_state, Arrival, Event, Flavour, Record, State, StateCell, TransitionError};
 
-/// The current state. `Undefined` only until [`Running::start`] runs, before any interface
-/// exists.
+/// The current state and the transitions since [`Running::start`] (or [`Running::observe`]),
+/// in one word. `Undefined` only until then, before any interface exists.
 static STATE: StateCell = StateCell::new(State::Undefined);
 
 /// This kernel's live-update generation: set by [`Running::start`] before any interface exists
@@ -39,14 +42,14 @@ static GENERATION: Atomic<u64> = Atomic::new(0);
 static OBSERVER: Atomic<bool> = Atomic::new(false);
 
 /// What every change updates in the same critical section: the handover records, and the
-/// pollers of `state`.
+/// pollers of `transitions` and `state`.
 struct Records {
     /// The record this kernel leaves for the next one; `None` when KHO is off.
     outgoing: Option<Outgoing>,
     /// The previous kernel's record while this boot is `updated`, to mark it at `finish`.
     incoming: Option<Incoming>,
-    /// The notifier of `/sys/kernel/liveupdate/state`, while the file exists.
-    notifier: Option<Notifier>,
+    /// The notifiers of `transitions` and `state`, while the files exist.
+    notifiers: Option<Notifiers>,
     /// In the observer flavour, what mainline's sessions hold: the state is derived from it.
     sessions: Option<Sessions>,
     /// The log lines of changes per interval.
@@ -57,7 +60,7 @@ impl Records {
     const EMPTY: Self = Self {
         outgoing: None,
         incoming: None,
-        notifier: None,
+        notifiers: None,
         sessions: None,
         log_limit: RateLimit::new(),
     };
@@ -106,10 +109,11 @@ impl Running {
             );
             None
         };
-        // No reader exists yet, so these are initial values rather than changes to notify.
+        // No reader exists yet, so these are initial values rather than changes to notify
+        // (nor to count).
         GENERATION.store(arrival.generation, Relaxed);
         OBSERVER.store(false, Relaxed);
-        STATE.publish(arrival.state);
+        STATE.start(arrival.state);
         *TRANSITION.lock() = Records {
             outgoing,
             incoming,
@@ -130,7 +134,7 @@ impl Running {
         unsafe { TRANSITION.init() };
         GENERATION.store(generation, Relaxed);
         OBSERVER.store(true, Relaxed);
-        STATE.publish(sessions.state());
+        STATE.start(sessions.state());
         *TRANSITION.lock() = Records {
             sessions: Some(sessions),
             ..Records::EMPTY
@@ -218,6 +222,12 @@ pub(crate) fn current() -> State {
     STATE.observe()
 }
 
+/// The transitions since the orchestrator started, and the state they led to, read together
+/// without the lock (sysfs `show` of `transitions`).
+pub(crate) fn transitions() -> (u64, State) {
+    STATE.load()
+}
+
 /// The one setter: moves from the current state to what `decide` returns for it.
 ///
 /// When `decide` refuses, nothing changes and its error is returned. Otherwise the new state is
@@ -245,40 +255,65 @@ pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Resul
     Ok(to)
 }
 
-/// Publishes `to` and wakes the pollers of `state`; called with the lock held.
+/// Publishes `to` with the transition count raised by one, then wakes the pollers of
+/// `transitions` and of `state`; called with the lock held.
 fn publish(records: &Records, to: State) {
-    // The cell's write barrier orders this store before the notify's counter increment.
+    // The cell's write barrier orders this store (the state and the count together) before
+    // the notifies' counter increments.
     STATE.publish(to);
-    if let Some(notifier) = records.notifier.as_ref() {
-        notifier.notify();
+    if let Some(notifiers) = records.notifiers.as_ref() {
+        notifiers.notify();
     }
 }
 
-/// From now on, every change notifies the pollers of `state` through `notifier`.
+/// The notifiers of the two attributes that change: `transitions` and `state`.
+pub(crate) struct Notifiers {
+    /// `/sys/kernel/liveupdate/transitions`.
+    pub(crate) transitions: Notifier,
+    /// `/sys/kernel/liveupdate/state`.
+    pub(crate) state: Notifier,
+}
+
+impl Notifiers {
+    /// Wakes the pollers of `transitions`, then those of `state`, after the store they
+    /// announce.
+    ///
+    /// Both files show the one word the store wrote, so a poller of either that wakes reads
+    /// the new count and state (the cell's barriers). The order is the reader's: a reader
+    /// reads `transitions` first, then `state`, and `state`, the file every watcher polls, is
+    /// notified last, so a watcher it wakes finds the whole change published and notified.
+    pub(crate) fn notify(&self) {
+        self.transitions.notify();
+        self.state.notify();
+    }
+}
+
+/// From now on, every change notifies the pollers of `transitions` and `state`.
 ///
 /// The sysfs group calls this once its files exist, before any interface that can change the
 /// state is registered.
-pub(crate) fn watch(notifier: Notifier) {
-    TRANSITION.lock().notifier = Some(notifier);
+pub(crate) fn watch(notifiers: Notifiers) {
+    TRANSITION.lock().notifiers = Some(notifiers);
 }
 
-/// Takes the orchestrator away before its sysfs file goes: publishes `Undefined`, which `show`
-/// answers with `ENODEV`, notifies, and hands the notifier back to the sysfs group.
+/// Takes the orchestrator away before its sysfs files go: publishes `Undefined` (keeping the
+/// count), which every `show` answers with `ENODEV`, notifies, and hands the notifiers back to
+/// the sysfs group.
 ///
 /// kernfs does not wake a sleeping `poll` when a file is removed, so without this a watcher
-/// asleep on `state` would sleep forever after an unload. The notify wakes every poller, and
-/// the read that follows fails with `ENODEV` (from `show` now, or from kernfs once the file is
-/// removed). A poller that polls again before the removal sleeps again; `sysfs.rs` wakes it
-/// with a last notify through the returned notifier after the removal. The cell orders the
-/// store before the notify exactly as for a transition.
-pub(crate) fn retire() -> Option<Notifier> {
+/// asleep on `state` or `transitions` would sleep forever after an unload. The notify wakes
+/// every poller, and the read that follows fails with `ENODEV` (from `show` now, or from
+/// kernfs once the file is removed). A poller that polls again before the removal sleeps
+/// again; `sysfs.rs` wakes it with a last notify through the returned notifiers after the
+/// removal. The cell orders the store before the notify exactly as for a transition.
+pub(crate) fn retire() -> Option<Notifiers> {
     let mut records = TRANSITION.lock();
-    STATE.publish(State::Undefined);
-    let notifier = records.notifier.take();
-    if let Some(notifier) = notifier.as_ref() {
-        notifier.notify();
+    STATE.retire();
+    let notifiers = records.notifiers.take();
+    if let Some(notifiers) = notifiers.as_ref() {
+        notifiers.notify();
     }
-    notifier
+    notifiers
 }
 
 /// Applies an event the kernel raises itself (the freeze), by the transition table alone.

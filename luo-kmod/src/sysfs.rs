@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The sysfs group `/sys/kernel/liveupdate` with its attributes `state`, `generation` and
-//! `flavour`.
+//! The sysfs group `/sys/kernel/liveupdate` with its attributes `state`, `generation`,
+//! `flavour` and `transitions`.
 //!
 //! The group is a user of the generic `kernel::sysfs` abstraction (built as part of this module
-//! out of tree, in `rust/kernel/sysfs.rs` in the tree): two static attributes whose `show` reads
+//! out of tree, in `rust/kernel/sysfs.rs` in the tree): static attributes whose `show` reads
 //! the orchestrator, and [`StateGroup`], which registers the group under `/sys/kernel` for
-//! exactly its lifetime and hands the orchestrator the [`Notifier`] of `state`. The bytes shown
+//! exactly its lifetime and hands the orchestrator the notifiers of `transitions` and
+//! `state`. The bytes shown
 //! come from `show.rs` of `luo-sysfs-abi`, the names and modes from its `path.rs`.
 
 use crate::kernel_sysfs::{
@@ -15,7 +16,6 @@ use crate::kernel_sysfs::{
     AttributeOperations,
     Group,
     Kobject,
-    Notifier,
     Registration, //
 };
 use kernel::{
@@ -23,12 +23,16 @@ use kernel::{
     prelude::*, //
 };
 
-use crate::orchestrator;
+use crate::orchestrator::{
+    self,
+    Notifiers, //
+};
 use crate::path::{
     FLAVOUR,
     GENERATION,
     GROUP_NAME,
-    STATE, //
+    STATE,
+    TRANSITIONS, //
 };
 use crate::State;
 
@@ -80,15 +84,36 @@ impl AttributeOperations for FlavourFile {
     }
 }
 
+/// `transitions`: the changes of state since the orchestrator started, in decimal and a
+/// newline; notified on every change, just before `state`.
+struct TransitionsFile;
+
+#[vtable]
+impl AttributeOperations for TransitionsFile {
+    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        // One load of the word that holds the count and the state together, after the read
+        // barrier, as for `state`.
+        match orchestrator::transitions() {
+            // The module is unloading, as for `state`.
+            (_, State::Undefined) => Err(ENODEV),
+            // `None` is unreachable: a page holds every number.
+            (transitions, _) => crate::show_transitions(transitions, page).ok_or(EINVAL),
+        }
+    }
+}
+
 static STATE_ATTRIBUTE: Attribute<StateFile> = Attribute::new(STATE.name, STATE.mode);
 static GENERATION_ATTRIBUTE: Attribute<GenerationFile> =
     Attribute::new(GENERATION.name, GENERATION.mode);
 static FLAVOUR_ATTRIBUTE: Attribute<FlavourFile> = Attribute::new(FLAVOUR.name, FLAVOUR.mode);
+static TRANSITIONS_ATTRIBUTE: Attribute<TransitionsFile> =
+    Attribute::new(TRANSITIONS.name, TRANSITIONS.mode);
 /// In the order of `path::ATTRIBUTES`.
-static ATTRIBUTES: AttributeList<3> = AttributeList::new([
+static ATTRIBUTES: AttributeList<4> = AttributeList::new([
     STATE_ATTRIBUTE.to_ref(),
     GENERATION_ATTRIBUTE.to_ref(),
     FLAVOUR_ATTRIBUTE.to_ref(),
+    TRANSITIONS_ATTRIBUTE.to_ref(),
 ]);
 static GROUP: Group = Group::new(GROUP_NAME, &ATTRIBUTES);
 
@@ -103,14 +128,17 @@ pub(crate) struct StateGroup {
 
 impl StateGroup {
     /// Creates `/sys/kernel/liveupdate` and its files, and from then on the orchestrator
-    /// notifies `state` at every change. Fails with `EEXIST` when the directory already exists
-    /// (`preflight` checks that first, so only a race gets here).
+    /// notifies `transitions` and `state` at every change. Fails with `EEXIST` when the
+    /// directory already exists (`preflight` checks that first, so only a race gets here).
     pub(crate) fn register() -> Result<Self> {
         let kernel = Kobject::kernel().ok_or(ENOENT)?;
         // `EEXIST` when another orchestrator took the name after `preflight` looked; module
         // init logs the failure.
         let registration = Registration::new(kernel, &GROUP)?;
-        orchestrator::watch(registration.notifier(&STATE_ATTRIBUTE)?);
+        orchestrator::watch(Notifiers {
+            transitions: registration.notifier(&TRANSITIONS_ATTRIBUTE)?,
+            state: registration.notifier(&STATE_ATTRIBUTE)?,
+        });
         // INVARIANT: `registration` is `Some`.
         Ok(Self {
             registration: Some(registration),
@@ -119,21 +147,22 @@ impl StateGroup {
 }
 
 impl Drop for StateGroup {
-    /// Unregisters so that every poller of `state` wakes and learns the file is gone.
+    /// Unregisters so that every poller of `state` or `transitions` wakes and learns the file
+    /// is gone.
     ///
     /// The orchestrator retires first: `show` answers `ENODEV` from then on, and its notify
     /// wakes the pollers asleep now. A poller that reads that `ENODEV` and polls again before
     /// the removal would sleep again (its event counter is current), and kernfs wakes no one
-    /// when it removes a file without mmap or release. So once the group is gone, `state` is
-    /// notified once more through the notifier `retire` hands back: that poll wakes, and kernfs
-    /// answers it, and every later poll, with `POLLERR | POLLPRI` at once, because the node is
-    /// no longer active.
+    /// when it removes a file without mmap or release. So once the group is gone, both files
+    /// are notified once more through the notifiers `retire` hands back: that poll wakes, and
+    /// kernfs answers it, and every later poll, with `POLLERR | POLLPRI` at once, because the
+    /// node is no longer active.
     fn drop(&mut self) {
-        let notifier: Option<Notifier> = orchestrator::retire();
+        let notifiers: Option<Notifiers> = orchestrator::retire();
         // Removes the group; kernfs drains running `show` calls before this returns.
         drop(self.registration.take());
-        if let Some(notifier) = notifier {
-            notifier.notify();
+        if let Some(notifiers) = notifiers {
+            notifiers.notify();
         }
     }
 }

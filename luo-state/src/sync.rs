@@ -5,7 +5,7 @@
 //!
 //! | here | C11 / loom | kernel |
 //! |---|---|---|
-//! | [`Word::load`], [`Word::store`] | `Relaxed` load, store | `READ_ONCE`, `WRITE_ONCE` |
+//! | [`Word::load`], [`Word::store`] (64 bits) | `Relaxed` load, store | `atomic64_read`, `_set` |
 //! | [`write_barrier`] | `fence(Release)` | `smp_wmb()` (Rust: `smp_mb(Write)`) |
 //! | [`read_barrier`] | `fence(Acquire)` | `smp_rmb()` (Rust: `smp_mb(Read)`) |
 //!
@@ -18,30 +18,31 @@ pub(crate) use imp::{read_barrier, write_barrier, Word};
 #[cfg(not(luo_kernel))]
 mod imp {
     #[cfg(not(loom))]
-    use core::sync::atomic::{fence, AtomicU32, Ordering};
+    use core::sync::atomic::{fence, AtomicU64, Ordering};
     #[cfg(loom)]
-    use loom::sync::atomic::{fence, AtomicU32, Ordering};
+    use loom::sync::atomic::{fence, AtomicU64, Ordering};
 
-    /// A 32-bit word accessed with relaxed (`*_ONCE`) loads and stores.
-    pub(crate) struct Word(AtomicU32);
+    /// A 64-bit word accessed with relaxed (`*_ONCE`) loads and stores, each single-copy
+    /// atomic.
+    pub(crate) struct Word(AtomicU64);
 
     impl Word {
         #[cfg(not(loom))]
-        pub(crate) const fn new(value: u32) -> Self {
-            Word(AtomicU32::new(value))
+        pub(crate) const fn new(value: u64) -> Self {
+            Word(AtomicU64::new(value))
         }
 
         // loom's atomics register with the running model, so they cannot be built in a const.
         #[cfg(loom)]
-        pub(crate) fn new(value: u32) -> Self {
-            Word(AtomicU32::new(value))
+        pub(crate) fn new(value: u64) -> Self {
+            Word(AtomicU64::new(value))
         }
 
-        pub(crate) fn load(&self) -> u32 {
+        pub(crate) fn load(&self) -> u64 {
             self.0.load(Ordering::Relaxed)
         }
 
-        pub(crate) fn store(&self, value: u32) {
+        pub(crate) fn store(&self, value: u64) {
             self.0.store(value, Ordering::Relaxed);
         }
     }
@@ -60,19 +61,20 @@ mod imp {
     use kernel::sync::atomic::{Atomic, Relaxed};
     use kernel::sync::barrier::{smp_mb, Read, Write};
 
-    /// A 32-bit word accessed with `READ_ONCE`/`WRITE_ONCE` semantics.
-    pub(crate) struct Word(Atomic<u32>);
+    /// A 64-bit word accessed with `READ_ONCE`/`WRITE_ONCE` semantics (`atomic64_read`,
+    /// `atomic64_set`: single-copy atomic on every architecture, 32-bit ones included).
+    pub(crate) struct Word(Atomic<u64>);
 
     impl Word {
-        pub(crate) const fn new(value: u32) -> Self {
+        pub(crate) const fn new(value: u64) -> Self {
             Word(Atomic::new(value))
         }
 
-        pub(crate) fn load(&self) -> u32 {
+        pub(crate) fn load(&self) -> u64 {
             self.0.load(Relaxed)
         }
 
-        pub(crate) fn store(&self, value: u32) {
+        pub(crate) fn store(&self, value: u64) {
             self.0.store(value, Relaxed);
         }
     }

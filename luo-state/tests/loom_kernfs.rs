@@ -34,7 +34,7 @@ impl Cell for StateCell {
         StateCell::new(initial)
     }
     fn publish(&self, next: State) {
-        StateCell::publish(self, next)
+        StateCell::publish(self, next);
     }
     fn observe(&self) -> State {
         StateCell::observe(self)

@@ -8,7 +8,7 @@
 
 use core::fmt::{self, Write};
 
-use crate::path::{Attribute, ATTRIBUTES, FLAVOUR, GENERATION, STATE, SYSFS_DIR};
+use crate::path::{Attribute, ATTRIBUTES, FLAVOUR, GENERATION, STATE, SYSFS_DIR, TRANSITIONS};
 use crate::{Flavour, State};
 
 const DATE: &str = "November 2026";
@@ -85,6 +85,27 @@ fn write_description(out: &mut impl Write, attr: Attribute) -> fmt::Result {
         ))
     } else if attr.name == FLAVOUR.name {
         write_flavour_description(out)
+    } else if attr.name == TRANSITIONS.name {
+        out.write_str(concat!(
+            "Reading returns how many times the\n",
+            "\t\tstate changed since the orchestrator started in this\n",
+            "\t\tboot, in decimal followed by a newline: 0 in the state\n",
+            "\t\ta boot starts in, one more at every change. In the\n",
+            "\t\tobserver flavour every change of the derived state\n",
+            "\t\tcounts. It starts again at 0 when the module is loaded\n",
+            "\t\tagain. It is notified on every change, just before\n",
+            "\t\tstate is, and the count changes together with the\n",
+            "\t\tstate, as one value. So a watcher can tell how many\n",
+            "\t\tchanges it missed between two reads, even changes that\n",
+            "\t\tcoalesced into one notification or into none (prepared\n",
+            "\t\tto normal to prepared). The reader's protocol: read\n",
+            "\t\ttransitions, then state, then transitions again. When\n",
+            "\t\tthe two counts agree, the state is exactly the state\n",
+            "\t\tthat count reached; otherwise a change came in between:\n",
+            "\t\tread again. A count read before the state is never\n",
+            "\t\tpaired with an older state; read in the other order, it\n",
+            "\t\tcan be.\n",
+        ))
     } else {
         Err(fmt::Error)
     }
@@ -143,7 +164,8 @@ fn write_state_description(out: &mut impl Write) -> fmt::Result {
         "\t\tpoll() the open file for POLLPRI (reported together\n",
         "\t\twith POLLERR), then read it again from offset 0.\n",
         "\t\tChanges between two reads coalesce: a watcher sees\n",
-        "\t\tthe state at the time of its read, not every step.\n",
+        "\t\tthe state at the time of its read, not every step;\n",
+        "\t\ttransitions counts every step.\n",
         "\t\tWhen the interface goes away (the module unloads),\n",
         "\t\tpollers are woken, reads fail with ENODEV, and later\n",
         "\t\tpolls return at once. Words other than the ones\n",

@@ -1,5 +1,5 @@
 //! The sysfs ABI of the live update orchestrator: where the files are, the exact bytes the
-//! `state` and `generation` attributes show, a strict parser for what userspace reads, and the generator of
+//! `state`, `generation`, `flavour` and `transitions` attributes show, a strict parser for what userspace reads, and the generator of
 //! `Documentation/ABI/testing/sysfs-kernel-liveupdate`.
 //!
 //! The kernel module compiles `path.rs` and `show.rs` from this directory; they use nothing
@@ -21,5 +21,10 @@ mod show;
 pub use abi_doc::write_abi_doc;
 pub use flavour::Flavour;
 pub use luo_state::State;
-pub use parse::{parse_flavour, parse_generation, parse_state, Content, ParseError};
-pub use show::{show, show_flavour, show_generation, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN};
+pub use parse::{
+    parse_flavour, parse_generation, parse_state, parse_transitions, Content, ParseError,
+};
+pub use show::{
+    show, show_flavour, show_generation, show_transitions, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN,
+    TRANSITIONS_SHOW_MAX_LEN,
+};

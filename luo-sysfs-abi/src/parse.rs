@@ -1,4 +1,4 @@
-//! The strict parsers for what userspace reads from the `state` and `generation` attributes.
+//! The strict parsers for what userspace reads from the attributes.
 
 use core::fmt;
 
@@ -66,6 +66,9 @@ pub enum ParseError {
     BadGeneration(Content),
     /// A line that is not one of the flavours' words. Quotes the line without its newline.
     UnknownFlavour(Content),
+    /// A `transitions` line that is not a decimal number without leading zeros that fits in
+    /// 64 bits. Quotes the line without its newline.
+    BadTransitions(Content),
 }
 
 impl fmt::Display for ParseError {
@@ -80,6 +83,11 @@ impl fmt::Display for ParseError {
             ParseError::BadGeneration(content) => write!(
                 f,
                 "generation '{content}' is not a decimal number (expected digits and a newline)"
+            ),
+            ParseError::BadTransitions(content) => write!(
+                f,
+                "transition count '{content}' is not a decimal number (expected digits and a \
+                 newline)"
             ),
         }
     }
@@ -119,13 +127,24 @@ pub fn parse_flavour(read: &[u8]) -> Result<Flavour, ParseError> {
 /// Parses exactly what `show_generation` writes: a decimal `u64` without sign, spaces or
 /// leading zeros, and one newline.
 pub fn parse_generation(read: &[u8]) -> Result<u64, ParseError> {
+    parse_decimal(read, ParseError::BadGeneration)
+}
+
+/// Parses exactly what `show_transitions` writes: a decimal `u64` without sign, spaces or
+/// leading zeros, and one newline.
+pub fn parse_transitions(read: &[u8]) -> Result<u64, ParseError> {
+    parse_decimal(read, ParseError::BadTransitions)
+}
+
+/// A decimal `u64` and one newline; `bad` makes the error of a line that is not one.
+fn parse_decimal(read: &[u8], bad: fn(Content) -> ParseError) -> Result<u64, ParseError> {
     let Some((last, line)) = read.split_last() else {
         return Err(ParseError::Empty);
     };
     if *last != b'\n' {
         return Err(ParseError::MissingNewline(Content::new(read)));
     }
-    let bad = || ParseError::BadGeneration(Content::new(line));
+    let bad = || bad(Content::new(line));
     if line.is_empty() || (line.len() > 1 && line[0] == b'0') {
         return Err(bad());
     }
@@ -209,6 +228,28 @@ mod tests {
         assert_eq!(parse_generation(b"0\n"), Ok(0));
         assert_eq!(parse_generation(b"2\n"), Ok(2));
         assert_eq!(parse_generation(b"18446744073709551615\n"), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn transition_counts_parse_in_decimal_and_nothing_else_does() {
+        assert_eq!(parse_transitions(b"0\n"), Ok(0));
+        assert_eq!(parse_transitions(b"42\n"), Ok(42));
+        for bad in [
+            &b"\n"[..],
+            b"01\n",
+            b"-1\n",
+            b"4 2\n",
+            b"18446744073709551616\n",
+        ] {
+            assert!(
+                matches!(parse_transitions(bad), Err(ParseError::BadTransitions(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_transitions(b"x\n").unwrap_err().to_string(),
+            "transition count 'x' is not a decimal number (expected digits and a newline)"
+        );
     }
 
     #[test]

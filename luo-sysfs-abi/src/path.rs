@@ -27,6 +27,13 @@ pub const FLAVOUR_PATH: &str = "/sys/kernel/liveupdate/flavour";
 /// The flavour attribute's mode: readable by everyone, writable by no one.
 pub const FLAVOUR_MODE: u16 = 0o444;
 
+/// The attribute that counts the state's transitions since boot (beyond v3).
+pub const TRANSITIONS_ATTR: &CStr = c"transitions";
+/// The full path of the transitions attribute.
+pub const TRANSITIONS_PATH: &str = "/sys/kernel/liveupdate/transitions";
+/// The transitions attribute's mode: readable by everyone, writable by no one.
+pub const TRANSITIONS_MODE: u16 = 0o444;
+
 /// One attribute of the group: the kernel registers it, the ABI document describes it, and the
 /// tests check its mode, all from this table.
 #[derive(Clone, Copy, Debug)]
@@ -60,8 +67,15 @@ pub const FLAVOUR: Attribute = Attribute {
     mode: FLAVOUR_MODE,
 };
 
+/// `transitions`.
+pub const TRANSITIONS: Attribute = Attribute {
+    name: TRANSITIONS_ATTR,
+    path: TRANSITIONS_PATH,
+    mode: TRANSITIONS_MODE,
+};
+
 /// Every attribute of the group, in the order the kernel registers them.
-pub const ATTRIBUTES: [Attribute; 3] = [STATE, GENERATION, FLAVOUR];
+pub const ATTRIBUTES: [Attribute; 4] = [STATE, GENERATION, FLAVOUR, TRANSITIONS];
 
 /// The control device's name (a misc device).
 pub const DEVICE_NAME: &CStr = c"liveupdate";

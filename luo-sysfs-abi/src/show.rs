@@ -1,5 +1,6 @@
 //! The exact bytes the attributes show: for `state` the state's word and one newline, for
-//! `generation` the number in decimal and one newline, for `flavour` its word and one newline.
+//! `generation` and `transitions` the number in decimal and one newline, for `flavour` its word
+//! and one newline.
 
 use crate::{Flavour, State};
 
@@ -49,10 +50,25 @@ pub const GENERATION_SHOW_MAX_LEN: usize = 21;
 /// zeros, one newline) at the start of `buf` and returns its length, or `None` if `buf` is
 /// shorter than that.
 pub fn show_generation(generation: u64, buf: &mut [u8]) -> Option<usize> {
+    show_decimal(generation, buf)
+}
+
+/// The length of the longest output of [`show_transitions`] (`u64::MAX` and a newline).
+pub const TRANSITIONS_SHOW_MAX_LEN: usize = GENERATION_SHOW_MAX_LEN;
+
+/// Writes what reading the `transitions` attribute returns for `transitions` (decimal, no
+/// leading zeros, one newline) at the start of `buf` and returns its length, or `None` if
+/// `buf` is shorter than that.
+pub fn show_transitions(transitions: u64, buf: &mut [u8]) -> Option<usize> {
+    show_decimal(transitions, buf)
+}
+
+/// `number` in decimal and a newline at the start of `buf`.
+fn show_decimal(number: u64, buf: &mut [u8]) -> Option<usize> {
     // Digits from the lowest, into the end of a scratch buffer; no allocation, no formatter.
     let mut digits = [0u8; GENERATION_SHOW_MAX_LEN - 1];
     let mut start = digits.len();
-    let mut rest = generation;
+    let mut rest = number;
     loop {
         start -= 1;
         digits[start] = b'0' + (rest % 10) as u8;
@@ -92,6 +108,21 @@ mod tests {
             show_generation(u64::MAX, &mut page),
             Some(GENERATION_SHOW_MAX_LEN)
         );
+    }
+
+    #[test]
+    fn show_transitions_writes_decimal_and_a_newline() {
+        let mut page = [0xAAu8; 64];
+        for (transitions, text) in [(0, &b"0\n"[..]), (3, b"3\n"), (100, b"100\n")] {
+            let len = show_transitions(transitions, &mut page).unwrap();
+            assert_eq!(&page[..len], text);
+            assert_eq!(page[len], 0xAA, "show_transitions wrote past its length");
+        }
+        assert_eq!(
+            show_transitions(u64::MAX, &mut page),
+            Some(TRANSITIONS_SHOW_MAX_LEN)
+        );
+        assert_eq!(show_transitions(10, &mut page[..2]), None);
     }
 
     #[test]

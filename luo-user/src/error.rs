@@ -104,6 +104,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The transition counter is missing while the state attribute is there: the module is
+    /// older than the counter. Callers can go on with the state alone, without counting the
+    /// changes between two reads.
+    #[error(
+        "{path} does not exist, but the state does: the luo module is older than the transition \
+         counter, so changes between two reads cannot be counted; read the state alone, or load \
+         a newer module"
+    )]
+    NoTransitions {
+        /// The counter's path.
+        path: PathBuf,
+    },
+
     /// The caller lacks the privilege (`EACCES` or `EPERM`).
     #[error("cannot {op} {path}: permission denied; {}", permission_hint(path, *op))]
     PermissionDenied {
@@ -285,6 +298,9 @@ fn content_hint(path: &Path, source: &ContentError) -> &'static str {
         (Interface::Attribute, _) => "is luoctl older than the kernel module?",
         (Interface::Other, ContentError::Abi(ParseError::BadGeneration(_))) => {
             "is it the live update generation attribute?"
+        }
+        (Interface::Other, ContentError::Abi(ParseError::BadTransitions(_))) => {
+            "is it the live update transitions attribute?"
         }
         (Interface::Other, ContentError::Abi(_)) => "is it the live update state attribute?",
         _ => "is it the right file?",

@@ -6,6 +6,9 @@
 //!   `tokio`) does the same inside a tokio runtime.
 //! - [`Control`] drives the orchestrator through its control device: prepare, cancel, finish.
 //! - [`generation()`] reads how many live updates the machine went through since a cold boot.
+//! - [`transitions()`] reads how many changes of state there were since boot, and [`Snapshot`]
+//!   reads that count and the state together, exactly paired, so a watcher can tell how many
+//!   changes it missed between two reads ([`Snapshot::missed_since`]).
 //! - [`Follower`] keeps following when the file goes away and comes back (module unloaded and
 //!   loaded again), as `tail -F` does.
 //! - [`hooks`] runs programs per state, run-parts style, and [`agent`] is the hooks agent that
@@ -21,7 +24,9 @@
 //! The kernel announces a change by waking pollers; the watcher then reads the current word.
 //! Two transitions between two reads are one wake, and the read shows only the last state: a
 //! watcher sees observed states, not every transition, and a state held only briefly can be
-//! missed. Each [`Change`] therefore carries both the previous and the new state.
+//! missed. Each [`Change`] therefore carries both the previous and the new state. The
+//! transition counter counts every change, so [`Snapshot`]s taken at two reads say how many
+//! changes came in between.
 //!
 //! # Files that are not in sysfs
 //!
@@ -66,6 +71,7 @@ mod kernfs;
 pub mod kexec;
 pub mod session;
 mod state_file;
+mod transitions;
 mod watch;
 
 #[cfg(feature = "tokio")]
@@ -79,4 +85,8 @@ pub use kernfs::{DEFAULT_INTERVAL, KernfsFile, LIVENESS_PERIOD, MIN_INTERVAL, Wa
 pub use luo_state::{Event, State, StateSet};
 pub use luo_sysfs_abi::ParseError;
 pub use state_file::StateFile;
+pub use transitions::{
+    SNAPSHOT_ATTEMPTS, Snapshot, TransitionCount, read_transitions, transitions,
+    transitions_path_beside,
+};
 pub use watch::{Change, Decode, Watcher};

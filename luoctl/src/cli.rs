@@ -100,7 +100,11 @@ pub struct QuietArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the current state: one word, or {"v":1,"state":"..."} with --json.
+    /// Print the current state: one word, or {"v":1,"state":"...","transitions":N} with --json.
+    ///
+    /// transitions is how many times the state changed since the module started in this boot,
+    /// read together with the state so that they belong to one moment; it is left out when
+    /// the module is older than the counter (no transitions file beside the state file).
     State(StateCmd),
 
     /// Print the live update generation: how many live updates since the last cold boot.
@@ -116,6 +120,19 @@ pub enum Command {
     /// then one line per change goes to stdout, flushed at once: the time the change was read
     /// (RFC 3339, UTC), the previous and the new state. Changes coalesce: two transitions
     /// between reads show as one.
+    ///
+    /// When the transition counter (the file transitions beside the state file) exists, watch
+    /// follows it, since the kernel notifies it on every change, and reads the counter and the
+    /// state together at each wake. Each record then carries transitions, the count of changes
+    /// since the module started, and missed, how many changes since the previous record it
+    /// does not show: 0 when it shows the only one; N when the count rose by N + 1, so N
+    /// states came and went between two reads. Changes that bring the state back where it was
+    /// (prepared, normal, prepared) are reported too, as a record from the state to itself
+    /// with missed 2: an agent that saw only prepared then knows a second prepare happened. In
+    /// text, missed shows as "(missed N)" after the states when N is not 0. missed is unknown
+    /// (left out) on the first record and after the count went back (the module was loaded
+    /// again). Without the counter (an older module) watch follows the state alone and the
+    /// records carry neither field.
     Watch(WatchArgs),
 
     /// Wait until the state is one of the given states, and print it.
@@ -283,12 +300,14 @@ pub struct CancelArgs {
 /// How `watch` and `agent` print each change.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Print JSON Lines: {"v":1,"time":...,"seq":...,"prev":...,"state":...}.
+    /// Print JSON Lines: {"v":1,"time":...,"seq":...,"prev":...,"state":...}, and for watch
+    /// with the transition counter also "transitions":N and "missed":N (see above).
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
     /// Print each change with this template: %t time (RFC 3339, UTC), %s state, %p previous
-    /// state (- if none), %n sequence number, %f state file, %% a percent sign.
+    /// state (- if none), %n sequence number, %f state file, %c transition count and %m
+    /// changes missed (- if unknown), %% a percent sign.
     #[arg(long, value_name = "TEMPLATE")]
     pub format: Option<String>,
 

@@ -13,11 +13,12 @@ mod signals;
 mod watch;
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use luo_user::keeper::Client;
-use luo_user::{Control, Event, State, StateFile};
+use luo_user::{Control, Event, Snapshot, State, StateFile};
 
 use crate::cli::{Cli, Command, EventArgs, PrepareArgs};
 use crate::exit::Failure;
@@ -30,7 +31,8 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::State(args) => print_state(args.state.open()?.state()?, args.json),
+        Command::State(args) if args.json => print_snapshot(&args.state.state_file),
+        Command::State(args) => print_state(args.state.open()?.state()?, false),
         Command::Generation(args) => {
             let generation = luo_user::read_generation(&args.generation.generation_file)?;
             let mut out = io::stdout().lock();
@@ -126,6 +128,24 @@ fn prepare(args: &PrepareArgs) -> Result<(), Failure> {
 fn send(args: &EventArgs, event: Event) -> Result<(), Failure> {
     let state = Control::open(&args.device.device)?.send(event)?;
     print_state(state, args.json)
+}
+
+/// Prints `{"v":1,"state":"...","transitions":N}` from a snapshot of the state file and the
+/// transition counter beside it, or without `transitions` when there is no counter (an older
+/// module).
+fn print_snapshot(state_file: &Path) -> Result<(), Failure> {
+    let (state, transitions) = match Snapshot::read_beside(state_file) {
+        Ok(snapshot) => (snapshot.state, Some(snapshot.transitions)),
+        Err(luo_user::Error::NoTransitions { .. }) => (StateFile::open(state_file)?.state()?, None),
+        Err(err) => return Err(err.into()),
+    };
+    let mut out = io::stdout().lock();
+    let object = Object::new()
+        .str("state", state.word())
+        .opt_num("transitions", transitions);
+    writeln!(out, "{object}")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Prints `state` as a word, or as `{"v":1,"state":"..."}`.

@@ -22,8 +22,9 @@ pub struct Record<'a> {
     pub state: State,
     /// The state file.
     pub path: &'a Path,
-    /// How many transitions the kernel made so far, when it tells (it does not yet): the
-    /// JSON field `transitions`, left out while unknown.
+    /// How many changes of state the kernel made since it started, read together with
+    /// `state` (a `luo_user::Snapshot`): the JSON field `transitions`, left out while unknown
+    /// (a module older than the counter, or a state file with no `transitions` beside it).
     pub transitions: Option<u64>,
 }
 
@@ -76,10 +77,28 @@ impl Style {
 
     /// Writes `record` as one line and flushes it, so a reader sees each change at once.
     pub fn write(&self, out: &mut impl Write, record: &Record<'_>) -> io::Result<()> {
+        self.write_missed(out, record, None)
+    }
+
+    /// Writes `record` as [`Style::write`] does, with `missed`: how many changes came between
+    /// the previous record and this one that it does not show (the transition counter rose by
+    /// more than the change shown), `None` when unknown. JSON appends `"missed":N` after
+    /// `transitions`, text appends ` (missed N)` when N is not 0, and a template has `%m`.
+    pub fn write_missed(
+        &self,
+        out: &mut impl Write,
+        record: &Record<'_>,
+        missed: Option<u64>,
+    ) -> io::Result<()> {
         let time = humantime::format_rfc3339_micros(record.time);
         let prev = record.prev.map_or("-", State::word);
         match self {
-            Style::Text => writeln!(out, "{time} {prev} -> {}", record.state)?,
+            Style::Text => match missed {
+                Some(missed) if missed > 0 => {
+                    writeln!(out, "{time} {prev} -> {} (missed {missed})", record.state)?
+                }
+                _ => writeln!(out, "{time} {prev} -> {}", record.state)?,
+            },
             Style::Json => {
                 // The fields of the records before the version came first, in their order.
                 let object = Object::new()
@@ -87,19 +106,24 @@ impl Style {
                     .num("seq", record.seq)
                     .opt_str("prev", record.prev.map(State::word))
                     .str("state", record.state.word())
-                    .opt_num("transitions", record.transitions);
+                    .opt_num("transitions", record.transitions)
+                    .opt_num("missed", missed);
                 writeln!(out, "{object}")?
             }
-            Style::Template(template) => {
-                writeln!(out, "{}", expand(template, record, &time.to_string()))?
-            }
+            Style::Template(template) => writeln!(
+                out,
+                "{}",
+                expand(template, record, missed, &time.to_string())
+            )?,
         }
         out.flush()
     }
 }
 
-/// Expands `%t %s %p %n %f %%`; any other `%x` stays as written.
-fn expand(template: &str, record: &Record<'_>, time: &str) -> String {
+/// Expands `%t %s %p %n %f %c %m %%` (`%c` and `%m` are `-` when unknown); any other `%x`
+/// stays as written.
+fn expand(template: &str, record: &Record<'_>, missed: Option<u64>, time: &str) -> String {
+    let or_dash = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
     let mut out = String::with_capacity(template.len() + 32);
     let mut chars = template.chars();
     while let Some(c) = chars.next() {
@@ -113,6 +137,8 @@ fn expand(template: &str, record: &Record<'_>, time: &str) -> String {
             Some('p') => out.push_str(record.prev.map_or("-", State::word)),
             Some('n') => out.push_str(&record.seq.to_string()),
             Some('f') => out.push_str(&record.path.to_string_lossy()),
+            Some('c') => out.push_str(&or_dash(record.transitions)),
+            Some('m') => out.push_str(&or_dash(missed)),
             Some('%') => out.push('%'),
             Some(other) => {
                 out.push('%');
@@ -172,6 +198,38 @@ mod tests {
         assert!(
             line(Style::Json, &record).ends_with("\"state\":\"prepared\",\"transitions\":12}\n")
         );
+    }
+
+    #[test]
+    fn missed_changes_follow_the_count_in_every_style() {
+        let counted = Record {
+            transitions: Some(9),
+            ..record(Some(State::Prepared))
+        };
+        assert!(
+            line_missed(Style::Json, &counted, Some(2))
+                .ends_with("\"state\":\"prepared\",\"transitions\":9,\"missed\":2}\n")
+        );
+        assert!(
+            line_missed(Style::Text, &counted, Some(2))
+                .ends_with(" prepared -> prepared (missed 2)\n")
+        );
+        assert!(line_missed(Style::Text, &counted, Some(0)).ends_with(" prepared -> prepared\n"));
+        assert_eq!(
+            line_missed(Style::Template("%c %m".into()), &counted, Some(2)),
+            "9 2\n"
+        );
+        assert_eq!(
+            line_missed(Style::Template("%c %m".into()), &record(None), None),
+            "- -\n"
+        );
+        assert!(!line_missed(Style::Json, &counted, None).contains("missed"));
+    }
+
+    fn line_missed(style: Style, record: &Record<'_>, missed: Option<u64>) -> String {
+        let mut out = Vec::new();
+        style.write_missed(&mut out, record, missed).unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     #[test]

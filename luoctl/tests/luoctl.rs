@@ -44,6 +44,39 @@ fn state_json_is_an_object_with_the_version_and_the_state() {
 }
 
 #[test]
+fn state_json_carries_the_transition_count_beside_the_state_file() {
+    let (dir, path) = state_dir(State::Prepared);
+    fs::write(dir.path().join("transitions"), "5\n").unwrap();
+    let out = luoctl()
+        .arg("--state-file")
+        .arg(&path)
+        .args(["state", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({ "v": 1, "state": State::Prepared.word(), "transitions": 5 })
+    );
+}
+
+#[test]
+fn state_json_with_a_bad_transition_count_is_exit_1_naming_it() {
+    let (dir, path) = state_dir(State::Normal);
+    fs::write(dir.path().join("transitions"), "five\n").unwrap();
+    luoctl()
+        .arg("--state-file")
+        .arg(&path)
+        .args(["state", "--json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("transition count 'five'"));
+}
+
+#[test]
 fn the_state_file_can_come_from_the_environment() {
     let (_dir, path) = state_dir(State::Frozen);
     luoctl()

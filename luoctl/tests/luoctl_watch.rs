@@ -352,3 +352,109 @@ fn follow_waits_for_a_file_absent_at_start() {
     assert!(status.success());
     assert!(stdout.ends_with(" - -> normal\n"), "{stdout}");
 }
+
+/// Rewrites the counter beside `state` by a rename, so no read sees it half-written, as no read
+/// of the kernel's attribute can.
+fn write_count(state: &Path, count: u64) {
+    let tmp = state.with_file_name("transitions.tmp");
+    fs::write(&tmp, format!("{count}\n")).unwrap();
+    fs::rename(&tmp, state.with_file_name("transitions")).unwrap();
+}
+
+#[test]
+fn watch_with_the_counter_reports_changes_missed_even_when_the_state_came_back() {
+    let (_dir, path) = state_dir(State::Normal);
+    write_count(&path, 0);
+    let mut watching = start_watch(&path, &["--json", "--initial", "-n", "4"]);
+    assert!(
+        watching.ready.contains("counting transitions"),
+        "{}",
+        watching.ready
+    );
+    let record = |line: String| -> serde_json::Value { serde_json::from_str(&line).unwrap() };
+    let initial = record(watching.next_line());
+    assert_eq!(initial["state"], "normal");
+    assert_eq!(initial["transitions"], 0);
+    assert!(initial.get("missed").is_none(), "{initial}");
+
+    // The kernel's order: the state (with the count, in one word), then the notify of
+    // transitions, which is what the watch follows.
+    write_state(&path, State::Prepared);
+    write_count(&path, 1);
+    let first = record(watching.next_line());
+    assert_eq!(
+        (
+            &first["prev"],
+            &first["state"],
+            &first["transitions"],
+            &first["missed"]
+        ),
+        (
+            &serde_json::json!("normal"),
+            &serde_json::json!("prepared"),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        ),
+        "{first}"
+    );
+
+    // prepared -> normal -> prepared between two reads: no change of state to see, but the
+    // count says two changes came and went.
+    write_count(&path, 3);
+    let back = record(watching.next_line());
+    assert_eq!(back["prev"], "prepared");
+    assert_eq!(back["state"], "prepared");
+    assert_eq!(back["transitions"], 3);
+    assert_eq!(back["missed"], 2);
+    assert_eq!(back["seq"], 2);
+
+    // prepared -> frozen -> normal: one change shown, one missed.
+    write_state(&path, State::Normal);
+    write_count(&path, 5);
+    let text = watching.next_line();
+    let (code, _, _) = watching.finish();
+    assert_eq!(code, 0);
+    let last = record(text);
+    assert_eq!(
+        (&last["prev"], &last["state"], &last["missed"]),
+        (
+            &serde_json::json!("prepared"),
+            &serde_json::json!("normal"),
+            &serde_json::json!(1)
+        ),
+        "{last}"
+    );
+}
+
+#[test]
+fn watch_text_and_template_show_what_was_missed() {
+    let (_dir, path) = state_dir(State::Prepared);
+    write_count(&path, 1);
+    let mut watching = start_watch(&path, &["-n", "1"]);
+    write_count(&path, 3);
+    let line = watching.next_line();
+    assert!(
+        line.ends_with(" prepared -> prepared (missed 2)\n"),
+        "{line}"
+    );
+    assert_eq!(watching.finish().0, 0);
+
+    let mut watching = start_watch(&path, &["-n", "1", "--format", "%p %s %c %m"]);
+    write_state(&path, State::Normal);
+    write_count(&path, 4);
+    assert_eq!(watching.next_line(), "prepared normal 4 0\n");
+    assert_eq!(watching.finish().0, 0);
+}
+
+#[test]
+fn watch_without_a_counter_leaves_the_count_out() {
+    let (_dir, path) = state_dir(State::Normal);
+    let watching = start_watch(&path, &["--json", "-n", "1"]);
+    assert!(!watching.ready.contains("counting"), "{}", watching.ready);
+    write_state(&path, State::Prepared);
+    let (code, stdout, _) = watching.finish();
+    assert_eq!(code, 0);
+    let value: serde_json::Value = serde_json::from_str(stdout.trim_end()).unwrap();
+    assert!(value.get("transitions").is_none(), "{value}");
+    assert!(value.get("missed").is_none(), "{value}");
+}

@@ -2,6 +2,9 @@
 # boots, each a kexec_file_load with KHO from the one before. The guest's init runs this script
 # in every boot; the word luo_boot=N that each kexec appends says which boot this is.
 #
+# Every boot checks the transition counter where it is known, and the watchers' records
+# (transitions, missed) against it.
+#
 # Set by the host: LUOCTL, CHECK (luo-guest-tests), DIR (a host directory that survives the
 # kexec), BZIMAGE, SELFTESTS (mainline's tools/testing/selftests/liveupdate, built).
 #
@@ -22,6 +25,10 @@ boot=${boot:-1}
 state() { cat /sys/kernel/liveupdate/state; }
 expect_state() {
     [ "$(state)" = "$1" ] || { echo "FAIL: boot $boot: $2: state is $(state), expected $1"; exit 1; }
+}
+transitions() { cat /sys/kernel/liveupdate/transitions; }
+expect_transitions() {
+    [ "$(transitions)" = "$1" ] || { echo "FAIL: boot $boot: $2: transitions is $(transitions), expected $1"; exit 1; }
 }
 # A watcher per boot, as an agent would run it; its records go to the host.
 watch() {
@@ -71,6 +78,7 @@ echo "boot $boot: state $(state), generation $(cat /sys/kernel/liveupdate/genera
 case "$boot" in
 1)
     expect_state normal "a cold boot"
+    expect_transitions 0 "a cold boot"
     [ "$(cat /sys/kernel/liveupdate/generation)" = 0 ] || { echo "FAIL: generation after a cold boot"; exit 1; }
     watch
     selftest liveupdate
@@ -94,6 +102,7 @@ case "$boot" in
     ;;
 2)
     expect_state updated "the boot after a live update"
+    expect_transitions 0 "the boot after a live update (arriving is no change)"
     number=$(luo_number)
     [ "$(cat /sys/kernel/liveupdate/generation)" = "$number" ] && [ "$number" = 1 ] || { echo "FAIL: generation $(cat /sys/kernel/liveupdate/generation), mainline logged $number"; exit 1; }
     watch
@@ -108,7 +117,8 @@ case "$boot" in
     expect_state normal "once the last session is closed"
     stop_watch
     "$CHECK" check-watch "$DIR/watch.1" normal,prepared,normal,prepared 'prepared|frozen'
-    "$CHECK" check-watch "$DIR/watch.2" updated,normal normal
+    # The watcher's records account for every change the counter counted.
+    "$CHECK" check-watch "$DIR/watch.2" updated,normal normal "$(transitions)"
     kexec_next
     ;;
 3)
@@ -116,6 +126,7 @@ case "$boot" in
     [ "$(cat /sys/kernel/liveupdate/generation)" = 2 ] || { echo "FAIL: generation $(cat /sys/kernel/liveupdate/generation), expected 2"; exit 1; }
     "$CHECK" hold-empty-session empty
     expect_state normal "with an empty session"
+    expect_transitions 0 "with only an empty session (no change)"
     kexec_next
     ;;
 4)

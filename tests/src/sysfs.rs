@@ -7,8 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use luo_state::State;
-use luo_sysfs_abi::parse_state;
-use luo_sysfs_abi::path::STATE_PATH;
+use luo_sysfs_abi::path::{STATE_PATH, TRANSITIONS_PATH};
+use luo_sysfs_abi::{parse_state, parse_transitions};
 
 /// Opens the state attribute.
 pub fn open() -> io::Result<File> {
@@ -26,6 +26,13 @@ pub fn read_raw(file: &File) -> io::Result<Vec<u8>> {
 pub fn read(file: &File) -> Result<State, String> {
     let bytes = read_raw(file).map_err(|err| format!("reading {STATE_PATH}: {err}"))?;
     parse_state(&bytes).map_err(|err| format!("{STATE_PATH}: {err}"))
+}
+
+/// The transition counter, fresh: open, read, close.
+pub fn transitions() -> Result<u64, String> {
+    let bytes =
+        std::fs::read(TRANSITIONS_PATH).map_err(|err| format!("{TRANSITIONS_PATH}: {err}"))?;
+    parse_transitions(&bytes).map_err(|err| format!("{TRANSITIONS_PATH}: {err}"))
 }
 
 /// A fresh open, read and close.

@@ -218,6 +218,8 @@ fn loom() -> Result {
             "luo-state",
             "--test",
             "loom_kernfs",
+            "--test",
+            "loom_counter",
         ])
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", cache::workspace().join("target/loom")),

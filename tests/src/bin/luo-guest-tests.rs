@@ -2,7 +2,8 @@
 //! check in a kernel a kexec started: `luo-guest-tests arrival --ko PATH STATE GENERATION
 //! [REASON]`, or a step of the test hook the live-update tests take: `luo-guest-tests freeze`,
 //! `luo-guest-tests damage N`; or a step of the observer flavour's tests: `luo-guest-tests
-//! check-watch FILE ORDER LAST` (ORDER: state words joined by commas), `luo-guest-tests
+//! check-watch FILE ORDER LAST [COUNT]` (ORDER: state words joined by commas; COUNT: the final
+//! transition count), `luo-guest-tests
 //! preserve-memfd|verify-memfd SESSION TOKEN MIB SEED`, `luo-guest-tests retrieve-and-hold
 //! SESSION TOKEN`, `luo-guest-tests hold-empty-session SESSION` (LAST: state words joined by
 //! `|`).
@@ -33,7 +34,13 @@ fn main() -> ExitCode {
                     .map_err(|errno| format!("test hook damage {raw}: errno {errno}"))
             }),
         [test, flag, ko] if flag == "--ko" => run(test, PathBuf::from(ko)),
-        [check, file, order, last] if check == "check-watch" => check_watch(file, order, last),
+        [check, file, order, last] if check == "check-watch" => {
+            check_watch(file, order, last, None)
+        }
+        [check, file, order, last, count] if check == "check-watch" => count
+            .parse()
+            .map_err(|err| format!("count '{count}': {err}"))
+            .and_then(|count| check_watch(file, order, last, Some(count))),
         [step, name, token, mib, seed] if step == "preserve-memfd" => {
             numbers(token, mib, seed).and_then(|(t, m, s)| guest::observed::preserve(name, t, m, s))
         }
@@ -66,14 +73,14 @@ fn state(word: &str) -> Result<State, String> {
     State::from_word(word.as_bytes()).ok_or_else(|| format!("'{word}' is not a state word"))
 }
 
-fn check_watch(file: &str, order: &str, last: &str) -> Outcome {
+fn check_watch(file: &str, order: &str, last: &str, count: Option<u64>) -> Outcome {
     let order = order
         .split(',')
         .filter(|w| !w.is_empty())
         .map(state)
         .collect::<Result<Vec<_>, _>>()?;
     let last = last.split('|').map(state).collect::<Result<Vec<_>, _>>()?;
-    guest::observed::check_watch(std::path::Path::new(file), &order, &last)
+    guest::observed::check_watch(std::path::Path::new(file), &order, &last, count)
 }
 
 fn numbers(token: &str, mib: &str, seed: &str) -> Result<(u64, u64, u64), String> {

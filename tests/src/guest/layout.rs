@@ -1,5 +1,6 @@
 //! Test 1: the directory, its files, their modes, owners and content in each state (the
-//! generation 0 on a cold boot); writes refused.
+//! generation 0 on a cold boot, the transition count from 0 up by one per transition); writes
+//! refused.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use luo_state::{Event, State};
 use luo_sysfs_abi::path::{
-    ATTRIBUTES, DEVICE_MODE, DEVICE_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR,
+    ATTRIBUTES, DEVICE_MODE, DEVICE_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR, TRANSITIONS_PATH,
 };
 
 use crate::{Outcome, dev, ensure, module};
@@ -71,14 +72,25 @@ pub fn run(ko: &Path) -> Outcome {
 
     let control = dev::open().map_err(|err| format!("{DEVICE_PATH}: {err}"))?;
     expect_content(State::Normal)?;
-    for (event, state) in [
+    expect_transitions(0)?;
+    for (count, (event, state)) in [
         (Event::Prepare, State::Prepared),
         (Event::Freeze, State::Frozen),
         (Event::Cancel, State::Normal),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         dev::trigger(&control, event)?;
         expect_content(state)?;
+        expect_transitions(count as u64 + 1)?;
     }
+    // A refused event is no transition.
+    ensure!(
+        dev::set_event(&control, Event::Finish).is_err(),
+        "finish was accepted in normal"
+    );
+    expect_transitions(3)?;
 
     // kernfs refuses to open an attribute without `store` for writing, root included.
     for path in ATTRIBUTES.map(|attr| attr.path) {
@@ -93,6 +105,18 @@ pub fn run(ko: &Path) -> Outcome {
         }
     }
     expect_content(State::Normal)
+}
+
+/// The counter's exact bytes: decimal and a newline.
+fn expect_transitions(count: u64) -> Outcome {
+    let bytes = fs::read(TRANSITIONS_PATH).map_err(|err| format!("{TRANSITIONS_PATH}: {err}"))?;
+    let expected = format!("{count}\n");
+    ensure!(
+        bytes == expected.as_bytes(),
+        "{TRANSITIONS_PATH} reads {:?}, expected {expected:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok(())
 }
 
 fn expect_content(state: State) -> Outcome {

@@ -1,5 +1,6 @@
 //! `luoctl` against the real module: `watch` reports each transition that `luoctl prepare` and
-//! `luoctl cancel` drive, `wait` returns, the device's refusals read as they should (with their
+//! `luoctl cancel` drive with the transition count, and counts the changes it slept through
+//! even when they bring the state back, `wait` returns, the device's refusals read as they should (with their
 //! own exit statuses), `generation` reads 0 on a cold boot, and `kexec` refuses outside
 //! `prepared` and explains the kernel's `ENOEXEC` for a file that is no kernel.
 
@@ -102,6 +103,7 @@ fn watch_reports_each_transition(luoctl: &Path) -> Outcome {
         ("cancel", State::Prepared, State::Normal),
     ];
     let mut result = Ok(());
+    let mut count = sysfs::transitions()?;
     'outer: for _ in 0..3 {
         for (command, prev, next) in steps {
             let out = run_luoctl(luoctl, &[command])?;
@@ -127,16 +129,70 @@ fn watch_reports_each_transition(luoctl: &Path) -> Outcome {
                 }
             };
             let want_prev = format!("\"prev\":\"{prev}\"");
-            let want_state = format!("\"state\":\"{next}\"");
+            count += 1;
+            // Seen one by one: the count rises by one, nothing missed.
+            let want_state = format!("\"state\":\"{next}\",\"transitions\":{count},\"missed\":0}}");
             if !(line.contains(&want_prev) && line.contains(&want_state)) {
-                result = Err(format!("after luoctl {command}, watch printed {line}"));
+                result = Err(format!(
+                    "after luoctl {command}, watch printed {line}, expected {want_prev} and \
+                     {want_state}"
+                ));
                 break 'outer;
             }
         }
     }
+    if result.is_ok() {
+        result = watch_counts_what_it_could_not_see(luoctl, &child, &lines, count);
+    }
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// With the watcher stopped (`SIGSTOP`), prepare and cancel twice: the state ends where it
+/// was, so without the counter the watcher would report nothing. Continued, it reports one
+/// record from `normal` to `normal` with the four changes missed.
+fn watch_counts_what_it_could_not_see(
+    luoctl: &Path,
+    child: &Child,
+    lines: &mpsc::Receiver<String>,
+    count: u64,
+) -> Outcome {
+    let pid = libc::pid_t::try_from(child.id()).map_err(|err| format!("pid: {err}"))?;
+    // SAFETY: `kill` takes a pid and a signal number; `pid` is our own child, not yet reaped.
+    let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) } == 0;
+    ensure!(
+        stopped,
+        "SIGSTOP luoctl watch: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut steps = Ok(());
+    for command in ["prepare", "cancel", "prepare", "cancel"] {
+        steps = run_luoctl(luoctl, &[command]).and_then(|out| expect_success(&out, command));
+        if steps.is_err() {
+            break;
+        }
+    }
+    // SAFETY: As above.
+    let resumed = unsafe { libc::kill(pid, libc::SIGCONT) } == 0;
+    steps?;
+    ensure!(
+        resumed,
+        "SIGCONT luoctl watch: {}",
+        std::io::Error::last_os_error()
+    );
+    let line = lines
+        .recv_timeout(LINE_TIMEOUT)
+        .map_err(|_| "luoctl watch reported nothing for four changes it slept through")?;
+    let want = format!(
+        "\"prev\":\"normal\",\"state\":\"normal\",\"transitions\":{},\"missed\":4}}",
+        count + 4
+    );
+    ensure!(
+        line.contains(&want),
+        "after four changes luoctl watch slept through, it printed {line}, expected {want}"
+    );
+    Ok(())
 }
 
 fn wait_returns_when_reached(luoctl: &Path) -> Outcome {

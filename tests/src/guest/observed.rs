@@ -13,8 +13,33 @@ use luo_user::session::{Session, Sessions};
 
 use crate::{Outcome, ensure};
 
-/// One record of `luoctl watch --json`: the state before (none for the initial one) and now.
-fn parse_record(line: &str) -> Result<(Option<State>, State), String> {
+/// One record of `luoctl watch --json`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Watched {
+    /// The state before; none for the initial one.
+    prev: Option<State>,
+    state: State,
+    /// The transition count read with the state.
+    transitions: u64,
+    /// The changes since the record before that this one does not show; none for the first.
+    missed: Option<u64>,
+}
+
+/// One record of `luoctl watch --json`; its transition count is required (the observer has
+/// the counter).
+fn parse_record(line: &str) -> Result<Watched, String> {
+    let number = |name: &str| -> Option<Result<u64, String>> {
+        let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+        let digits: String = line[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some(
+            digits
+                .parse()
+                .map_err(|err| format!("{name} in {line}: {err}")),
+        )
+    };
     let field = |name: &str| -> Option<&str> {
         let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
         let rest = &line[start..];
@@ -29,39 +54,84 @@ fn parse_record(line: &str) -> Result<(Option<State>, State), String> {
     };
     let state = word(field("state").ok_or_else(|| format!("no state in: {line}"))?)?;
     let prev = field("prev").map(word).transpose()?;
-    Ok((prev, state))
+    let transitions =
+        number("transitions").ok_or_else(|| format!("no transitions in: {line}"))??;
+    let missed = number("missed").transpose()?;
+    Ok(Watched {
+        prev,
+        state,
+        transitions,
+        missed,
+    })
 }
 
 /// Checks the records a watcher wrote to `file` in one boot: the first is the state found at
 /// start, each change is allowed by the observer's table and starts where the one before
 /// ended, `order` appears among the states seen in that order (changes coalesce, so states
 /// between them may be missing), and the last state is one of `last`.
-pub fn check_watch(file: &Path, order: &[State], last: &[State]) -> Outcome {
+///
+/// And the transition counter: each record's count rose from the one before by the change it
+/// shows (one, unless it is a record from a state to itself) plus the changes it says it
+/// missed, so the records account for every change; with `count`, the last record's count is
+/// it.
+pub fn check_watch(file: &Path, order: &[State], last: &[State], count: Option<u64>) -> Outcome {
     let text = std::fs::read_to_string(file).map_err(|err| format!("{}: {err}", file.display()))?;
     let records = text
         .lines()
         .filter(|line| line.starts_with('{'))
         .map(parse_record)
         .collect::<Result<Vec<_>, _>>()?;
-    let Some(((None, first), changes)) = records.split_first().map(|(f, r)| (*f, r)) else {
+    let Some((initial, changes)) = records
+        .split_first()
+        .filter(|(initial, _)| initial.prev.is_none())
+    else {
         return Err(format!(
             "{}: the first record must be the initial state; got:\n{text}",
             file.display()
         ));
     };
+    let first = initial.state;
     let mut seen = vec![first];
-    for (prev, state) in changes {
+    let (mut counted, mut missed_total) = (initial.transitions, 0);
+    for record in changes {
+        let (prev, state) = (record.prev, &record.state);
         let prev = prev.ok_or_else(|| format!("a second initial record in:\n{text}"))?;
         let at = *seen.last().unwrap_or(&first);
         ensure!(
             prev == at,
             "a change from '{prev}' after the state '{at}':\n{text}"
         );
+        let missed = record
+            .missed
+            .ok_or_else(|| format!("a change without missed in:\n{text}"))?;
         ensure!(
-            observed_change_allowed(prev, *state),
-            "the watcher saw '{prev}' -> '{state}', which the observer's table does not allow:\n{text}"
+            record.transitions == counted + missed + u64::from(prev != *state),
+            "the count went from {counted} to {} for '{prev}' -> '{state}' with {missed} \
+             missed:\n{text}",
+            record.transitions
         );
+        counted = record.transitions;
+        missed_total += missed;
+        // A record from a state to itself shows changes that came and went (at least two);
+        // the table judges only the changes a watcher saw.
+        if prev == *state {
+            ensure!(
+                missed >= 2,
+                "'{prev}' -> '{state}' with {missed} missed:\n{text}"
+            );
+        } else {
+            ensure!(
+                observed_change_allowed(prev, *state),
+                "the watcher saw '{prev}' -> '{state}', which the observer's table does not allow:\n{text}"
+            );
+        }
         seen.push(*state);
+    }
+    if let Some(count) = count {
+        ensure!(
+            counted == count,
+            "the watcher's last count is {counted}, the kernel's is {count}:\n{text}"
+        );
     }
     let mut wanted = order.iter().peekable();
     for state in &seen {
@@ -79,11 +149,12 @@ pub fn check_watch(file: &Path, order: &[State], last: &[State]) -> Outcome {
         "the watcher ended in '{end}', expected one of {last:?}"
     );
     println!(
-        "watcher: {}",
+        "watcher: {} (transitions {} to {counted}, {missed_total} missed and counted)",
         seen.iter()
             .map(|s| s.word())
             .collect::<Vec<_>>()
-            .join(" -> ")
+            .join(" -> "),
+        initial.transitions
     );
     Ok(())
 }
@@ -312,14 +383,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_parses_into_prev_and_state() {
-        let line = r#"{"time":"t","seq":3,"prev":"normal","state":"prepared"}"#;
+    fn a_record_parses_into_prev_state_and_counts() {
+        let line = r#"{"time":"t","seq":3,"prev":"normal","state":"prepared","transitions":12,"missed":2}"#;
         assert_eq!(
             parse_record(line),
-            Ok((Some(State::Normal), State::Prepared))
+            Ok(Watched {
+                prev: Some(State::Normal),
+                state: State::Prepared,
+                transitions: 12,
+                missed: Some(2)
+            })
         );
-        let first = r#"{"time":"t","seq":0,"prev":null,"state":"updated"}"#;
-        assert_eq!(parse_record(first), Ok((None, State::Updated)));
+        let first = r#"{"time":"t","seq":0,"prev":null,"state":"updated","transitions":0}"#;
+        assert_eq!(
+            parse_record(first),
+            Ok(Watched {
+                prev: None,
+                state: State::Updated,
+                transitions: 0,
+                missed: None
+            })
+        );
+        let old = r#"{"time":"t","seq":0,"prev":null,"state":"updated"}"#;
+        assert!(parse_record(old).is_err());
+    }
+
+    /// A file of watch records, removed on drop.
+    struct WatchFile(std::path::PathBuf);
+
+    impl Drop for WatchFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn watch_file(lines: &[&str]) -> (WatchFile, std::path::PathBuf) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "luo-check-watch-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        (WatchFile(path.clone()), path)
+    }
+
+    #[test]
+    fn check_watch_accounts_for_every_change() {
+        let (_dir, good) = watch_file(&[
+            r#"{"seq":0,"prev":null,"state":"normal","transitions":0}"#,
+            r#"{"seq":1,"prev":"normal","state":"prepared","transitions":3,"missed":2}"#,
+            r#"{"seq":2,"prev":"prepared","state":"prepared","transitions":5,"missed":2}"#,
+            r#"{"seq":3,"prev":"prepared","state":"normal","transitions":6,"missed":0}"#,
+        ]);
+        let normal = [State::Normal];
+        check_watch(&good, &[State::Prepared], &normal, Some(6)).unwrap();
+        assert!(check_watch(&good, &[State::Prepared], &normal, Some(7)).is_err());
+        let (_dir, bad) = watch_file(&[
+            r#"{"seq":0,"prev":null,"state":"normal","transitions":0}"#,
+            r#"{"seq":1,"prev":"normal","state":"prepared","transitions":3,"missed":0}"#,
+        ]);
+        let err = check_watch(&bad, &[], &[State::Prepared], None).unwrap_err();
+        assert!(err.contains("the count went from 0 to 3"), "{err}");
     }
 
     #[test]
