@@ -37,6 +37,7 @@ use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop};
 use crate::keeper::{Keeper, Mark};
 use crate::session::SessionError;
 use crate::state_file::StateFile;
+use crate::transitions::Snapshot;
 use crate::watch::Change;
 
 pub use retry::{Backoff, Delivery, Retrying};
@@ -62,6 +63,17 @@ pub enum AgentEvent<'a> {
         /// Why.
         error: &'a Error,
     },
+    /// Changes the agent did not see: they came between two of its reads, which coalesce
+    /// (the transition counter tells). The hooks of the states in between did not run, and
+    /// cannot any more: those states are over.
+    Missed {
+        /// How many changes were not seen.
+        missed: u64,
+        /// The state acted on before.
+        from: State,
+        /// The state acted on now.
+        to: State,
+    },
     /// A state the agent acts on: a change, or the state found at start (`prev` is `None`).
     State {
         /// The state.
@@ -72,6 +84,8 @@ pub enum AgentEvent<'a> {
         seq: u64,
         /// When it was read.
         time: SystemTime,
+        /// The kernel's transition count at this state, when it counts.
+        transitions: Option<u64>,
     },
     /// A file in a state's directory that will not run, and why.
     Skipped {
@@ -282,6 +296,8 @@ impl Agent {
     ) -> Result<Summary> {
         let mut summary = Summary::default();
         let mut attached_before = false;
+        // The last count and state acted on, to tell the changes that coalesced between reads.
+        let mut last = None;
         while count.is_none_or(|count| summary.states < count) {
             let Some(followed) = follower.next_until(None)? else {
                 continue;
@@ -303,14 +319,23 @@ impl Agent {
                         first,
                     });
                     if let Some(change) = change {
-                        self.act_on_change(&change, &state_file, &mut summary, &mut report);
+                        self.act_on_change(
+                            &change,
+                            &state_file,
+                            &mut last,
+                            &mut summary,
+                            &mut report,
+                        );
                     } else if first && (self.initial || asks_for_action(current)) {
                         let env = HookEnv::new(current, None, 0, SystemTime::now(), &state_file);
-                        self.act(env, &mut summary, &mut report);
+                        self.act(env, &mut last, &mut summary, &mut report);
+                    } else if first {
+                        // Not acted on, but the count to compare the next change with.
+                        last = Snapshot::read_beside(&state_file).ok();
                     }
                 }
                 Followed::Changed(change) => {
-                    self.act_on_change(&change, &state_file, &mut summary, &mut report);
+                    self.act_on_change(&change, &state_file, &mut last, &mut summary, &mut report);
                 }
             }
         }
@@ -321,6 +346,7 @@ impl Agent {
         &self,
         change: &Change,
         state_file: &Path,
+        last: &mut Option<Snapshot>,
         summary: &mut Summary,
         report: &mut impl FnMut(AgentEvent<'_>),
     ) {
@@ -331,7 +357,7 @@ impl Agent {
             change.time,
             state_file,
         );
-        self.act(env, summary, report);
+        self.act(env, last, summary, report);
     }
 
     /// Runs the hooks of `env.state`, sends what their outcome calls for, and counts both in
@@ -339,29 +365,48 @@ impl Agent {
     fn act(
         &self,
         mut env: HookEnv,
+        last: &mut Option<Snapshot>,
         summary: &mut Summary,
         report: &mut impl FnMut(AgentEvent<'_>),
     ) {
         summary.states += 1;
+        // The count of this state, read beside the state file (none from a module older than
+        // the counter, or a state file without one): it keys the readiness mark, and it tells
+        // the changes that coalesced since the last state acted on.
+        let snapshot = Snapshot::read_beside(&env.state_file).ok();
+        let transitions = snapshot.map(|snapshot| snapshot.transitions);
         report(AgentEvent::State {
             state: env.state,
             prev: env.prev,
             seq: env.seq,
             time: env.time,
+            transitions,
         });
+        if let (Some(now), Some(before)) = (snapshot, *last) {
+            if let Some(missed) = now.missed_since(&before).filter(|&missed| missed > 0) {
+                report(AgentEvent::Missed {
+                    missed,
+                    from: before.state,
+                    to: env.state,
+                });
+            }
+        }
+        if snapshot.is_some() {
+            *last = snapshot;
+        }
         if let Ok(generation) = read_generation(&self.generation_file) {
             env = env.with_generation(generation);
         }
         let state = env.state;
         let mark = Mark {
-            transitions: None,
+            transitions,
             seq: env.seq,
         };
         if let Some(keeper) = &self.keeper {
             if state == State::Prepared {
                 keeper.hooks_started(mark);
             } else {
-                keeper.left_prepared(state);
+                keeper.left_prepared(state, mark);
             }
         }
         let stop_at_failure = matches!(state, State::Prepared | State::Updated);
@@ -401,7 +446,7 @@ impl Agent {
                         // The agent is going away: neither cancel nor finish on a hook it cut
                         // short; the next agent finds the state and runs the hooks again.
                         if let Some(keeper) = &self.keeper {
-                            keeper.hooks_failed("the agent was stopped".to_owned());
+                            keeper.hooks_failed(Some(mark), "the agent was stopped".to_owned());
                         }
                         return;
                     }
@@ -427,7 +472,7 @@ impl Agent {
                 report(AgentEvent::Ready { mark });
             }
             (State::Prepared, Err(hook), Some(keeper)) => {
-                keeper.hooks_failed(failure(hook.as_ref(), "prepared"));
+                keeper.hooks_failed(Some(mark), failure(hook.as_ref(), "prepared"));
                 let sessions = keeper.unpreserve();
                 report(AgentEvent::Unpreserved {
                     hook: hook.as_ref(),
@@ -436,7 +481,7 @@ impl Agent {
             }
             (State::Prepared, Err(hook), None) => {
                 if let Some(keeper) = &self.keeper {
-                    keeper.hooks_failed(failure(hook.as_ref(), "prepared"));
+                    keeper.hooks_failed(Some(mark), failure(hook.as_ref(), "prepared"));
                 }
                 let result = self.deliver(Event::Cancel, &env.state_file, report);
                 if !result.is_settled() {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use luo_user::agent::{Agent, AgentEvent, Delivery};
 use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
 use luo_user::keeper::{Keeper, KeeperEvent, Listener};
-use luo_user::{Flavour, StateFile};
+use luo_user::{Flavour, Snapshot, State, StateFile};
 
 use crate::cli::AgentArgs;
 use crate::exit::Failure;
@@ -67,6 +67,7 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
                     prev,
                     seq,
                     time,
+                    transitions,
                 } => style.write(
                     &mut io::stdout().lock(),
                     &Record {
@@ -75,7 +76,7 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
                         prev,
                         state,
                         path,
-                        transitions: None,
+                        transitions,
                     },
                 ),
                 // The other records only in JSON: a text line or a template is per state.
@@ -114,9 +115,11 @@ fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Arc<Li
         ))
     })?);
     let state_file = args.state.state_file.clone();
-    let current = move || {
-        let state = StateFile::open(&state_file).ok()?.state().ok()?;
-        Some((state, None))
+    // The count with the state, read exactly (see `Snapshot`); the state alone from a module
+    // older than the counter.
+    let current = move || match Snapshot::read_beside(&state_file) {
+        Ok(snapshot) => Some((snapshot.state, Some(snapshot.transitions))),
+        Err(_) => Some((StateFile::open(&state_file).ok()?.state().ok()?, None)),
     };
     let report = move |event: KeeperEvent<'_>| {
         if json {
@@ -225,6 +228,10 @@ fn outcome_record(event: &AgentEvent<'_>, now: SystemTime) -> Option<Object> {
             .str("result", "withheld")
             .opt_str("because", hook.map(|h| h.name.as_str())),
         AgentEvent::FinishLeft => record("finish").str("result", "left"),
+        AgentEvent::Missed { missed, from, to } => record("missed")
+            .num("missed", missed)
+            .str("from", from.word())
+            .str("to", to.word()),
         AgentEvent::Ready { mark } => record("ready")
             .num("seq", mark.seq)
             .opt_num("transitions", mark.transitions),
@@ -366,6 +373,16 @@ impl Log {
                 ..
             } => self.line(format_args!("state {state} (was {prev})")),
             AgentEvent::State { state, .. } => self.line(format_args!("state {state} at start")),
+            AgentEvent::Missed { missed, from, to } => self.line(format_args!(
+                "{}: {missed} change(s) between {from} and {to} came between two reads (they \
+                 coalesce); the hooks of the states in between did not run, and cannot now{}",
+                self.bad("missed"),
+                if from == to && *to == State::Normal {
+                    ": a live update was prepared and ended meanwhile"
+                } else {
+                    ""
+                }
+            )),
             AgentEvent::Skipped { path, reason } => self.line(format_args!(
                 "skipping {}: {reason} (chmod +x it to run it)",
                 path.display()

@@ -810,3 +810,42 @@ fn the_agent_keeps_going_when_its_output_is_a_pipe_nobody_reads() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn with_the_counter_the_agent_records_the_count_and_says_what_it_missed() {
+    let setup = Setup::new(State::Normal);
+    let counter = setup.dir.path().join("transitions");
+    fs::write(&counter, "0\n").unwrap();
+    setup.hook(State::Prepared, "10-save", "");
+    let agent = setup
+        .agent(&["-n", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut agent = agent;
+    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
+    }
+    // Two changes (a prepare and its cancel) and a third prepare, between two reads: the
+    // agent wakes once, on `prepared`, at count 3. The counter first, as the kernel stores.
+    fs::write(&counter, "3\n").unwrap();
+    write_state(&setup.state, State::Prepared);
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    let out = finish_within(agent, Duration::from_secs(60));
+    let records = text(&out.stdout);
+    assert!(
+        records.contains(r#""state":"prepared","transitions":3"#),
+        "{records}"
+    );
+    assert!(
+        records.contains(r#""record":"missed","missed":2,"from":"normal","to":"prepared""#),
+        "{records}"
+    );
+    assert!(records.contains(r#""record":"ready""#), "{records}");
+    assert!(rest.contains("missed: 2 change(s) between normal and prepared"), "{rest}");
+}

@@ -101,8 +101,9 @@ enum Hooks {
     Running(Mark),
     /// They all succeeded.
     Ready(Mark),
-    /// One failed, or the state left `prepared` before they were done.
-    Failed(String),
+    /// One failed, or the state left `prepared` before they were done: at that transition
+    /// count (`None`: whatever the count).
+    Failed(Option<u64>, String),
 }
 
 #[derive(Debug)]
@@ -127,6 +128,7 @@ pub struct Keeper {
     changed: Condvar,
     device: PathBuf,
     sessions: bool,
+    stale_limit: Duration,
 }
 
 /// A request the keeper refused: the text says why and what to do.
@@ -152,7 +154,15 @@ impl Keeper {
             changed: Condvar::new(),
             device: device.into(),
             sessions,
+            stale_limit: STALE_LIMIT,
         }
+    }
+
+    /// Gives the agent `limit` instead of [`STALE_LIMIT`] to act on a `prepared` newer than
+    /// its last mark before a waiter is told it missed it.
+    pub fn with_stale_limit(mut self, limit: Duration) -> Self {
+        self.stale_limit = limit;
+        self
     }
 
     /// Whether mainline's sessions are there (the observer flavour).
@@ -270,7 +280,10 @@ impl Keeper {
     pub fn cancel(&self) -> Result<usize, Refusal> {
         self.need_sessions()?;
         let sessions = self.unpreserve();
-        self.hooks_failed("the live update was cancelled (luoctl cancel)".to_owned());
+        self.hooks_failed(
+            None,
+            "the live update was cancelled (luoctl cancel)".to_owned(),
+        );
         Ok(sessions)
     }
 
@@ -325,20 +338,21 @@ impl Keeper {
         self.set(Hooks::Ready(mark));
     }
 
-    /// A prepared hook failed, or the state moved on before they were done.
-    pub fn hooks_failed(&self, why: String) {
-        self.set(Hooks::Failed(why));
+    /// A prepared hook of `mark` failed (`None`: a cancel, whatever the count).
+    pub fn hooks_failed(&self, mark: Option<Mark>, why: String) {
+        self.set(Hooks::Failed(mark.and_then(|mark| mark.transitions), why));
     }
 
-    /// The agent acted on `state`, which is not `prepared`: a waiter for readiness is told.
-    pub fn left_prepared(&self, state: State) {
+    /// The agent acted on `state`, which is not `prepared`, at `mark`: a waiter for the hooks
+    /// of the `prepared` before it is told.
+    pub fn left_prepared(&self, state: State, mark: Mark) {
         let mut inner = self.lock();
         if matches!(inner.hooks, Hooks::Running(_) | Hooks::Ready(_)) {
-            inner.hooks = Hooks::Failed(format!("the state moved to {state} before the kexec"));
+            inner.hooks = Hooks::Failed(
+                mark.transitions,
+                format!("the state moved to {state} before the kexec"),
+            );
             self.changed.notify_all();
-        } else if matches!(inner.hooks, Hooks::Failed(_)) && state == State::Normal {
-            // A failure is told to the waiters of its own `prepared` only.
-            inner.hooks = Hooks::Idle;
         }
     }
 
@@ -350,19 +364,26 @@ impl Keeper {
     /// Waits until the prepared hooks of the `prepared` state that `current` reads succeeded,
     /// one failed, or `timeout` passed; `gone` is asked every second whether the waiter left.
     ///
-    /// `current` reads the kernel's state and transition count: a mark with a count is ready
-    /// only for that count, so a `prepared` that came and went and came back between two
-    /// reads is not taken for the one whose hooks ran.
+    /// `current` reads the kernel's state and transition count: a mark with a count answers
+    /// only for that count, so a `prepared` that came and went and came back between two reads
+    /// is not taken for the one whose hooks ran. The agent follows the state's word, so it is
+    /// not woken by such a round trip: when its last mark stays older than the count for
+    /// [`STALE_LIMIT`] ([`Keeper::with_stale_limit`]), the wait ends saying so, instead of at
+    /// the timeout.
     pub fn wait_ready(
         &self,
         timeout: Duration,
         current: impl Fn() -> Option<(State, Option<u64>)>,
         gone: impl Fn() -> bool,
     ) -> Result<Mark, Refusal> {
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let deadline = start + timeout;
         let mut inner = self.lock();
         loop {
             let now = current();
+            let count = now.and_then(|(_, count)| count);
+            // Whether something of the agent's is about this count (or cannot tell).
+            let fresh = |at: Option<u64>| at.is_none() || count.is_none() || at == count;
             match (&inner.hooks, now) {
                 (_, Some((state, _))) if state != State::Prepared => {
                     return Err(format!(
@@ -370,14 +391,21 @@ impl Keeper {
                          'luoctl prepare' first"
                     ));
                 }
-                (Hooks::Ready(mark), Some((_, count)))
-                    if mark.transitions.is_none()
-                        || count.is_none()
-                        || mark.transitions == count =>
+                (Hooks::Ready(mark), Some(_)) if fresh(mark.transitions) => return Ok(*mark),
+                (Hooks::Failed(at, why), _) if fresh(*at) => return Err(why.clone()),
+                (Hooks::Ready(Mark { transitions, .. }), _)
+                | (Hooks::Failed(transitions @ Some(_), _), _)
+                    if start.elapsed() >= self.stale_limit =>
                 {
-                    return Ok(*mark);
+                    return Err(format!(
+                        "the agent's last prepared hooks were for transition {}, and it has \
+                         not acted on this prepared state (transition {}): a cancel and a new \
+                         prepare came between two of its reads, which coalesce; run 'luoctl \
+                         cancel', then 'luoctl prepare' again",
+                        transitions.unwrap_or_default(),
+                        count.unwrap_or_default()
+                    ));
                 }
-                (Hooks::Failed(why), _) => return Err(why.clone()),
                 _ => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -398,6 +426,11 @@ impl Keeper {
         }
     }
 }
+
+/// How long a waiter gives the agent to act on a `prepared` state newer than its last mark:
+/// the agent acts within a moment of a change it sees (seconds under TCG and load), so longer
+/// means it did not see this one.
+pub const STALE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Finishes each restored incoming session, if allowed; a session whose finish fails stays
 /// open (and restored) for the next try.
@@ -449,9 +482,51 @@ mod tests {
     }
 
     #[test]
+    fn a_prepared_the_agent_never_saw_is_told_after_the_stale_limit() {
+        let keeper = Keeper::new("/nonexistent", false).with_stale_limit(Duration::from_millis(50));
+        // The hooks ran and failed for transition 1; the state came back to prepared at 3
+        // without the agent seeing it: not refused for 1's failure, but as missed.
+        keeper.hooks_failed(
+            Some(Mark {
+                transitions: Some(1),
+                seq: 1,
+            }),
+            "prepared.d/10-save failed".into(),
+        );
+        let err = keeper
+            .wait_ready(Duration::from_secs(30), prepared(3), || false)
+            .unwrap_err();
+        assert!(err.contains("for transition 1"), "{err}");
+        assert!(err.contains("(transition 3)"), "{err}");
+        // A later `prepared` the agent does act on is waited for, and answered (the default
+        // limit: the agent acts well within it).
+        let keeper = std::sync::Arc::new(Keeper::new("/nonexistent", false));
+        keeper.hooks_failed(
+            Some(Mark {
+                transitions: Some(1),
+                seq: 1,
+            }),
+            "prepared.d/10-save failed".into(),
+        );
+        let setter = {
+            let keeper = keeper.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                keeper.hooks_ready(Mark {
+                    transitions: Some(5),
+                    seq: 3,
+                });
+            })
+        };
+        let got = keeper.wait_ready(Duration::from_secs(30), prepared(5), || false);
+        setter.join().unwrap();
+        assert_eq!(got.map(|mark| mark.transitions), Ok(Some(5)));
+    }
+
+    #[test]
     fn a_failed_hook_or_a_state_that_moved_on_is_told_to_the_waiter() {
         let keeper = Keeper::new("/nonexistent", false);
-        keeper.hooks_failed("10-checkpoint failed".into());
+        keeper.hooks_failed(None, "10-checkpoint failed".into());
         let err = keeper
             .wait_ready(Duration::ZERO, prepared(1), || false)
             .unwrap_err();
@@ -462,7 +537,13 @@ mod tests {
             transitions: None,
             seq: 1,
         });
-        keeper.left_prepared(State::Normal);
+        keeper.left_prepared(
+            State::Normal,
+            Mark {
+                transitions: None,
+                seq: 2,
+            },
+        );
         let err = keeper
             .wait_ready(Duration::ZERO, prepared(1), || false)
             .unwrap_err();
