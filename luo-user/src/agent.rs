@@ -313,6 +313,11 @@ impl Agent {
                 Followed::Attached { current, change } => {
                     let first = !attached_before;
                     attached_before = true;
+                    // Right after the follower's read and before anyone hears of it, so that no
+                    // change a listener makes on hearing it can come between the two reads.
+                    let attached = Snapshot::read_beside(&state_file)
+                        .ok()
+                        .filter(|snapshot| snapshot.state == current);
                     report(AgentEvent::Attached {
                         path: &state_file,
                         state: current,
@@ -331,7 +336,7 @@ impl Agent {
                         self.act(env, &mut last, &mut summary, &mut report);
                     } else if first {
                         // Not acted on, but the count to compare the next change with.
-                        last = Snapshot::read_beside(&state_file).ok();
+                        last = attached;
                     }
                 }
                 Followed::Changed(change) => {

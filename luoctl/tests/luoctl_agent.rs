@@ -847,5 +847,8 @@ fn with_the_counter_the_agent_records_the_count_and_says_what_it_missed() {
         "{records}"
     );
     assert!(records.contains(r#""record":"ready""#), "{records}");
-    assert!(rest.contains("missed: 2 change(s) between normal and prepared"), "{rest}");
+    assert!(
+        rest.contains("missed: 2 change(s) between normal and prepared"),
+        "{rest}"
+    );
 }
