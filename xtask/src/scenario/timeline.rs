@@ -303,9 +303,11 @@ impl Timeline {
                 self.checkpointed = number_after(text, "workload: counter at ");
                 keep = false;
             }
-            Stream::Stdout if text.starts_with("counter: started at ") && after_jump => {
+            // The standalone flavour restores in the agent's updated hook, which reads the
+            // checkpoint back; the counter starts from it only after (maybe after the finish).
+            Stream::Stdout if text.starts_with("restore: found checkpoint ") && after_jump => {
                 self.mark(Mark::Restored, seen);
-                self.restored = number_after(text, "counter: started at ")
+                self.restored = number_after(text, "restore: found checkpoint ")
             }
             Stream::Stdout if text.starts_with("workload: restored ") => {
                 self.mark(Mark::Restored, seen);
