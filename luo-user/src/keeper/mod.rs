@@ -36,7 +36,7 @@ mod wire;
 
 pub use client::{Client, ClientError};
 pub use server::{Current, Listener, READY_LIMIT, Report};
-pub use store::{Finished, Keeper, KeeperEvent, Mark, Refusal};
+pub use store::{Finished, Keeper, KeeperEvent, Mark, Refusal, STALE_LIMIT};
 pub use wire::WireError;
 
 /// Where `luoctl agent` listens unless told otherwise.
