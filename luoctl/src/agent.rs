@@ -158,6 +158,7 @@ fn keeper_record(event: &KeeperEvent<'_>, now: SystemTime) -> Option<Object> {
             .num("files", count)
             .num("pid", pid),
         KeeperEvent::Dropped { name } => record("dropped").str("session", name),
+        KeeperEvent::Departed { name } => record("departed").str("session", name),
         KeeperEvent::Preserved { name, count, took } => record("preserved")
             .str("session", name)
             .num("files", count)
@@ -486,6 +487,10 @@ impl Log {
             )),
             KeeperEvent::Dropped { name } => self.line(format_args!(
                 "the workload of session {name} went away before the prepare: its files are let go"
+            )),
+            KeeperEvent::Departed { name } => self.line(format_args!(
+                "the workload of session {name} went away; its session stays, preserved for the \
+                 kexec"
             )),
             KeeperEvent::Preserved { name, count, took } => self.line(format_args!(
                 "session {name}: {count} file(s) preserved for the kexec in {}",

@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 
-use luo_user::State;
 use luo_user::keeper::Client;
 use luo_user::kexec::{self, CommandLine, Request};
 
@@ -25,11 +24,13 @@ pub fn run(args: &KexecArgs) -> Result<(), Failure> {
         request = request.with_initrd(initrd);
     }
     let state = args.state.open()?;
-    // Outside `prepared`, `load` refuses with the state machine's reason, which says more.
-    if !args.no_wait && state.state()? == State::Prepared {
+    // Every check first (the state, KHO, the files, the command line's length): a mistake is
+    // reported at once, not after the wait for the hooks.
+    let checked = kexec::check(&state, &request)?;
+    if !args.no_wait {
         wait_for_hooks(args)?;
     }
-    kexec::load(&state, &request)?;
+    checked.load()?;
     let mut err = io::stderr().lock();
     if args.load_only {
         writeln!(

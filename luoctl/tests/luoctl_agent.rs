@@ -759,3 +759,54 @@ fn kexec_without_an_agent_is_refused_with_what_to_start() {
     assert!(err.contains("no agent listens at"), "{err}");
     assert!(err.contains("start 'luoctl agent'"), "{err}");
 }
+
+/// Under systemd, a root storage daemon's stdout and stderr outlive journald: the agent of the
+/// observer flavour is not stopped by `systemctl kexec`'s shutdown, and must still hold its
+/// sessions when its log writes fail with EPIPE. It keeps acting on the states.
+#[test]
+fn the_agent_keeps_going_when_its_output_is_a_pipe_nobody_reads() {
+    let setup = Setup::new(State::Normal);
+    setup.hook(State::Prepared, "10-save", "");
+    setup.hook(State::Normal, "10-resume", "");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = setup
+        .agent(&["--follow", "--no-finish", "--json"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let wait_for = |name: &str| {
+        for _ in 0..300 {
+            if setup.ran().iter().any(|ran| ran == name) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{name} did not run: {:?}", setup.ran());
+    };
+    let resumed = || setup.ran().iter().filter(|ran| *ran == "10-resume").count();
+    thread::sleep(Duration::from_millis(500));
+    // Each change makes the agent write a record on stdout and log lines on stderr, which fail.
+    write_state(&setup.state, State::Prepared);
+    wait_for("10-save");
+    let before = resumed();
+    write_state(&setup.state, State::Normal);
+    for _ in 0..300 {
+        if resumed() > before {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        resumed() > before,
+        "normal.d did not run again: {:?}",
+        setup.ran()
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent stopped when its output failed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -303,3 +303,25 @@ fn a_debugfs_this_user_cannot_read_is_not_called_kho_off() {
     assert!(stderr.contains("run this as root"), "{stderr}");
     assert!(!stderr.contains("is off"), "{stderr}");
 }
+
+#[test]
+fn a_missing_kernel_is_named_before_any_wait_for_the_agent() {
+    let setup = Setup::new(State::Prepared, true);
+    let missing = setup.dir.path().join("no-such-bzImage");
+    // No --no-wait and no agent: the check of the image comes first, so the error is the
+    // image's, not "no agent listens".
+    luoctl()
+        .arg("--state-file")
+        .arg(&setup.state)
+        .args(["kexec", "--load-only", "--debugfs"])
+        .arg(&setup.debugfs)
+        .arg("--cmdline-file")
+        .arg(&setup.cmdline)
+        .arg("--socket")
+        .arg(setup.dir.path().join("agent.sock"))
+        .arg(&missing)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(missing.to_string_lossy()))
+        .stderr(predicate::str::contains("no agent").not());
+}

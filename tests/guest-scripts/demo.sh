@@ -9,6 +9,9 @@
 # claims the memfd back, checks every page and resumes counting. Standalone flavour (luo.ko):
 # the contrib hooks checkpoint the counter to a file, as the v3 design has it.
 set -eu
+# The watcher first: the blackout ends when it reads `updated`, so nothing of the script's own
+# setup belongs before it. --follow: luo.ko's state file appears only with the insmod below.
+$LUOCTL watch --json --initial --follow &
 grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug
 if [ -n "${KO:-}" ]; then
     insmod "$KO"
@@ -28,7 +31,6 @@ wait_for() {
     done
 }
 
-$LUOCTL watch --json --initial &
 # The agent's JSON records and its log both reach the host, which builds the timeline from the
 # records.
 $LUOCTL agent --hooks-dir /tmp/hooks --json 2>&1 &

@@ -184,20 +184,26 @@ impl Client {
         };
         wire::send(&self.socket, &text, files).map_err(|e| protocol(e.to_string()))?;
         if let Some(timeout) = timeout {
-            let mut fds = [rustix::event::PollFd::new(
-                &self.socket,
-                rustix::event::PollFlags::IN,
-            )];
-            let limit = rustix::time::Timespec::try_from(timeout).ok();
-            match rustix::event::poll(&mut fds, limit.as_ref()) {
-                Ok(0) => {
-                    return Err(ClientError::Timeout {
-                        request: text,
-                        timeout,
-                    });
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                let mut fds = [rustix::event::PollFd::new(
+                    &self.socket,
+                    rustix::event::PollFlags::IN,
+                )];
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let limit = rustix::time::Timespec::try_from(left).ok();
+                match rustix::event::poll(&mut fds, limit.as_ref()) {
+                    Ok(0) => {
+                        return Err(ClientError::Timeout {
+                            request: text,
+                            timeout,
+                        });
+                    }
+                    Ok(_) => break,
+                    // A signal (a terminal resized, a stopped and continued job): wait on.
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(errno) => return Err(protocol(errno.to_string())),
                 }
-                Ok(_) => {}
-                Err(errno) => return Err(protocol(errno.to_string())),
             }
         }
         let (reply, files) = wire::recv(&self.socket).map_err(|e| match e {

@@ -116,7 +116,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(keeper.drop_kept("vm"));
+        assert_eq!(keeper.drop_kept("vm"), Some(false));
     }
 
     #[test]

@@ -226,8 +226,10 @@ impl Peer {
         }
         // Files kept for a prepare that never came: the workload is gone, let them go.
         for name in &self.kept {
-            if keeper.drop_kept(name) {
-                report(KeeperEvent::Dropped { name });
+            match keeper.drop_kept(name) {
+                Some(false) => report(KeeperEvent::Dropped { name }),
+                Some(true) => report(KeeperEvent::Departed { name }),
+                None => {}
             }
         }
     }

@@ -40,6 +40,12 @@ pub enum KeeperEvent<'a> {
         /// The session.
         name: &'a str,
     },
+    /// A workload went away after the prepare (the shutdown of `systemctl kexec` stops it):
+    /// its session stays, and preserves its files for the kexec.
+    Departed {
+        /// The session.
+        name: &'a str,
+    },
     /// A session was created and its files preserved.
     Preserved {
         /// The session.
@@ -199,9 +205,11 @@ impl Keeper {
 
     /// Lets go of the files kept for session `name`: their workload went away. A session that
     /// preserves them already stays (a restarted workload may claim it after the kexec).
-    /// Returns whether there were any.
-    pub fn drop_kept(&self, name: &str) -> bool {
-        self.lock().kept.remove(name).is_some()
+    /// Returns `None` when nothing was kept, else whether a session preserves the files.
+    pub fn drop_kept(&self, name: &str) -> Option<bool> {
+        let mut inner = self.lock();
+        inner.kept.remove(name)?;
+        Some(inner.outgoing.contains_key(name))
     }
 
     /// Creates a session for each kept set of files not preserved yet and preserves them; on
@@ -509,7 +517,7 @@ mod tests {
         keeper.keep("vm", &[1], vec![file()]).unwrap();
         let err = keeper.keep("vm", &[1], vec![file()]).unwrap_err();
         assert!(err.contains("already kept"), "{err}");
-        assert!(keeper.drop_kept("vm"));
+        assert_eq!(keeper.drop_kept("vm"), Some(false));
         keeper.keep("vm", &[1], vec![file()]).unwrap();
     }
 

@@ -137,18 +137,25 @@ fn require_kho(debugfs: &Path) -> Result<()> {
     }
 }
 
-/// Loads the next kernel of a live update: refuses unless the state is `prepared` and KHO is
-/// on, then opens the image (and initrd), refuses a command line longer than the image's
-/// header allows ([`CommandLineError::TooLong`]), and calls `kexec_file_load`.
+/// Loads the next kernel of a live update: [`check`], then [`Checked::load`].
 ///
 /// Nothing changes in the orchestrator; the state stays `prepared`. A second load replaces the
 /// first image.
 pub fn load(state: &StateFile, request: &Request) -> Result<()> {
+    check(state, request)?.load()
+}
+
+/// Everything [`load`] checks before `kexec_file_load`: refuses unless the state is `prepared`
+/// and KHO is on, opens the image (and initrd), and refuses a command line longer than the
+/// image's header allows ([`CommandLineError::TooLong`]).
+///
+/// A caller that waits between the checks and the load (for the agent's hooks) learns of a
+/// wrong path or KHO off before the wait, not after it.
+pub fn check<'a>(state: &StateFile, request: &'a Request) -> Result<Checked<'a>> {
     require_prepared(state)?;
     require_kho(&request.debugfs)?;
     let kernel = open_image("the kernel", &request.kernel)?;
-    let cmdline = request.command_line.as_c_str();
-    let len = cmdline.to_bytes_with_nul().len();
+    let len = request.command_line.as_c_str().to_bytes_with_nul().len();
     let max = image::command_line_max(&kernel).map_err(|source| KexecError::Image {
         what: "the kernel",
         path: request.kernel.clone(),
@@ -162,16 +169,39 @@ pub fn load(state: &StateFile, request: &Request) -> Result<()> {
         .as_deref()
         .map(|path| open_image("the initrd", path))
         .transpose()?;
-    syscall::kexec_file_load(kernel.as_fd(), initrd.as_ref().map(AsFd::as_fd), cmdline).map_err(
-        |errno| {
+    Ok(Checked {
+        request,
+        kernel,
+        initrd,
+    })
+}
+
+/// A load that passed [`check`]: the image and initrd open, ready for `kexec_file_load`.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    request: &'a Request,
+    kernel: File,
+    initrd: Option<File>,
+}
+
+impl Checked<'_> {
+    /// Calls `kexec_file_load` with the files opened by [`check`].
+    pub fn load(self) -> Result<()> {
+        let cmdline = self.request.command_line.as_c_str();
+        syscall::kexec_file_load(
+            self.kernel.as_fd(),
+            self.initrd.as_ref().map(AsFd::as_fd),
+            cmdline,
+        )
+        .map_err(|errno| {
             KexecError::Load {
-                kernel: request.kernel.clone(),
+                kernel: self.request.kernel.clone(),
                 errno,
                 cmdline_len: cmdline.to_bytes_with_nul().len(),
             }
             .into()
-        },
-    )
+        })
+    }
 }
 
 /// Reboots into the kernel [`load`] loaded: syncs the file systems, checks that the state is

@@ -33,10 +33,25 @@ use crate::scenario::liveupdate;
 /// The test's name in its group (`systemd/standalone`).
 pub const STANDALONE: &str = "standalone";
 
+/// The observer flavour's test (`systemd/observer`): the agent, with the drop-in of
+/// `contrib/systemd/luo-agent.service.d/`, holds a workload's memfd in a mainline session
+/// through `systemctl kexec`'s shutdown.
+pub const OBSERVER: &str = "observer";
+
 /// Every test of the group, in order.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    std::iter::once(STANDALONE)
+    [STANDALONE, OBSERVER].into_iter()
 }
+
+/// The observer test's script (both boots, both phases).
+const OBSERVER_SCRIPT: &str = include_str!("../../../tests/guest-scripts/systemd-observer.sh");
+
+/// The line the observer test's second boot prints when the cycle held.
+const OBSERVER_EXPECTED: &str =
+    "systemd observer live update: generation 1, memory restored, session finished, state normal";
+
+/// How much memory the observer test's workload keeps across the kexec.
+const OBSERVER_MIB: u64 = 64;
 
 /// The line the second boot prints when the cycle held.
 const EXPECTED: &str = "systemd live update: generation 1, restored, finished, state normal";
@@ -158,6 +173,8 @@ pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String)
         match *test {
             STANDALONE => standalone(kernel)
                 .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
+            OBSERVER => observer(kernel)
+                .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
             other => return Err(format!("no systemd test '{other}'")),
         }
     }
@@ -186,38 +203,121 @@ fn standalone(kernel: &Kernel) -> Result {
         systemd: true,
         ..GuestOptions::default()
     };
+    let what = "the live update under systemd";
+    let (guest, arrivals) = boot(
+        kernel,
+        &script,
+        &options,
+        what,
+        "systemd-standalone",
+        EXPECTED,
+    )?;
+    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    report(what, &guest, &arrivals, &console);
+    Ok(())
+}
+
+/// The observer flavour's cycle under systemd: the agent, a root storage daemon, keeps the
+/// workload's memfd in a session through the shutdown of `systemctl kexec`.
+fn observer(kernel: &Kernel) -> Result {
+    run::step("userspace for the guest: luoctl, the workload");
+    run::run(
+        Command::new("cargo")
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "luoctl",
+                "--bin",
+                "luoctl",
+                "-p",
+                "luo-user",
+                "--example",
+                "workload",
+            ])
+            .current_dir(cache::workspace()),
+    )?;
+    run::step(&format!(
+        "live update under systemd as PID 1, observer flavour (liveupdate=on), {OBSERVER_MIB} MiB \
+         kept by the agent (QEMU)"
+    ));
+    let bzimage = kernel.build.join("arch/x86/boot/bzImage");
+    let workload = cache::workspace().join("target/debug/examples/workload");
+    let script = format!(
+        "LUOCTL=target/debug/luoctl\nWORKLOAD={}\nBZIMAGE={}\nMIB={OBSERVER_MIB}\n{OBSERVER_SCRIPT}",
+        runner::shell_quote(&workload.to_string_lossy()),
+        runner::shell_quote(&bzimage.to_string_lossy()),
+    );
+    let options = GuestOptions {
+        append: vec!["liveupdate=on".to_owned()],
+        systemd: true,
+        ..GuestOptions::default()
+    };
+    let what = "the observer live update under systemd";
+    let (guest, arrivals) = boot(
+        kernel,
+        &script,
+        &options,
+        what,
+        "systemd-observer",
+        OBSERVER_EXPECTED,
+    )?;
+    let console = check_observer_console(&guest.stdout, &guest.console).map_err(|err| {
+        format!(
+            "{what}: {err}\n--- guest console (last 60 lines) ---\n{}",
+            tail(&guest.console, 60)
+        )
+    })?;
+    report(what, &guest, &arrivals, &console);
+    Ok(())
+}
+
+/// Boots the systemd guest with `script` and checks that it succeeded and printed `expected`;
+/// returns the run and when each console line reached the host. The whole console goes to the
+/// log `log_name`.
+fn boot(
+    kernel: &Kernel,
+    script: &str,
+    options: &GuestOptions,
+    what: &str,
+    log_name: &str,
+    expected: &str,
+) -> Result<(GuestRun, Vec<(Duration, String)>)> {
     let start = Instant::now();
     let mut arrivals: Vec<(Duration, String)> = Vec::new();
-    let guest = runner::run_in_guest_with(&kernel.build, &script, &options, |stream, line, at| {
+    let guest = runner::run_in_guest_with(&kernel.build, script, options, |stream, line, at| {
         if stream == Stream::Console {
             arrivals.push((at.saturating_duration_since(start), line.to_owned()));
         }
     })?;
-    let what = "the live update under systemd";
     // The whole console (both boots' journals) for a person to read; the report shows its end.
-    let log = cache::log("systemd-standalone-console")?;
+    let log = cache::log(&format!("{log_name}-console"))?;
     std::fs::write(&log, &guest.console)
         .map_err(|err| format!("cannot write {}: {err}", log.display()))?;
     if !guest.success() {
         return Err(format!(
-            "{}
-the whole console: {}",
+            "{}\nthe whole console: {}",
             runner::failure_report(what, &guest),
             log.display()
         ));
     }
-    if !guest.stdout.lines().any(|line| line.trim() == EXPECTED) {
+    if !guest.stdout.lines().any(|line| line.trim() == expected) {
         return Err(format!(
-            "{what}: expected the line '{EXPECTED}'; the guest printed:\n{}",
-            guest.stdout
+            "{what}: expected the line '{expected}'; the guest printed:\n{}\nthe whole console: {}",
+            guest.stdout,
+            log.display()
         ));
     }
-    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    Ok((guest, arrivals))
+}
+
+/// Prints what a passed test found: its notes, the boot times and the agent's console lines.
+fn report(what: &str, guest: &GuestRun, arrivals: &[(Duration, String)], console: &[String]) {
     eprintln!("    {what}: ok ({:.1?})", guest.elapsed);
     for line in guest.stdout.lines().filter(|l| l.starts_with("note:")) {
         eprintln!("      {line}");
     }
-    for (boot, (from, took)) in boot_times(&arrivals).iter().enumerate() {
+    for (boot, (from, took)) in boot_times(arrivals).iter().enumerate() {
         eprintln!(
             "      note: boot {boot}: {took:.1?} from {from} to the agent's READY (systemd's \
              'Started luo-agent.service', host clock)"
@@ -227,7 +327,124 @@ the whole console: {}",
     for line in console {
         eprintln!("        {line}");
     }
-    Ok(())
+}
+
+/// The last `count` lines of `text`.
+fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// Checks the observer cycle: on the output (`stdout`), the memory the workload checked in the
+/// second boot is the memory it stamped in the first (same check); on the console (the
+/// journal of both boots, forwarded by journald, and the kernel's and systemd-shutdown's
+/// lines), the first boot's shutdown stopped the workload but neither stopped nor killed the
+/// agent, and the workload's counter resumed where the first boot left it. Returns the lines
+/// of the agent, the workload, systemd about them, and the jump.
+fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
+    let console = mend(console);
+    let boots: Vec<&str> = console.split("Linux version").skip(1).collect();
+    let [first, _] = boots[..] else {
+        return Err(format!(
+            "expected two boots on the console, found {}",
+            boots.len()
+        ));
+    };
+    let before = stdout
+        .lines()
+        .find(|line| line.starts_with("note: boot 0: ") && line.contains("MiB stamped in "))
+        .and_then(|line| value_after(line, ", check "))
+        .ok_or("the first boot printed no 'workload: N MiB stamped in ..., check X'")?;
+    let restored = stdout
+        .lines()
+        .find(|line| line.starts_with("note: boot 1: ") && line.contains("workload: restored "))
+        .ok_or("the second boot printed no 'workload: restored'")?;
+    let after =
+        value_after(restored, ", check ").ok_or("the workload's 'restored' line has no check")?;
+    if before != after {
+        return Err(format!(
+            "the workload's memory changed across the kexec: check {before} before, {after} after"
+        ));
+    }
+    let resumed: u64 = value_after(restored, "counter resumes at ")
+        .and_then(|n| n.parse().ok())
+        .ok_or("the workload's 'restored' line has no counter")?;
+    let last: u64 = first
+        .lines()
+        .rev()
+        .find_map(|line| value_after(line, "workload: counter at ").and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    if resumed < last {
+        return Err(format!(
+            "the workload's counter went back: {last} in the first boot, resumed at {resumed}"
+        ));
+    }
+    // The shutdown ran its transaction (the workload's unit was stopped) and left the agent
+    // alone: no stop job for its unit, no SIGTERM or SIGKILL from systemd-shutdown (which
+    // names a process it has to kill in the end).
+    if !first.contains("Stopped luo-workload.service") {
+        return Err("the first boot's shutdown did not stop luo-workload.service".to_owned());
+    }
+    for stopped in [
+        "Stopping luo-agent.service",
+        "Stopped luo-agent.service",
+        "luo-agent.service: Deactivated",
+        "luo-agent.service: Main process exited",
+        "luo-agent.service: Killing",
+    ] {
+        if first.contains(stopped) {
+            return Err(format!(
+                "the first boot's shutdown stopped the agent: '{stopped}'"
+            ));
+        }
+    }
+    // systemd-shutdown's final kill skipped the agent, by its '@': it says so (a notice, as the
+    // agent runs from the root file system), and it sent it no SIGKILL.
+    let agent = first
+        .lines()
+        .find(|line| line.contains("luoctl agent: listening at"))
+        .and_then(|line| line.split_once("luoctl["))
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(pid, _)| pid.to_owned())
+        .ok_or("the first boot's journal has no 'luoctl[PID]: luoctl agent: listening at'")?;
+    let spared = format!("Process {agent} (luoctl) has been marked to be excluded from killing");
+    if !first.contains(&spared) {
+        return Err(format!(
+            "systemd-shutdown did not skip the agent (pid {agent}): no '{spared}'"
+        ));
+    }
+    if first.contains(&format!("Sending SIGKILL to PID {agent} ")) {
+        return Err(format!(
+            "systemd-shutdown sent SIGKILL to the agent (pid {agent})"
+        ));
+    }
+    // The workload went away in the shutdown's transaction; the agent kept its session.
+    if !first.contains("the workload of session workload went away; its session stays") {
+        return Err(
+            "the agent did not say that the workload's session stays when the shutdown stopped \
+             the workload"
+                .to_owned(),
+        );
+    }
+    if !first.contains("kexec_core: Starting new kernel") {
+        return Err("the first boot did not end in a kexec".to_owned());
+    }
+    Ok(console
+        .lines()
+        .filter(|line| {
+            line.contains("] luoctl[")
+                || line.contains("] workload[")
+                || (line.contains("systemd[1]: ")
+                    && (line.contains("luo-agent.service") || line.contains("luo-workload")))
+                || (line.contains("systemd-shutdown[1]: ")
+                    && ["remaining processes", "excluded from killing", "with kexec"]
+                        .iter()
+                        .any(|what| line.contains(what)))
+                || line.contains("luo: ")
+                || line.contains("kexec_core: Starting new kernel")
+        })
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The console lines of the agent (forwarded by journald), across both boots, after checking
@@ -273,6 +490,54 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
         })
         .map(str::to_owned)
         .collect())
+}
+
+/// The console with the kernel's lines taken out of the journal's lines they broke into: the
+/// kernel and journald write to the console at once, and a kernel line (`[   86.274882]
+/// luo: ...`) can land in the middle of a journal line, whose rest then starts the next line.
+fn mend(console: &str) -> String {
+    let mut mended = String::with_capacity(console.len());
+    let mut carried = String::new();
+    for line in console.lines() {
+        let line = format!("{carried}{line}");
+        carried.clear();
+        match kernel_stamp_inside(&line) {
+            Some(at) => {
+                mended.push_str(&line[at..]);
+                mended.push('\n');
+                carried = line[..at].to_owned();
+            }
+            None => {
+                mended.push_str(&line);
+                mended.push('\n');
+            }
+        }
+    }
+    mended.push_str(&carried);
+    mended
+}
+
+/// Where a kernel time stamp (`[` spaces, digits, `.`, six digits, `]`) starts in `line`
+/// after its start, if one does.
+fn kernel_stamp_inside(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    (1..bytes.len()).find(|&at| {
+        if bytes[at] != b'[' {
+            return false;
+        }
+        let Some(end) = line[at..].find(']') else {
+            return false;
+        };
+        let stamp = line[at + 1..at + end].trim_start();
+        let Some((secs, micros)) = stamp.split_once('.') else {
+            return false;
+        };
+        !secs.is_empty()
+            && secs.bytes().all(|b| b.is_ascii_digit())
+            && micros.len() == 6
+            && micros.bytes().all(|b| b.is_ascii_digit())
+            && line[at + end + 1..].starts_with(' ')
+    })
 }
 
 /// The word after `prefix` on the first line that has it.
@@ -326,8 +591,72 @@ mod tests {
         );
     }
 
+    /// A console like the observer test's, with `agent_line` in the first boot's shutdown and
+    /// a kernel line broken into the workload's 'restored' line.
+    fn observer_console(agent_line: &str) -> String {
+        format!(
+            "[ 0.0] Linux version 7.3\n\
+             [ 27.6] luoctl[56]: luoctl agent: listening at /run/luo/agent.sock (observer)\n\
+             [ 81.2] workload[98]: workload: counter at 260\n\
+             [ 82.8] luoctl[56]: luoctl agent: the workload of session workload went away; its \
+             session stays, preserved for the kexec\n\
+             [ 83.1] systemd[1]: Stopped luo-workload.service - workload.\n\
+             {agent_line}\
+             [ 89.8] systemd-shutdown[1]: Process 56 (luoctl) has been marked to be excluded \
+             from killing. It is running from the root file system\n\
+             [ 91.5] kexec_core: Starting new kernel\n\
+             [ 0.0] Linux version 7.3\n\
+             [  100.3] workload[105]: workload: restored[   86.274882] luo: observer: Switched\n \
+             64 MiB from session workload, check 8f97 (every page checked); counter resumes at 279\n"
+        )
+    }
+
+    /// The output's notes of the workload's check before and after the kexec.
+    fn observer_stdout(after: &str) -> String {
+        format!(
+            "note: boot 0: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
+             note: boot 1: workload: restored 64 MiB from session workload, check {after} (every \
+             page checked in 1529 ms); counter resumes at 279\n"
+        )
+    }
+
+    #[test]
+    fn the_observer_console_shows_the_memory_kept_by_an_agent_left_running() {
+        let lines = check_observer_console(&observer_stdout("8f97"), &observer_console(""));
+        let lines = lines.unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("workload: restored 64 MiB")),
+            "{lines:?}"
+        );
+        let err =
+            check_observer_console(&observer_stdout("0bad"), &observer_console("")).unwrap_err();
+        assert!(err.contains("check 8f97 before, 0bad after"), "{err}");
+        let stopped = "[ 83.0] systemd[1]: Stopping luo-agent.service - agent...\n";
+        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(stopped))
+            .unwrap_err();
+        assert!(err.contains("stopped the agent"), "{err}");
+        let killed = "[ 89.9] systemd-shutdown[1]: Sending SIGKILL to PID 56 (luoctl).\n";
+        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(killed))
+            .unwrap_err();
+        assert!(err.contains("sent SIGKILL to the agent"), "{err}");
+    }
+
+    #[test]
+    fn a_kernel_line_inside_a_journal_line_is_taken_out() {
+        let console = "[ 86.3] workload[106]: workload: restored[   86.274882] luo: to [normal]\n \
+                       64 MiB, check a0ed\n[ 86.4] next\n";
+        assert_eq!(
+            mend(console),
+            "[   86.274882] luo: to [normal]\n\
+             [ 86.3] workload[106]: workload: restored 64 MiB, check a0ed\n[ 86.4] next\n"
+        );
+    }
+
     #[test]
     fn the_script_names_the_expected_line() {
         assert!(SCRIPT.contains(EXPECTED));
+        assert!(OBSERVER_SCRIPT.contains(OBSERVER_EXPECTED));
     }
 }

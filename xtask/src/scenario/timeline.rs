@@ -568,19 +568,26 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// The two numbers the test output reports.
+/// The numbers the test output reports: the blackout, and luo's own shares where measured
+/// (the observer flavour has no freeze of its own), with the memory kept where there was one.
 pub fn summary(timeline: &Timeline) -> String {
-    let show = |span: &Span| {
+    let mut parts = vec![format!(
+        "blackout {}",
         timeline
-            .measure(span)
+            .measure(&BLACKOUT)
             .map_or("?".to_owned(), |(d, _)| human(d))
-    };
-    format!(
-        "blackout {}, luo's freeze {}, luo's init {}",
-        show(&BLACKOUT),
-        show(&FREEZE),
-        show(&MODULE_INIT),
-    )
+    )];
+    for (name, span) in [("luo's freeze", &FREEZE), ("luo's init", &MODULE_INIT)] {
+        if let Some((d, _)) = timeline.measure(span) {
+            parts.push(format!("{name} {}", human(d)));
+        }
+    }
+    if let Some(mib) = timeline.memory_mib {
+        parts.push(format!(
+            "{mib} MiB kept, its check the same after the kexec"
+        ));
+    }
+    parts.join(", ")
 }
 
 /// The breakdown over several runs: each span's median and range, with its owner.
