@@ -79,16 +79,17 @@ pub enum Command {
         )]
         memory_mib: u64,
     },
-    /// Every check: fmt, clippy, unit, property, loom, doc tests, the ABI document, the kernel
-    /// tests under QEMU, the live update across kexec with its failure paths, and the in-tree
-    /// series (test-patches); or only the ones named.
+    /// Every check: fmt, the guest scripts (sh -n, shellcheck), clippy, unit, property, loom,
+    /// doc tests, the ABI document, the kernel tests under QEMU, the live update across kexec
+    /// with its failure paths, and the in-tree series (test-patches); or only the ones named,
+    /// or the quick loop.
     Test {
         /// Name every test, one a line, and run none (with --quick, the quick loop's).
         #[arg(long)]
         list: bool,
         /// The developer's loop, about four minutes warm on 2 cores: fmt, the guest scripts,
-        /// the unit and loom tests, one guest per flavour (luoctl on luo.ko, the built-in's
-        /// live update) and the demo's live-update cycle.
+        /// clippy, the unit and loom tests, one guest per flavour (luoctl on luo.ko, the
+        /// built-in's live update) and the demo's live-update cycle.
         #[arg(long, conflicts_with = "names")]
         quick: bool,
         /// The tests to run (names from --list, or a group: `kernel`, `liveupdate`,
