@@ -33,12 +33,12 @@ const HOST: &[&str] = &[
     "loom",
 ];
 
-/// `cargo xtask test --quick`: the loop a developer runs after an edit, about four minutes
-/// warm on a quiet 2-core host (3 min 30 s measured with other guests running, before clippy
-/// joined it at 10 to 20 s after an edit). The host's fast checks, clippy and the unit and loom
-/// tests, then one guest per flavour: `luoctl` against luo.ko on the module's kernel (its
-/// widest kernel test: the CLI, the agent, a watcher), the live update with luo built in (the
-/// in-tree kernel, two boots), and the demo's cycle (luo.ko, the agent and its hooks, a
+/// `cargo xtask test --quick`: the loop a developer runs after an edit, within four minutes
+/// warm on a 2-core host (2 min 45 s to 3 min 30 s measured, with other agents' guests
+/// running; clippy adds 10 to 20 s after an edit). The host's fast checks, clippy and the unit
+/// and loom tests, then one guest per flavour: `luoctl` against luo.ko on the module's kernel
+/// (its widest kernel test: the CLI, the agent, a watcher), the live update with luo built in
+/// (the in-tree kernel, two boots), and the demo's cycle (luo.ko, the agent and its hooks, a
 /// workload across a kexec). Left out, for the full run: rustdoc, packaging and the session
 /// header check, the other kernel and live-update tests (a guest each, 20 to 160 s), the
 /// series' checks, and mainline's and systemd's guests.
