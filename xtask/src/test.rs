@@ -53,7 +53,7 @@ const QUICK: &[&str] = &[
     "builtin/liveupdate",
 ];
 
-/// The names `--quick` runs, as words for [`run`].
+/// The names `--quick` runs, as words for [`run()`].
 pub fn quick() -> Vec<String> {
     QUICK.iter().map(|name| (*name).to_owned()).collect()
 }
