@@ -104,7 +104,9 @@ case "$boot" in
     expect_state updated "the boot after a live update"
     expect_transitions 0 "the boot after a live update (arriving is no change)"
     number=$(luo_number)
-    [ "$(cat /sys/kernel/liveupdate/generation)" = "$number" ] && [ "$number" = 1 ] || { echo "FAIL: generation $(cat /sys/kernel/liveupdate/generation), mainline logged $number"; exit 1; }
+    if [ "$(cat /sys/kernel/liveupdate/generation)" != "$number" ] || [ "$number" != 1 ]; then
+        echo "FAIL: generation $(cat /sys/kernel/liveupdate/generation), mainline logged $number"; exit 1
+    fi
     watch
     "$CHECK" verify-memfd luo-memory 1 "$MIB" "$(cat "$DIR/seed")"
     selftest luo_kexec_simple -s 2

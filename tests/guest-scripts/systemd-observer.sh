@@ -102,9 +102,10 @@ case "$GEN" in
         [ $i -lt 600 ] || { echo "the workload did not end in 120 s"; journal luo-workload.service; exit 1; }
         sleep 0.2
     done
-    [ "$(wprop Result)" = success ] && [ "$(wprop ExecMainStatus)" = 0 ] || {
+    if [ "$(wprop Result)" != success ] || [ "$(wprop ExecMainStatus)" != 0 ]; then
         echo "the workload failed in the new kernel: Result=$(wprop Result), status $(wprop ExecMainStatus):"
-        journal luo-workload.service; journal luo-agent.service; exit 1; }
+        journal luo-workload.service; journal luo-agent.service; exit 1
+    fi
     journal luo-workload.service | grep -q 'restored .* check' || { echo "the workload did not restore its memory"; journal luo-workload.service; exit 1; }
     journal luo-workload.service | grep 'restored .* check' | sed 's/^/note: boot 1: /'
     wait_journal luo-agent.service 'session workload: finished' 60

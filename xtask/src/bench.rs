@@ -6,7 +6,6 @@
 //! `target/bench/report.json` and `target/bench/latency.svg`. Speed goals are reported, not
 //! asserted: only a failed guest run is an error.
 
-mod json;
 mod report;
 mod svg;
 
@@ -14,11 +13,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
 use crate::build::{cache, module};
 use crate::guest::runner;
 use crate::run::{self, Result};
-use json::Json;
-use report::{Values, WATCHERS, nums, range};
+use report::{Figure, Ioctl, Latency, Lines, Values, WATCHERS, figure_or_null, range};
 
 /// The programs from the floor up to the library, with what each does per wake.
 const LAYERS: [(&str, &str); 4] = [
@@ -108,7 +109,7 @@ pub fn run() -> Result {
     let machine = Machine::probe(&values);
     write(
         &out.join("report.json"),
-        &report_json(&values, &verdicts, &machine, now).pretty(),
+        &report_json(&values, &verdicts, &machine, now)?,
     )?;
     write(
         &out.join("latency.svg"),
@@ -116,8 +117,8 @@ pub fn run() -> Result {
     )?;
     println!();
     println!(
-        "wrote {0}/report.json and {0}/latency.svg (copy the picture to Documentation/bench/ \
-         to publish it with the README's figures)",
+        "wrote {0}/report.json and {0}/latency.svg (to publish them, copy both to \
+         Documentation/bench/ and add the run's dated figures to its README.md)",
         out.display()
     );
     Ok(())
@@ -173,6 +174,7 @@ impl Machine {
 }
 
 /// A target of the issue: met or not, and its line.
+#[derive(Serialize)]
 struct Verdict {
     name: &'static str,
     met: Option<bool>,
@@ -336,108 +338,152 @@ fn table(values: &Values) -> Vec<String> {
     rows
 }
 
+/// How the figures were taken, for `report.json`.
+const METHOD: &str = "Each watcher is a process of its own (the library's Watcher::next_change, \
+    or the C floor's poll + pread), forked by one launcher per program, and reports each change \
+    the same way: a CLOCK_MONOTONIC time taken once it holds the new state, in a 32-byte \
+    record, one write(2) to a pipe. The driver takes a time before each SET_EVENT ioctl \
+    (prepare and cancel in turn), waits for every report, then a random 1-5 ms gap. Latency is \
+    the last report's time minus the time before the ioctl. The programs compared at one number \
+    of watchers are all started and take turns in random order, one transition at a time with \
+    1 watcher (blocks of 4 and 8 with 16 and 128), the others stopped (SIGSTOP takes them off \
+    the wait queue), so that both meet the same host. The kernel's console is turned down to \
+    warnings (the module's KERN_INFO line per transition still goes to the log buffer).";
+
 /// `target/bench/report.json`: the machine, the headline figures in a structure, the
-/// verdicts, and every line of the guest's report.
-fn report_json(values: &Values, verdicts: &[Verdict], machine: &Machine, now: u64) -> Json {
-    let scaling = WATCHERS
-        .iter()
-        .map(|&w| {
-            let lib = values.latency("library", w);
-            let floor = values.latency("c_floor", w);
-            let key = |what: &str| format!("ratio.library_over_floor.w{w}.{what}");
-            Json::obj([
-                ("watchers", Json::Num(f64::from(w))),
-                ("library", lib.map_or(Json::Null, |l| l.json())),
-                ("c_floor", floor.map_or(Json::Null, |l| l.json())),
-                ("ratio_p50", Json::num(values.num(&key("p50")))),
-                ("ratio_p99", Json::num(values.num(&key("p99")))),
-                ("ratio_part_p50", nums(&values.list(&key("part_p50")))),
-            ])
-        })
-        .collect();
-    let layers = WATCHERS
-        .iter()
-        .map(|&w| {
-            let mut pairs = vec![("watchers", Json::Num(f64::from(w)))];
-            pairs.extend(
-                LAYERS
-                    .iter()
-                    .map(|(p, _)| (*p, values.latency(p, w).map_or(Json::Null, |l| l.json()))),
-            );
-            Json::obj(pairs)
-        })
-        .collect();
-    let reread = values
-        .latency("reread_100ms", 1)
-        .map_or(Json::Null, |l| l.json());
-    Json::obj([
-        ("date_utc", Json::str(report::utc(now))),
-        (
-            "machine",
-            Json::obj([
-                ("host", Json::str(machine.host())),
-                ("guest", Json::str(machine.guest.clone())),
-            ]),
-        ),
-        (
-            "method",
-            Json::str(
-                "Each watcher is a process of its own (the library's Watcher::next_change, or the C \
-                 floor's poll + pread), forked by one launcher per program, and reports each \
-                 change the same way: a CLOCK_MONOTONIC time taken once it holds the new state, \
-                 in a 32-byte record, one write(2) to a pipe. The driver takes a time before \
-                 each SET_EVENT ioctl (prepare and cancel in turn), waits for every report, then \
-                 a random 1-5 ms gap. Latency is the last report's time minus the time before \
-                 the ioctl. The programs compared at one number of watchers are all started and \
-                 take turns in random order, one transition at a time with 1 watcher (blocks of \
-                 4 and 8 with 16 and 128), the others stopped (SIGSTOP takes them off the wait \
-                 queue), so that both meet the same host. The kernel's console is turned down \
-                 to warnings (the module's KERN_INFO line per transition still goes to the log \
-                 buffer).",
-            ),
-        ),
-        ("latency_last_watcher_us", Json::Arr(scaling)),
-        ("by_layer_us", Json::Arr(layers)),
-        ("reread_100ms_us", reread),
-        (
-            "one_wake_work_ns",
-            Json::obj(["rust_raw", "kernfs", "library"].map(|layer| {
-                let key = |what: &str| format!("wake_work.{layer}.{what}");
-                (
-                    layer,
-                    Json::obj([
-                        ("n", Json::num(values.num(&key("n")))),
-                        ("p50_ns", Json::num(values.num(&key("p50_ns")))),
-                        ("p99_ns", Json::num(values.num(&key("p99_ns")))),
-                    ]),
-                )
-            })),
-        ),
-        (
-            "library_allocations_per_wake",
-            Json::num(values.num("wake_work.library.allocations_per_wake")),
-        ),
-        (
-            "ioctl_us",
-            Json::Arr(values.ioctl().iter().map(report::Ioctl::json).collect()),
-        ),
-        (
-            "targets",
-            Json::Arr(
-                verdicts
-                    .iter()
-                    .map(|v| {
-                        Json::obj([
-                            ("name", Json::str(v.name)),
-                            ("met", v.met.map_or(Json::Null, Json::Bool)),
-                            ("line", Json::str(v.line.clone())),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-        ("lines", values.flat_json()),
-    ])
+/// verdicts, and every line of the guest's report. Its keys, in this order, are what
+/// `Documentation/bench/report.json` holds; a reader may rely on them.
+#[derive(Serialize)]
+struct Report<'v, 'a> {
+    date_utc: String,
+    machine: MachineJson,
+    method: &'static str,
+    latency_last_watcher_us: Vec<Scaling>,
+    by_layer_us: Vec<ByLayer<'v, 'a>>,
+    reread_100ms_us: Option<Latency>,
+    one_wake_work_ns: WakeWork,
+    #[serde(serialize_with = "figure_or_null")]
+    library_allocations_per_wake: Option<f64>,
+    ioctl_us: Vec<Ioctl>,
+    targets: &'v [Verdict],
+    lines: Lines<'v, 'a>,
+}
+
+/// The machine in words.
+#[derive(Serialize)]
+struct MachineJson {
+    host: String,
+    guest: String,
+}
+
+/// The library against the C floor at one number of watchers.
+#[derive(Serialize)]
+struct Scaling {
+    watchers: u32,
+    library: Option<Latency>,
+    c_floor: Option<Latency>,
+    ratio_p50: Option<Figure>,
+    ratio_p99: Option<Figure>,
+    ratio_part_p50: Vec<Figure>,
+}
+
+/// Each program of [`LAYERS`] at one number of watchers, keyed by the program's name.
+struct ByLayer<'v, 'a> {
+    watchers: u32,
+    values: &'v Values<'a>,
+}
+
+impl Serialize for ByLayer<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        // A map by hand: the keys are LAYERS' names, so the table and the report cannot
+        // name a program differently.
+        let mut map = serializer.serialize_map(Some(1 + LAYERS.len()))?;
+        map.serialize_entry("watchers", &self.watchers)?;
+        for (program, _) in LAYERS {
+            map.serialize_entry(program, &self.values.latency(program, self.watchers))?;
+        }
+        map.end()
+    }
+}
+
+/// One wake's work in the driver's thread, per layer.
+#[derive(Serialize)]
+struct WakeWork {
+    rust_raw: Wake,
+    kernfs: Wake,
+    library: Wake,
+}
+
+/// One layer's wake work, in nanoseconds.
+#[derive(Serialize)]
+struct Wake {
+    n: Option<Figure>,
+    p50_ns: Option<Figure>,
+    p99_ns: Option<Figure>,
+}
+
+impl Wake {
+    fn of(values: &Values, layer: &str) -> Wake {
+        let key = |what: &str| values.num(&format!("wake_work.{layer}.{what}")).map(Figure);
+        Wake {
+            n: key("n"),
+            p50_ns: key("p50_ns"),
+            p99_ns: key("p99_ns"),
+        }
+    }
+}
+
+/// The text of `target/bench/report.json`, indented, with a final newline.
+fn report_json(
+    values: &Values,
+    verdicts: &[Verdict],
+    machine: &Machine,
+    now: u64,
+) -> Result<String> {
+    let report = Report {
+        date_utc: report::utc(now),
+        machine: MachineJson {
+            host: machine.host(),
+            guest: machine.guest.clone(),
+        },
+        method: METHOD,
+        latency_last_watcher_us: WATCHERS
+            .iter()
+            .map(|&w| {
+                let key = |what: &str| format!("ratio.library_over_floor.w{w}.{what}");
+                Scaling {
+                    watchers: w,
+                    library: values.latency("library", w),
+                    c_floor: values.latency("c_floor", w),
+                    ratio_p50: values.num(&key("p50")).map(Figure),
+                    ratio_p99: values.num(&key("p99")).map(Figure),
+                    ratio_part_p50: values
+                        .list(&key("part_p50"))
+                        .into_iter()
+                        .map(Figure)
+                        .collect(),
+                }
+            })
+            .collect(),
+        by_layer_us: WATCHERS
+            .iter()
+            .map(|&watchers| ByLayer { watchers, values })
+            .collect(),
+        reread_100ms_us: values.latency("reread_100ms", 1),
+        one_wake_work_ns: WakeWork {
+            rust_raw: Wake::of(values, "rust_raw"),
+            kernfs: Wake::of(values, "kernfs"),
+            library: Wake::of(values, "library"),
+        },
+        library_allocations_per_wake: values.num("wake_work.library.allocations_per_wake"),
+        ioctl_us: values.ioctl(),
+        targets: verdicts,
+        lines: values.lines(),
+    };
+    let mut text = serde_json::to_string_pretty(&report)
+        .map_err(|err| format!("cannot write the report as JSON: {err}"))?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// The picture: latency against watchers, library against floor.
@@ -531,12 +577,61 @@ mod tests {
         assert!(verdicts[0].line.contains("1.01x to 1.06x over 2 parts"));
         let missed = targets(&Values::parse(&["bench: idle.library.syscalls 5"]));
         assert!(missed.iter().any(|v| v.met == Some(false)));
-        let json = report_json(&values, &verdicts, &Machine::probe(&values), 0).pretty();
+        let json = report_json(&values, &verdicts, &Machine::probe(&values), 0).unwrap();
         assert!(json.contains("\"date_utc\": \"1970-01-01 00:00 UTC\""));
         assert!(
             chart(&values, &Machine::probe(&values), 0)
                 .render()
                 .contains("50 µs")
         );
+    }
+
+    /// The published report, rewritten from its own guest lines, is the same JSON: the
+    /// structure (keys, nesting, `null`s, whole numbers) has not changed under whatever reads it.
+    #[test]
+    fn the_published_report_comes_out_the_same() {
+        let path = cache::workspace().join("Documentation/bench/report.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut published: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let lines: Vec<String> = published["lines"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("bench: {key} {text}"),
+                number => format!("bench: {key} {number}"),
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let values = Values::parse(&lines);
+        let text = report_json(&values, &targets(&values), &Machine::probe(&values), 0).unwrap();
+        assert!(text.ends_with("}\n"));
+        let mut written: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // The date and the host are this run's.
+        for report in [&mut published, &mut written] {
+            let object = report.as_object_mut().unwrap();
+            object.remove("date_utc");
+            object["machine"].as_object_mut().unwrap().remove("host");
+        }
+        assert_eq!(written, published);
+        // The keys in the published order: serde_json::Value sorts them, so the text is read.
+        let top: Vec<usize> = [
+            "\"date_utc\"",
+            "\"machine\"",
+            "\"method\"",
+            "\"latency_last_watcher_us\"",
+            "\"by_layer_us\"",
+            "\"reread_100ms_us\"",
+            "\"one_wake_work_ns\"",
+            "\"library_allocations_per_wake\"",
+            "\"ioctl_us\"",
+            "\"targets\"",
+            "\"lines\"",
+        ]
+        .iter()
+        .map(|key| text.find(&format!("\n  {key}: ")).unwrap())
+        .collect();
+        assert!(top.is_sorted(), "top-level keys out of order: {top:?}");
+        assert!(text.contains("\"n\": 600,"), "counts are whole numbers");
     }
 }

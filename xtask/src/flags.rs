@@ -79,13 +79,19 @@ pub enum Command {
         )]
         memory_mib: u64,
     },
-    /// Every check: fmt, clippy, unit, property, loom, doc tests, the ABI document, the kernel
-    /// tests under QEMU, the live update across kexec with its failure paths, and the in-tree
-    /// series (test-patches); or only the ones named.
+    /// Every check: fmt, the guest scripts (sh -n, shellcheck), clippy, unit, property, loom,
+    /// doc tests, the ABI document, the kernel tests under QEMU, the live update across kexec
+    /// with its failure paths, and the in-tree series (test-patches); or only the ones named,
+    /// or the quick loop.
     Test {
-        /// Name every test, one a line, and run none.
+        /// Name every test, one a line, and run none (with --quick, the quick loop's).
         #[arg(long)]
         list: bool,
+        /// The developer's loop, about four minutes warm on 2 cores: fmt, the guest scripts,
+        /// clippy, the unit and loom tests, one guest per flavour (luoctl on luo.ko, the
+        /// built-in's live update) and the demo's live-update cycle.
+        #[arg(long, conflicts_with = "names")]
+        quick: bool,
         /// The tests to run (names from --list, or a group: `kernel`, `liveupdate`,
         /// `builtin`); all when none is named.
         #[arg(value_name = "NAME", conflicts_with = "list")]
@@ -177,6 +183,26 @@ mod tests {
             parse(&["vm", "--vng"]).unwrap(),
             Some(Command::Vm { vng: true, .. })
         ));
+    }
+
+    #[test]
+    fn quick_is_a_set_of_its_own() {
+        assert!(matches!(
+            parse(&["test", "--quick"]).unwrap(),
+            Some(Command::Test { quick: true, list: false, ref names }) if names.is_empty()
+        ));
+        assert!(matches!(
+            parse(&["test", "--quick", "--list"]).unwrap(),
+            Some(Command::Test {
+                quick: true,
+                list: true,
+                ..
+            })
+        ));
+        assert!(
+            parse(&["test", "--quick", "kernel"]).is_err(),
+            "--quick names its own tests"
+        );
     }
 
     #[test]

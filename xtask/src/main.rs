@@ -80,11 +80,14 @@ fn dispatch(command: Command) -> run::Result {
             standalone,
             memory_mib,
         }),
-        Command::Test { list: true, .. } => {
-            test::list();
-            Ok(())
+        Command::Test { list, quick, names } => {
+            let names = if quick { test::quick() } else { names };
+            if list {
+                test::list(&names)
+            } else {
+                test::run(&names)
+            }
         }
-        Command::Test { list: false, names } => test::run(&names),
         Command::TestKernel { builtin, tests } => scenario::kernel_tests::run(builtin, &tests),
         Command::TestPatches => scenario::builtin::test_patches(),
         Command::TestLiveupdate { only } => scenario::liveupdate::test_all(&only),

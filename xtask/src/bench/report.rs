@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::json::Json;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 /// The numbers of watchers the guest measures (`luo-bench`'s `WATCHERS`).
 pub const WATCHERS: [u32; 3] = [1, 16, 128];
@@ -15,40 +16,53 @@ pub struct Values<'a> {
     order: Vec<&'a str>,
 }
 
-/// The latency of one program with one number of watchers, in microseconds.
-#[derive(Clone, Debug, PartialEq)]
+/// The latency of one program with one number of watchers, in microseconds; in
+/// `report.json` under the names of the guest's keys.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Latency {
     /// Measured transitions.
+    #[serde(serialize_with = "figure")]
     pub n: f64,
     /// Median of the last watcher's latency.
+    #[serde(rename = "p50_us", serialize_with = "figure")]
     pub p50: f64,
     /// 99th percentile of the last watcher's latency.
+    #[serde(rename = "p99_us", serialize_with = "figure")]
     pub p99: f64,
     /// Smallest.
+    #[serde(rename = "min_us", serialize_with = "figure")]
     pub min: f64,
     /// Largest.
+    #[serde(rename = "max_us", serialize_with = "figure")]
     pub max: f64,
     /// The median of each part of the run, in time order: the spread of the median over the
     /// run (part `i` of each program covers the same stretch of time).
+    #[serde(rename = "part_p50_us", serialize_with = "figures")]
     pub part_p50: Vec<f64>,
     /// Median of the first watcher's latency (more than one watcher only).
+    #[serde(rename = "first_watcher_p50_us", serialize_with = "figure_or_null")]
     pub first_p50: Option<f64>,
 }
 
 /// The ioctl's cost with one number of watchers, in microseconds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ioctl {
     /// How many watchers slept on the attribute.
     pub watchers: u32,
     /// Measured transitions.
+    #[serde(serialize_with = "figure")]
     pub n: f64,
     /// Median wall time as the caller sees it.
+    #[serde(rename = "wall_p50_us", serialize_with = "figure")]
     pub p50: f64,
     /// 99th percentile wall time.
+    #[serde(rename = "wall_p99_us", serialize_with = "figure")]
     pub p99: f64,
     /// Median of the caller's CPU time.
+    #[serde(rename = "cpu_p50_us", serialize_with = "figure")]
     pub cpu_p50: f64,
     /// 99th percentile of the caller's CPU time.
+    #[serde(rename = "cpu_p99_us", serialize_with = "figure")]
     pub cpu_p99: f64,
 }
 
@@ -121,47 +135,80 @@ impl<'a> Values<'a> {
             .collect()
     }
 
-    /// Every line as a flat JSON object, numbers as numbers.
-    pub fn flat_json(&self) -> Json {
-        Json::obj(
-            self.order
-                .iter()
-                .map(|key| (*key, Json::guess(self.map[key]))),
-        )
+    /// Every line, for `report.json`: a flat object in the order the guest printed them,
+    /// numbers as numbers.
+    pub fn lines(&self) -> Lines<'_, 'a> {
+        Lines(self)
     }
 }
 
-impl Latency {
-    /// As JSON.
-    pub fn json(&self) -> Json {
-        Json::obj([
-            ("n", Json::Num(self.n)),
-            ("p50_us", Json::Num(self.p50)),
-            ("p99_us", Json::Num(self.p99)),
-            ("min_us", Json::Num(self.min)),
-            ("max_us", Json::Num(self.max)),
-            ("part_p50_us", nums(&self.part_p50)),
-            ("first_watcher_p50_us", Json::num(self.first_p50)),
-        ])
-    }
+/// Every `bench:` line as one JSON object (see [`Values::lines`]).
+pub struct Lines<'v, 'a>(&'v Values<'a>);
 
+impl Serialize for Lines<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A map by hand rather than a serde_json::Map: that sorts its keys unless the
+        // `preserve_order` feature is on, which would change luoctl's output too (features
+        // are unified across the workspace).
+        let mut map = serializer.serialize_map(Some(self.0.order.len()))?;
+        for key in &self.0.order {
+            map.serialize_entry(key, &Guessed::from(self.0.map[key]))?;
+        }
+        map.end()
+    }
+}
+
+/// A value of the guest's report: a number if it reads as one, else its text.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Guessed<'a> {
+    Number(#[serde(serialize_with = "figure")] f64),
+    Text(&'a str),
+}
+
+impl<'a> From<&'a str> for Guessed<'a> {
+    fn from(text: &'a str) -> Guessed<'a> {
+        match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Guessed::Number(n),
+            _ => Guessed::Text(text),
+        }
+    }
+}
+
+/// A figure in JSON: a count or other whole value without a fraction (`500`, not `500.0`, as
+/// the guest printed it), a non-finite one as `null` (JSON has no NaN).
+pub fn figure<S: Serializer>(x: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
+        // Exact: a whole number below 2^53 converts without loss.
+        serializer.serialize_i64(*x as i64)
+    } else if x.is_finite() {
+        serializer.serialize_f64(*x)
+    } else {
+        serializer.serialize_none()
+    }
+}
+
+/// [`figure`], or `null` for none.
+pub fn figure_or_null<S: Serializer>(x: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match x {
+        Some(x) => figure(x, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// An array of [`figure`]s.
+pub fn figures<S: Serializer>(xs: &[f64], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(xs.iter().map(|&x| Figure(x)))
+}
+
+/// One [`figure`], for the places that hold a bare number.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Figure(#[serde(serialize_with = "figure")] pub f64);
+
+impl Latency {
     /// The smallest and largest median of a part, if there are parts.
     pub fn part_range(&self) -> Option<(f64, f64)> {
         range(&self.part_p50)
-    }
-}
-
-impl Ioctl {
-    /// As JSON.
-    pub fn json(&self) -> Json {
-        Json::obj([
-            ("watchers", Json::Num(f64::from(self.watchers))),
-            ("n", Json::Num(self.n)),
-            ("wall_p50_us", Json::Num(self.p50)),
-            ("wall_p99_us", Json::Num(self.p99)),
-            ("cpu_p50_us", Json::Num(self.cpu_p50)),
-            ("cpu_p99_us", Json::Num(self.cpu_p99)),
-        ])
     }
 }
 
@@ -170,11 +217,6 @@ pub fn range(xs: &[f64]) -> Option<(f64, f64)> {
     let lo = xs.iter().copied().reduce(f64::min)?;
     let hi = xs.iter().copied().reduce(f64::max)?;
     Some((lo, hi))
-}
-
-/// A JSON array of numbers.
-pub fn nums(xs: &[f64]) -> Json {
-    Json::Arr(xs.iter().map(|&x| Json::Num(x)).collect())
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of a time in seconds since the epoch.
@@ -239,8 +281,13 @@ mod tests {
         let ioctl = values.ioctl();
         assert_eq!((ioctl.len(), ioctl[0].watchers, ioctl[0].p50), (1, 0, 20.0));
         assert_eq!(
-            values.flat_json().pretty().lines().nth(1),
-            Some("  \"latency.library.w1.n\": 500,")
+            serde_json::to_string(&values.lines()).unwrap(),
+            "{\"latency.library.w1.n\":500,\"latency.library.w1.p50_us\":120.5,\
+             \"latency.library.w1.p99_us\":300,\"latency.library.w1.min_us\":90,\
+             \"latency.library.w1.max_us\":900,\"latency.library.w1.part_p50_us\":\"119.0,121.5\",\
+             \"ioctl.w0.n\":500,\"ioctl.w0.p50_us\":20,\"ioctl.w0.p99_us\":40,\
+             \"ioctl.w0.cpu_p50_us\":19,\"ioctl.w0.cpu_p99_us\":30}",
+            "every line in the guest's order, numbers as numbers"
         );
     }
 }

@@ -19,7 +19,8 @@ pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-7.3";
 /// 14 is older than the kernel's minimum (17.0.1); udev, because virtme-ng's init (`vm --vng`
 /// only) starts the host's udevd in the guest; systemd, which the test `systemd/standalone`
 /// boots as the guest's PID 1 (a container image may lack it); kexec-tools, whose `kexec -e`
-/// is how systemd-shutdown jumps.
+/// is how systemd-shutdown jumps; shellcheck, which the host check `scripts` runs over the guest
+/// scripts.
 const BOOKWORM_PACKAGES: &[&str] = &[
     "bc",
     "bison",
@@ -35,6 +36,7 @@ const BOOKWORM_PACKAGES: &[&str] = &[
     "lz4",
     "qemu-system-x86",
     "rsync",
+    "shellcheck",
     "strace",
     "systemd",
     "udev",

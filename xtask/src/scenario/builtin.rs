@@ -16,35 +16,8 @@ use crate::series;
 /// The line the second boot prints when the scenario held.
 const EXPECTED: &str = "built-in live update: generation 1, updated before init, finished";
 
-/// The script, run in both boots. `dmesg` timestamps tell how long before init the state was
-/// known; the `note:` lines carry them to the host.
-const SCRIPT: &str = r#"set -eu
-LUOCTL=target/debug/luoctl
-grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug
-GEN=$(cat /sys/kernel/liveupdate/generation)
-STATE=$(cat /sys/kernel/liveupdate/state)
-stamp() {
-    dmesg | sed -n "s/^\[ *\([0-9.]*\)\] $1.*/\1/p" | head -n 1
-}
-case "$GEN" in
-0)  [ "$STATE" = normal ] || { echo "a cold boot came up $STATE"; exit 1; }
-    $LUOCTL prepare
-    kexec -s -l "$BZIMAGE" --reuse-cmdline
-    kexec -e
-    echo "kexec -e returned"; exit 1 ;;
-1)  [ "$STATE" = updated ] || { echo "the live-updated boot came up $STATE"; exit 1; }
-    READY=$(stamp 'luo: Ready in state \[updated\]')
-    INIT=$(stamp 'Run .* as init process')
-    [ -n "$READY" ] && [ -n "$INIT" ] || { echo "missing log lines:"; dmesg | grep -e 'luo:' -e 'init process'; exit 1; }
-    echo "note: luo ready in state updated at ${READY} s, init started at ${INIT} s (kernel time)"
-    echo "note: $(dmesg | grep -m 1 'luo: Ready in state')"
-    awk -v r="$READY" -v i="$INIT" 'BEGIN { exit !(r < i) }' || { echo "luo was ready only after init started"; exit 1; }
-    $LUOCTL finish
-    [ "$(cat /sys/kernel/liveupdate/state)" = normal ] || { echo "finish did not return to normal"; exit 1; }
-    echo "built-in live update: generation 1, updated before init, finished" ;;
-*)  echo "unexpected generation $GEN"; exit 1 ;;
-esac
-"#;
+/// The script, run in both boots; see its header.
+const SCRIPT: &str = include_str!("../../../tests/guest-scripts/builtin-liveupdate.sh");
 
 /// The name of this live update among the built-in's tests.
 pub const LIVEUPDATE: &str = "liveupdate";

@@ -18,6 +18,9 @@ const OBSERVER_SCRIPT: &str = include_str!("../../../tests/guest-scripts/observe
 const OBSERVER_DONE: &str =
     "observer: memory survived, every watched change legal, empty kexecs normal";
 
+/// The guest script of luo.ko's refusal beside mainline LUO; see its header.
+const REFUSAL_SCRIPT: &str = include_str!("../../../tests/guest-scripts/mainline-refusal.sh");
+
 /// `cargo xtask test-mainline`: both tests, the in-tree kernel built (or taken from the cache)
 /// from the series as it is now.
 pub fn run() -> Result {
@@ -83,16 +86,7 @@ pub fn test_observer(kernel: &Kernel) -> Result {
 pub fn test_module_refusal(module: &Module) -> Result {
     run::step("luo.ko next to mainline LUO on (QEMU, liveupdate=on)");
     let script = format!(
-        "set -u\n\
-         KO={ko}\n\
-         [ -c /dev/liveupdate ] || {{ echo \"FAIL: mainline's /dev/liveupdate is missing\"; exit 1; }}\n\
-         if insmod \"$KO\" 2>/dev/null; then echo 'FAIL: luo.ko loaded next to mainline LUO'; exit 1; fi\n\
-         [ ! -e /sys/kernel/liveupdate ] || {{ echo 'FAIL: /sys/kernel/liveupdate was left behind'; exit 1; }}\n\
-         lines=$(dmesg | grep -c '^\\[ *[0-9.]*\\] luo: not loading')\n\
-         [ \"$lines\" = 1 ] || {{ echo \"FAIL: $lines refusal lines\"; dmesg | grep 'luo:'; exit 1; }}\n\
-         dmesg | grep 'luo: not loading' | grep -q 'CONFIG_LIVEUPDATE_SYSFS_API' || {{ echo 'FAIL: the refusal does not name the in-tree flavour'; dmesg | grep 'luo:'; exit 1; }}\n\
-         if dmesg | grep -qE 'WARNING:|BUG:|Call Trace:'; then echo 'FAIL: a splat'; dmesg | tail -n 40; exit 1; fi\n\
-         echo \"refused: $(dmesg | grep -o 'luo: not loading.*')\"\n",
+        "KO={ko}\n{REFUSAL_SCRIPT}",
         ko = runner::shell_quote(&module.ko.to_string_lossy()),
     );
     let options = GuestOptions {
