@@ -30,9 +30,9 @@
 //! armed and failslab's own probability stays 0, so nothing else of the test can fail (the
 //! byte budget of `space` with `task-filter` that this replaces left the test unable to spawn
 //! `rmmod` after the first armed load). Where init starts is measured by a load the squatter
-//! refuses in `preflight`, before init allocates anything; the loader's count varies by a few
-//! calls between loads, so the sweep starts a few calls earlier, and its first fault must land
-//! before init (else it starts earlier still), so that no call of init is skipped.
+//! refuses in `preflight`, before init allocates anything; the loader's count varies between
+//! loads, so the sweep starts a few calls earlier, and its first fault must land before init
+//! (else it starts earlier still), so that no call of init is skipped.
 //!
 //! The host shows the summary line: points failed, leaks, splats, and how the points split.
 
@@ -87,8 +87,9 @@ fn is_splat(text: &str) -> bool {
 
 /// The `fail-nth` of the load that measures where init starts: more calls than any load makes.
 const UNLIMITED: u32 = 1 << 30;
-/// How many calls before the measured start of init the sweep starts: the loader's count of
-/// injectable calls may differ by a few between loads (per-CPU caches refilled or not).
+/// How many calls before the measured start of init the sweep starts. The refused load's count
+/// is near where init starts (in runs so far 6 to 20 calls before it: counts vary between
+/// loads), and the sweep checks that its first fault lands before init.
 const MARGIN: u32 = 3;
 /// At most this many loads, whatever the sweep finds.
 const MAX_LOADS: u32 = 2000;
