@@ -1,44 +1,70 @@
-//! Fault injection: every slab allocation of the module's load fails in turn, and each time
-//! the load fails with one line (or, for the handover record, goes on without it), leaves
-//! nothing behind, splats nothing and leaks nothing, and the next load succeeds; meanwhile
-//! another process opens `/dev/liveupdate` in a loop. Then the failures failslab cannot reach:
-//! the misc device name taken (a squatter), and luo's KHO subtree name taken (the squatter with
-//! `kho_subtree=1`), which luo survives as with `kho=off`.
+//! Fault injection: every injectable allocation of the module's load fails in turn, from a few
+//! calls before luo's init until a load into which no fault was injected. Each time:
+//! - a load that fails logs exactly one line of luo's (none when the fault landed in the module
+//!   loader, before init), leaves nothing behind (no `/sys/kernel/liveupdate`, no
+//!   `/dev/liveupdate`, no test hook, no KHO subtree, no `/sys/module/luo`), and the next load,
+//!   with nothing armed, succeeds whole;
+//! - a load that goes on (the kernel absorbed the failure: kmemleak's own metadata falls back
+//!   to its pool, KHO's debugfs view of a subtree is optional, ...) is whole: ready, no error
+//!   line, its state `normal`, its record registered in KHO's FDT; a load that went on without
+//!   its record must say so in one warning (the KHO fallback);
+//! - nothing splats: no lockdep report, no `slub_debug` report (the guest boots with
+//!   `slub_debug=FZPU kmemleak=on`), no BUG or oops. This kernel has no `CONFIG_BUG`, so a
+//!   `WARN_ON` prints nothing: a WARN cannot be seen here, in luo or in the kernel.
 //!
-//! failslab is set to fail one allocation (`times=1`) of the tasks that ask for it
-//! (`task-filter`, `/proc/self/make-it-fail` of the `insmod`), sleeping ones included
-//! (`ignore-gfp-wait=N`), after `space` bytes of allocation. `space` starts where luo's init
-//! begins (measured by a load the squatter refuses before init allocates anything) and moves
-//! past each allocation exactly: for the allocation at which a load failed, the smallest step
-//! that passes it is found by doubling and bisection. The sweep ends at the first load into
-//! which no fault was injected. The guest boots with `slub_debug=FZPU kmemleak=on`.
+//! Meanwhile another thread opens `/dev/liveupdate` in a loop (and asks its state): no oops,
+//! and the module unloads each time once that thread lets go. At the end kmemleak scans for
+//! anything any load leaked. Then the failures failslab cannot reach: the misc device name
+//! taken (the squatter module) refuses the load with one line and leaves nothing behind, and
+//! luo's KHO subtree name taken (the squatter with `kho_subtree=1`) lets luo load without its
+//! record, with one warning, as with `kho=off`. failslab never reaches that fallback:
+//! `kho_alloc_preserve` takes whole pages and `kho_add_subtree` edits the FDT in place, so
+//! only the squatter covers it. Not covered here: a boot with `kho=off` (a guest of its own)
+//! and a kernel without debugfs (the config matrix).
 //!
-//! Status: not passing yet, so `cargo xtask test-kernel` runs it only when named. Under
-//! `slub_debug` and kmemleak a load takes seconds in TCG, and after the first armed load the
-//! test process fails to spawn `rmmod` (`EINVAL`), with `times` already back at 0; not yet
-//! understood. `/proc/thread-self/fail-nth` (fail the Nth injectable call of one thread) would
-//! make the sweep exact and cheaper than the byte budget.
+//! How: each load is a `finit_module(2)` from a thread of its own, which writes N to
+//! `/proc/thread-self/fail-nth` just before the call; the kernel then fails exactly the Nth
+//! injectable call of that thread (failslab's, with `ignore-gfp-wait=N` so that sleeping
+//! allocations count; nothing else in this kernel injects), and reading the file back right
+//! after the call says whether it did (0) or how many calls the load made. No other task is
+//! armed and failslab's own probability stays 0, so nothing else of the test can fail (the
+//! byte budget of `space` with `task-filter` that this replaces left the test unable to spawn
+//! `rmmod` after the first armed load). Where init starts is measured by a load the squatter
+//! refuses in `preflight`, before init allocates anything; the loader's count varies between
+//! loads, so the sweep starts a few calls earlier, and its first fault must land before init
+//! (else it starts earlier still), so that no call of init is skipped.
+//!
+//! The host shows the summary line: points failed, leaks, splats, and how the points split.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
+use luo_state::State;
 use luo_sysfs_abi::path::{DEVICE_PATH, SYSFS_DIR};
 
-use crate::{Outcome, dev, ensure, kmsg, module};
+use crate::{Outcome, dev, ensure, kmsg, module, sysfs};
 
 const FAILSLAB: &str = "/sys/kernel/debug/failslab";
+const FAIL_NTH: &str = "/proc/thread-self/fail-nth";
 const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
 const KHO_SUBTREE: &str = "/sys/kernel/debug/kho/out/sub_fdts/luo-v3-state";
+const KHO_FDT: &str = "/sys/kernel/debug/kho/out/fdt";
 const HOOK_DIR: &str = "/sys/kernel/debug/liveupdate";
+const MODULE_DIR: &str = "/sys/module/luo";
 
-/// The line luo logs when it starts: init ran (a failure before it logs nothing of luo's).
+/// The line luo logs when it starts, before it allocates anything: init ran (a failure before
+/// it logs nothing of luo's).
 const INIT_RAN: &str = "luo: Not a live update";
 /// The line of a load that registered no handover record and went on.
 const KHO_FALLBACK: &str = "luo: cannot register the KHO subtree";
+/// The line of a load that succeeded.
+const READY: &str = "luo: Ready in state";
 
 /// Markers of a `slub_debug` report, beyond the splats every test refuses
 /// ([`kmsg::SPLATS`]).
@@ -59,8 +85,14 @@ fn is_splat(text: &str) -> bool {
         .any(|marker| text.contains(marker))
 }
 
+/// The `fail-nth` of the load that measures where init starts: more calls than any load makes.
+const UNLIMITED: u32 = 1 << 30;
+/// How many calls before the measured start of init the sweep starts. The refused load's count
+/// is near where init starts (in runs so far 6 to 20 calls before it: counts vary between
+/// loads), and the sweep checks that its first fault lands before init.
+const MARGIN: u32 = 3;
 /// At most this many loads, whatever the sweep finds.
-const MAX_LOADS: u32 = 4000;
+const MAX_LOADS: u32 = 2000;
 
 /// Runs the sweep and the squatter checks with the module at `ko`.
 pub fn run(ko: &Path) -> Outcome {
@@ -77,13 +109,20 @@ pub fn run(ko: &Path) -> Outcome {
 
     let stop = Arc::new(AtomicBool::new(false));
     let opens = Arc::new(AtomicU64::new(0));
+    let wrong = Arc::new(AtomicU64::new(0));
     let opener = {
-        let (stop, opens) = (stop.clone(), opens.clone());
+        let (stop, opens, wrong) = (stop.clone(), opens.clone(), wrong.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(file) = dev::open() {
-                    let _ = dev::get_state(&file);
-                    opens.fetch_add(1, Ordering::Relaxed);
+                match dev::open() {
+                    Ok(file) => {
+                        if dev::get_state(&file) != Ok(State::Normal) {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                        opens.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // No device: do not spin the guest's CPUs away from the loads.
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
         })
@@ -96,204 +135,371 @@ pub fn run(ko: &Path) -> Outcome {
 
     let leaks = leaks()?;
     println!(
-        "note: faults: {} allocation points failed ({} loads, {} went on without a KHO record), \
-         {} leaks, {} splats, {} opens of {DEVICE_PATH} meanwhile",
-        summary.points,
-        summary.loads,
-        summary.fallbacks,
+        "note: faults: {} allocation points failed in turn, {} leaks, {} splats ({} loads; \
+         {} failed before luo's init; then {} refused the load, {} went on without the KHO \
+         record, {} were absorbed by the kernel ({} of them in KHO's debugfs view of the record); \
+         {} opens of {DEVICE_PATH} meanwhile)",
+        summary.points(),
         leaks.len(),
         summary.splats,
+        summary.loads,
+        summary.before_init,
+        summary.refused,
+        summary.fallbacks,
+        summary.absorbed,
+        summary.unshown,
         opens.load(Ordering::Relaxed)
     );
     ensure!(
         leaks.is_empty(),
-        "kmemleak reports {} leaks:\n{}",
+        "kmemleak reports {} leaks; the first:\n{}",
         leaks.len(),
-        leaks.join("\n")
+        leaks[..leaks.len().min(3)].join("\n")
     );
-    ensure!(summary.points > 0, "the sweep failed no allocation at all");
+    let wrong = wrong.load(Ordering::Relaxed);
+    ensure!(
+        wrong == 0,
+        "{wrong} opens of {DEVICE_PATH} did not read the state [normal] with GET_STATE"
+    );
+    ensure!(
+        summary.refused > 0,
+        "no fault in luo's init refused the load"
+    );
     Ok(())
 }
 
+#[derive(Default)]
 struct Summary {
-    points: u32,
     loads: u32,
+    /// Faults in the module loader, before luo's init ran.
+    before_init: u32,
+    /// Faults that failed the load after luo's init started.
+    refused: u32,
+    /// Faults that made luo go on without its KHO record.
     fallbacks: u32,
+    /// Faults after init started that the load survived whole (kmemleak's own metadata,
+    /// allocations whose failure the kernel tolerates).
+    absorbed: u32,
+    /// Absorbed faults that cost KHO's debugfs view of the record (KHO's, not luo's).
+    unshown: u32,
     splats: u32,
 }
 
-/// What one load with a fault armed did.
-struct Load {
-    loaded: bool,
-    /// Bytes allocated before the failed allocation, when a fault was injected.
-    failed_after: Option<i64>,
+impl Summary {
+    fn points(&self) -> u32 {
+        self.before_init + self.refused + self.fallbacks + self.absorbed
+    }
 }
 
-/// failslab's settings for the sweep, all but `times` and `space`.
+/// What one `finit_module` did.
+struct Load {
+    /// Its errno, 0 when the module loaded.
+    errno: i32,
+    /// Whether `fail-nth` injected its fault.
+    injected: bool,
+    /// Injectable calls the load made (up to the failed one, when injected).
+    calls: u32,
+}
+
+impl Load {
+    fn loaded(&self) -> bool {
+        self.errno == 0
+    }
+}
+
+/// failslab's settings for `fail-nth`: every slab allocation counts, sleeping ones included;
+/// nothing fails by probability, and a failure logs nothing (`verbose=0`: no stack dump).
 fn arm_failslab() -> Outcome {
     for (knob, value) in [
-        ("probability", "100"),
-        ("interval", "1"),
+        ("probability", "0"),
+        ("times", "0"),
         ("verbose", "0"),
-        ("task-filter", "Y"),
+        ("task-filter", "N"),
         ("ignore-gfp-wait", "N"),
+        ("cache-filter", "N"),
     ] {
         write(&format!("{FAILSLAB}/{knob}"), value)?;
     }
     Ok(())
 }
 
-fn sweep(ko: &Path, start: i64, log: &mut Kmsg) -> Result<Summary, String> {
-    let mut summary = Summary {
-        points: 0,
-        loads: 0,
-        fallbacks: 0,
-        splats: 0,
-    };
-    let mut space = start;
+/// Loads `ko` with `selftest=1` by `finit_module(2)` from a thread of its own, which fails its
+/// `nth` injectable call (none when `nth` is 0). The files are opened first and the count is
+/// read back at once after the call, so it counts the load's calls alone.
+fn finit(ko: &Path, nth: u32) -> Result<Load, String> {
+    let file = File::open(ko).map_err(|err| format!("{}: {err}", ko.display()))?;
+    let loader = std::thread::spawn(move || -> Result<Load, String> {
+        let mut knob = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(FAIL_NTH)
+            .map_err(|err| format!("{FAIL_NTH}: {err}"))?;
+        if nth > 0 {
+            knob.write_all(nth.to_string().as_bytes())
+                .map_err(|err| format!("writing {nth} to {FAIL_NTH}: {err}"))?;
+        }
+        // SAFETY: `file` is an open file, the parameters a NUL-terminated string; the call
+        // reads both and keeps neither.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_finit_module,
+                file.as_raw_fd(),
+                c"selftest=1".as_ptr(),
+                0,
+            )
+        };
+        let errno = if ret == 0 {
+            0
+        } else {
+            io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+        };
+        let mut buf = [0u8; 16];
+        let len = knob
+            .read_at(&mut buf, 0)
+            .map_err(|err| format!("reading {FAIL_NTH}: {err}"))?;
+        // Disarm before anything else of this thread allocates.
+        knob.write_all(b"0")
+            .map_err(|err| format!("writing 0 to {FAIL_NTH}: {err}"))?;
+        let text = String::from_utf8_lossy(&buf[..len]);
+        let left: u32 = text
+            .trim()
+            .parse()
+            .map_err(|err| format!("{FAIL_NTH} '{}': {err}", text.trim()))?;
+        let injected = nth > 0 && left == 0;
+        Ok(Load {
+            errno,
+            injected,
+            calls: if injected { nth } else { nth - left },
+        })
+    });
+    loader
+        .join()
+        .map_err(|_| "the loading thread panicked".to_owned())?
+}
+
+/// The number of injectable calls the load of `ko` makes before luo's init allocates anything:
+/// a load the squatter refuses in `preflight`, which allocates nothing.
+fn init_start(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Result<u32, String> {
+    module::insmod(squatter, &[])?;
+    let refused = finit(ko, UNLIMITED)?;
+    module::rmmod_named("liveupdate_squatter")?;
+    let mut summary = Summary::default();
+    check_new_lines(log, "the load next to the squatter", &mut summary)?;
+    ensure!(!refused.loaded(), "luo loaded next to the squatter");
+    ensure!(
+        !refused.injected,
+        "a fault was injected with fail-nth at {UNLIMITED}"
+    );
+    ensure!(
+        refused.calls > 0,
+        "the refused load made no injectable call"
+    );
+    Ok(refused.calls)
+}
+
+/// Fails each injectable call in turn, from a few before init starts, until a load into which
+/// no fault was injected.
+fn sweep(ko: &Path, start: u32, log: &mut Kmsg) -> Result<Summary, String> {
+    let mut summary = Summary::default();
+    let mut first = start.saturating_sub(MARGIN).max(1);
+    // The first fault must land before init: otherwise init's first calls may be skipped.
     loop {
-        let load = armed_load(ko, space, log, &mut summary)?;
-        let Some(at) = load.failed_after else {
-            ensure!(load.loaded, "no fault was injected, yet the load failed");
-            unload()?;
-            return Ok(summary);
-        };
-        summary.points += 1;
-        if load.loaded {
-            unload()?;
+        let point = armed_load(ko, first, log, &mut summary)?;
+        ensure!(
+            point != Point::None,
+            "no fault was injected at call {first}, which the refused load reached"
+        );
+        if point == Point::BeforeInit {
+            break;
         }
-        // The next load must succeed, with nothing armed.
-        module::insmod(ko, &["selftest=1"])
-            .map_err(|err| format!("the load after a fault {at} bytes in: {err}"))?;
-        check_new_lines(log, "the clean load after a fault", &mut summary)?;
-        unload()?;
-        // The smallest step past this allocation: double until a load passes it, then bisect.
-        let mut passes = |step: i64, summary: &mut Summary| -> Result<bool, String> {
-            let load = armed_load(ko, at + step, log, summary)?;
-            if load.loaded {
-                unload()?;
-            }
-            Ok(load.failed_after.is_none_or(|later| later > at))
-        };
-        let mut failing = 0;
-        let mut step = 8;
-        while !passes(step, &mut summary)? {
-            failing = step;
-            step *= 2;
-            ensure!(
-                step < 1 << 24,
-                "no step passes the allocation {at} bytes in"
-            );
-        }
-        while step - failing > 8 {
-            let mid = failing + (step - failing) / 2 / 8 * 8;
-            if passes(mid, &mut summary)? {
-                step = mid;
-            } else {
-                failing = mid;
-            }
-        }
-        space = at + step;
+        ensure!(
+            first > 1,
+            "every fault lands in luo's init, even the first call's"
+        );
+        eprintln!("faults: call {first} is in luo's init already; starting earlier");
+        first = first.saturating_sub(4 * MARGIN).max(1);
+    }
+    let mut nth = first + 1;
+    loop {
         ensure!(
             summary.loads < MAX_LOADS,
             "the sweep took more than {MAX_LOADS} loads"
         );
-    }
-}
-
-/// Bytes the load of `ko` allocates before luo's init allocates anything: a load the squatter
-/// refuses in `preflight` (which allocates nothing) with a large budget, minus what is left.
-fn init_start(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Result<i64, String> {
-    module::insmod(squatter, &[])?;
-    const BUDGET: i64 = 1 << 30;
-    write(&format!("{FAILSLAB}/times"), "1")?;
-    write(&format!("{FAILSLAB}/space"), &BUDGET.to_string())?;
-    let refused = insmod_armed(ko)?;
-    let left = read_number(&format!("{FAILSLAB}/space"))?;
-    let times = read_number(&format!("{FAILSLAB}/times"))?;
-    module::rmmod_named("liveupdate_squatter")?;
-    log.take()?;
-    ensure!(!refused, "luo loaded next to the squatter");
-    ensure!(
-        times == 1,
-        "failslab injected a fault with a budget of {BUDGET} bytes"
-    );
-    Ok(BUDGET - left)
-}
-
-/// Loads `ko` with `space` bytes to go before one allocation fails, and checks the outcome.
-fn armed_load(
-    ko: &Path,
-    space: i64,
-    log: &mut Kmsg,
-    summary: &mut Summary,
-) -> Result<Load, String> {
-    write(&format!("{FAILSLAB}/times"), "1")?;
-    write(&format!("{FAILSLAB}/space"), &space.to_string())?;
-    let loaded = insmod_armed(ko)?;
-    summary.loads += 1;
-    if summary.loads.is_multiple_of(50) {
-        eprintln!(
-            "faults: {} loads, {} points, now {space} bytes in",
-            summary.loads, summary.points
-        );
-    }
-    let injected = read_number(&format!("{FAILSLAB}/times"))? == 0;
-    let left = read_number(&format!("{FAILSLAB}/space"))?;
-    write(&format!("{FAILSLAB}/times"), "0")?;
-    let failed_after = injected.then_some(space - left);
-    let context = format!("the load failing {} bytes in", space - left);
-    let lines = check_new_lines(log, &context, summary)?;
-    let errors: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.level <= 3 && l.text.contains("luo: "))
-        .map(|l| &l.text)
-        .collect();
-    if loaded {
-        let fallback = lines.iter().any(|l| l.text.contains(KHO_FALLBACK));
-        if fallback {
-            summary.fallbacks += 1;
-            ensure!(
-                !Path::new(KHO_SUBTREE).exists(),
-                "{context}: luo went on without its record, yet {KHO_SUBTREE} exists"
+        if armed_load(ko, nth, log, &mut summary)? == Point::None {
+            unload()?;
+            eprintln!(
+                "faults: the sweep ends at call {nth} (luo's init starts after about {start})"
             );
+            return Ok(summary);
         }
-        ensure!(
-            errors.is_empty(),
-            "{context}: the load succeeded but logged errors:\n{}",
-            join(&errors)
+        nth += 1;
+    }
+}
+
+/// Where a fault landed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Point {
+    /// No fault was injected: the load made fewer calls, and succeeded (still loaded).
+    None,
+    BeforeInit,
+    Refused,
+    Fallback,
+    Absorbed,
+}
+
+/// Loads `ko` failing its `nth` injectable call and checks the outcome: a failed load logged
+/// one line of luo's (none before init), left nothing behind, and the next load succeeds; a load
+/// that went on is whole. Leaves luo loaded only when no fault was injected.
+fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Result<Point, String> {
+    let load = finit(ko, nth)?;
+    summary.loads += 1;
+    if summary.loads.is_multiple_of(25) {
+        eprintln!(
+            "faults: {} loads, {} points, now at call {nth}",
+            summary.loads,
+            summary.points()
         );
+    }
+    let context = format!("the load failing its injectable call {nth}");
+    let lines = check_new_lines(log, &context, summary)?;
+    if !load.injected {
         ensure!(
-            Path::new(SYSFS_DIR).exists() && Path::new(DEVICE_PATH).exists(),
-            "{context}: loaded without its state or device"
+            load.loaded(),
+            "{context}: no fault was injected ({} calls made), yet the load failed (errno {}):\n{}",
+            load.calls,
+            load.errno,
+            join_lines(&lines)
         );
-        return Ok(Load {
-            loaded,
-            failed_after,
+        check_loaded(&lines, &context, Record::Shown)?;
+        return Ok(Point::None);
+    }
+    let init_ran = lines.iter().any(|l| l.text.contains(INIT_RAN));
+    if load.loaded() {
+        let fallback = lines.iter().any(|l| l.text.contains(KHO_FALLBACK));
+        ensure!(
+            init_ran,
+            "{context}: the load succeeded, yet luo's init did not log '{INIT_RAN}':\n{}",
+            join_lines(&lines)
+        );
+        let record = if fallback {
+            Record::Absent
+        } else {
+            Record::Registered
+        };
+        check_loaded(&lines, &context, record)?;
+        if record == Record::Registered && !Path::new(KHO_SUBTREE).exists() {
+            summary.unshown += 1;
+        }
+        unload()?;
+        return Ok(if fallback {
+            summary.fallbacks += 1;
+            Point::Fallback
+        } else {
+            summary.absorbed += 1;
+            Point::Absorbed
         });
     }
-    ensure!(
-        injected,
-        "a load failed with no fault injected:\n{}",
-        join_lines(&lines)
-    );
-    let init_ran = lines.iter().any(|l| l.text.contains(INIT_RAN));
+    let errors = luo_errors(&lines);
     let expected = usize::from(init_ran);
     ensure!(
-        errors.len() == expected,
-        "{context}: expected {expected} error line from luo, got:\n{}",
+        errors == expected,
+        "{context}: expected {expected} error line from luo, got {errors}:\n{}",
         join_lines(&lines)
     );
-    for path in [SYSFS_DIR, DEVICE_PATH, KHO_SUBTREE, HOOK_DIR] {
+    for path in [SYSFS_DIR, DEVICE_PATH, KHO_SUBTREE, HOOK_DIR, MODULE_DIR] {
         ensure!(
             !Path::new(path).exists(),
-            "{context}: the failed load left {path} behind"
+            "{context}: the failed load (errno {}) left {path} behind",
+            load.errno
         );
     }
-    Ok(Load {
-        loaded,
-        failed_after,
+    // The next load must succeed, with nothing armed.
+    let clean = finit(ko, 0)?;
+    let lines = check_new_lines(log, &format!("the load after {context}"), summary)?;
+    ensure!(
+        clean.loaded(),
+        "the load after {context} failed (errno {}):\n{}",
+        clean.errno,
+        join_lines(&lines)
+    );
+    check_loaded(&lines, &format!("the load after {context}"), Record::Shown)?;
+    unload()?;
+    Ok(if init_ran {
+        summary.refused += 1;
+        Point::Refused
+    } else {
+        summary.before_init += 1;
+        Point::BeforeInit
     })
+}
+
+/// The number of luo's error lines (`pr_err` and worse) among `lines`.
+fn luo_errors(lines: &[Line]) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.level <= 3 && l.text.contains("luo: "))
+        .count()
+}
+
+/// What a load that went on shows of its handover record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// Registered in KHO's outgoing FDT and shown in KHO's debugfs.
+    Shown,
+    /// Registered; KHO's debugfs view may be missing: KHO ignores a failure to create it (a
+    /// `WARN_ON_ONCE`, silent in this kernel without `CONFIG_BUG`), so a fault injected there
+    /// leaves a registered record without its file.
+    Registered,
+    /// Not registered: luo went on as with `kho=off`.
+    Absent,
+}
+
+/// Checks a load that went on: it said it is ready and logged no error, and its state, device,
+/// test hook and handover record are there as `record` says.
+fn check_loaded(lines: &[Line], context: &str, record: Record) -> Outcome {
+    ensure!(
+        luo_errors(lines) == 0 && lines.iter().any(|l| l.text.contains(READY)),
+        "{context}: the load succeeded, but its lines are not a ready luo's:\n{}",
+        join_lines(lines)
+    );
+    for path in [SYSFS_DIR, DEVICE_PATH, HOOK_DIR] {
+        ensure!(
+            Path::new(path).exists(),
+            "{context}: the load succeeded without {path}"
+        );
+    }
+    let registered = record_registered()?;
+    let shown = Path::new(KHO_SUBTREE).exists();
+    let fits = match record {
+        Record::Shown => registered && shown,
+        Record::Registered => registered,
+        Record::Absent => !registered && !shown,
+    };
+    ensure!(
+        fits,
+        "{context}: the load succeeded with its handover record {} in KHO's FDT and {} in \
+         {KHO_SUBTREE}:\n{}",
+        if registered {
+            "registered"
+        } else {
+            "not registered"
+        },
+        if shown { "shown" } else { "not shown" },
+        join_lines(lines)
+    );
+    let state = sysfs::read_fresh()?;
+    ensure!(
+        state == State::Normal,
+        "{context}: the state is [{state}] after a cold boot"
+    );
+    Ok(())
+}
+
+/// Whether KHO's outgoing FDT has luo's subtree: its node name is in the FDT's structure block.
+fn record_registered() -> Result<bool, String> {
+    let fdt = fs::read(KHO_FDT).map_err(|err| format!("{KHO_FDT}: {err}"))?;
+    let name = luo_state::record::KHO_SUBTREE.to_bytes_with_nul();
+    Ok(fdt.windows(name.len()).any(|w| w == name))
 }
 
 /// The kernel log's new lines, failing on a splat.
@@ -323,15 +529,18 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     );
     module::rmmod_named("liveupdate_squatter")?;
     let lines = log.take()?;
-    let errors = lines
-        .iter()
-        .filter(|l| l.level <= 3 && l.text.contains("luo: "))
-        .count();
+    let errors = luo_errors(&lines);
     ensure!(
         errors == 1,
         "the refusal next to the squatter logged {errors} error lines:\n{}",
         join_lines(&lines)
     );
+    for path in [SYSFS_DIR, DEVICE_PATH, KHO_SUBTREE, HOOK_DIR, MODULE_DIR] {
+        ensure!(
+            !Path::new(path).exists(),
+            "the refusal next to the squatter left {path} behind"
+        );
+    }
 
     module::insmod(squatter, &["kho_subtree=1"])?;
     module::insmod(ko, &["selftest=1"])
@@ -347,10 +556,11 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
         join_lines(&lines)
     );
     ensure!(
-        Path::new(SYSFS_DIR).exists(),
-        "with its KHO subtree taken, luo shows no state"
+        luo_errors(&lines) == 0 && Path::new(SYSFS_DIR).exists(),
+        "with its KHO subtree taken, luo is not ready:\n{}",
+        join_lines(&lines)
     );
-    unload()?;
+    module::rmmod()?;
     module::rmmod_named("liveupdate_squatter")?;
     ensure!(
         !Path::new(KHO_SUBTREE).exists(),
@@ -365,42 +575,24 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     Ok(())
 }
 
-/// Loads `ko` with `selftest=1` by `finit_module(2)` from a thread that asked failslab to fail
-/// its allocations, and only for that call: the file is opened before, and the flag goes with
-/// the thread, so the budget counts the load's allocations alone. Whether the load succeeded.
-fn insmod_armed(ko: &Path) -> Result<bool, String> {
-    let file = File::open(ko).map_err(|err| format!("{}: {err}", ko.display()))?;
-    let armed = std::thread::spawn(move || -> Result<bool, String> {
-        fs::write("/proc/thread-self/make-it-fail", "1")
-            .map_err(|err| format!("/proc/thread-self/make-it-fail: {err}"))?;
-        // SAFETY: `file` is an open file, the parameters a NUL-terminated string; the call
-        // reads both and keeps neither.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_finit_module,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                c"selftest=1".as_ptr(),
-                0,
-            )
-        };
-        Ok(ret == 0)
-    });
-    armed
-        .join()
-        .map_err(|_| "the loading thread panicked".to_owned())?
-}
-
-/// `rmmod luo`, retried while the opener holds the device (an open file pins the module).
+/// Unloads luo by `delete_module(2)`, retried while the opener holds the device (an open file
+/// pins the module).
 fn unload() -> Outcome {
-    let mut last = String::new();
-    for _ in 0..200 {
-        match module::rmmod() {
-            Ok(()) => return Ok(()),
-            Err(err) => last = err,
+    let mut last = io::Error::from_raw_os_error(0);
+    for _ in 0..400 {
+        // SAFETY: the name is a NUL-terminated string the call only reads.
+        let ret =
+            unsafe { libc::syscall(libc::SYS_delete_module, c"luo".as_ptr(), libc::O_NONBLOCK) };
+        if ret == 0 {
+            return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        last = io::Error::last_os_error();
+        if last.raw_os_error() != Some(libc::EAGAIN) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    Err(format!("rmmod luo kept failing: {last}"))
+    Err(format!("unloading luo: {last}"))
 }
 
 /// Scans twice after the objects' minimum age (5 s) and returns kmemleak's reports.
@@ -424,25 +616,10 @@ fn write(path: &str, value: &str) -> Outcome {
     fs::write(path, value).map_err(|err| format!("writing '{value}' to {path}: {err}"))
 }
 
-fn read_number(path: &str) -> Result<i64, String> {
-    let text = fs::read_to_string(path).map_err(|err| format!("{path}: {err}"))?;
-    text.trim()
-        .parse()
-        .map_err(|err| format!("{path} '{}': {err}", text.trim()))
-}
-
 /// A record of the kernel log.
 struct Line {
     level: u32,
     text: String,
-}
-
-fn join(lines: &[&String]) -> String {
-    lines
-        .iter()
-        .map(|l| l.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn join_lines(lines: &[Line]) -> String {

@@ -24,11 +24,12 @@ pub const TESTS: &[&str] = &[
     "follow",
     "refusal",
     "production",
+    "faults",
 ];
 
-/// Tests that run only when named (`cargo xtask test-kernel faults`), never in `test`: the
-/// fault-injection sweep of init does not pass yet (see `tests/src/guest/faults.rs`).
-pub const NAMED_ONLY: &[&str] = &["faults"];
+/// Tests that run only when named (`cargo xtask test-kernel NAME`), never in `test`: none now;
+/// a test too slow or not yet passing goes here.
+pub const NAMED_ONLY: &[&str] = &[];
 
 /// Words the guest of a test appends to the kernel command line: the fault-injection test
 /// checks every failed load with the slab's debug checks and kmemleak on.
