@@ -38,8 +38,8 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
         .follow(args.output.follow);
     let log = Log::new(io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let style = Style::new(args.output.json, args.output.format.as_deref());
-    // Bound before the first hook runs, so `luoctl kexec` finds it; dropped (and removed) when
-    // the agent returns.
+    // Bound before the first hook runs, so `luoctl kexec` finds it; dropped (and its path
+    // removed) when the agent returns.
     let (agent, _listener) = if args.no_socket {
         (agent, None)
     } else {
@@ -105,15 +105,15 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
 }
 
 /// Listens on the agent's socket, with mainline's sessions in the observer flavour.
-fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Arc<Listener>), Failure> {
+fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Listener), Failure> {
     let sessions = luo_user::flavour() == Some(Flavour::Observer);
     let keeper = Arc::new(Keeper::new(&args.device.device, sessions));
-    let listener = Arc::new(Listener::bind(&args.socket.socket).map_err(|err| {
+    let listener = Listener::bind(&args.socket.socket).map_err(|err| {
         Failure::Output(io::Error::new(
             err.kind(),
             format!("{err} (--no-socket runs the agent without it)"),
         ))
-    })?);
+    })?;
     let state_file = args.state.state_file.clone();
     // The count with the state, read exactly (see `Snapshot`); the state alone from a module
     // older than the counter.
@@ -130,9 +130,7 @@ fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Arc<Li
         }
         log.keeper(&event);
     };
-    listener
-        .clone()
-        .serve(keeper.clone(), Arc::new(current), Arc::new(report))?;
+    listener.serve(keeper.clone(), Arc::new(current), Arc::new(report))?;
     if !args.quiet.quiet {
         log.line(format_args!(
             "listening at {} ({})",

@@ -134,6 +134,8 @@ fn prepared_hooks_run_in_the_byte_order_of_their_names() {
     let out = setup.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(setup.ran(), ["10-first", "20-second", "30-third"]);
+    // The agent's socket goes with it.
+    assert!(!setup.dir.path().join("agent.sock").exists());
 }
 
 #[test]

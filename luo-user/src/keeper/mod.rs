@@ -52,10 +52,14 @@ mod tests {
 
     use super::*;
 
-    fn serve(sessions: bool, state: State) -> (tempfile::TempDir, Arc<Keeper>, std::path::PathBuf) {
+    /// A served keeper; the listener is returned too, since dropping it removes the socket.
+    fn serve(
+        sessions: bool,
+        state: State,
+    ) -> (tempfile::TempDir, Arc<Keeper>, std::path::PathBuf, Listener) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/agent.sock");
-        let listener = Arc::new(Listener::bind(&path).unwrap());
+        let listener = Listener::bind(&path).unwrap();
         let keeper = Arc::new(Keeper::new(dir.path().join("no-device"), sessions));
         listener
             .serve(
@@ -64,12 +68,12 @@ mod tests {
                 Arc::new(|_event| {}),
             )
             .unwrap();
-        (dir, keeper, path)
+        (dir, keeper, path, listener)
     }
 
     #[test]
     fn kexec_waits_for_the_hooks_through_the_socket() {
-        let (_dir, keeper, path) = serve(false, State::Prepared);
+        let (_dir, keeper, path, _listener) = serve(false, State::Prepared);
         let client = Client::connect(&path).unwrap();
         let err = client.wait_ready(Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
@@ -84,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_refusal_carries_the_agents_reason() {
-        let (_dir, _keeper, path) = serve(false, State::Normal);
+        let (_dir, _keeper, path, _listener) = serve(false, State::Normal);
         let client = Client::connect(&path).unwrap();
         let file = tempfile::tempfile().unwrap();
         let err = client.keep("vm", &[(1, file.as_fd())]).unwrap_err();
@@ -98,7 +102,7 @@ mod tests {
 
     #[test]
     fn kept_files_reach_the_keeper_and_go_with_their_workload() {
-        let (_dir, keeper, path) = serve(true, State::Normal);
+        let (_dir, keeper, path, _listener) = serve(true, State::Normal);
         let client = Client::connect(&path).unwrap();
         let file = tempfile::tempfile().unwrap();
         client.keep("vm", &[(7, file.as_fd())]).unwrap();
@@ -128,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_second_agent_is_refused_and_a_stale_socket_replaced() {
-        let (_dir, _keeper, path) = serve(false, State::Normal);
+        let (_dir, _keeper, path, _listener) = serve(false, State::Normal);
         let err = Listener::bind(&path).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
 
@@ -136,6 +140,9 @@ mod tests {
         let path = dir.path().join("agent.sock");
         // An agent that died: its socket file is left, and nobody listens on it.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        let _listener = Listener::bind(&path).unwrap();
+        let listener = Listener::bind(&path).unwrap();
+        // The agent's own socket goes with it.
+        drop(listener);
+        assert!(!path.exists());
     }
 }

@@ -2,7 +2,7 @@
 //! their requests from a [`Keeper`].
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,17 +75,19 @@ impl Listener {
     /// Answers workloads from `keeper` in threads of their own, for as long as the process
     /// lives; `current` reads the kernel's state for readiness, `report` hears each event.
     pub fn serve(
-        self: Arc<Self>,
+        &self,
         keeper: Arc<Keeper>,
         current: Arc<Current>,
         report: Arc<Report>,
     ) -> std::io::Result<()> {
+        // The thread accepts on a copy of the socket: the listener itself stays with its owner,
+        // whose drop removes the path when the agent ends.
+        let socket = self.socket.try_clone()?;
         std::thread::Builder::new()
             .name("luo-keeper".into())
             .spawn(move || {
                 loop {
-                    let Ok(conn) = rustix::net::accept_with(&self.socket, SocketFlags::CLOEXEC)
-                    else {
+                    let Ok(conn) = rustix::net::accept_with(&socket, SocketFlags::CLOEXEC) else {
                         // EINTR, ECONNABORTED, EMFILE: the listener stays; back off a little
                         // so that a lack of descriptors does not spin.
                         std::thread::sleep(Duration::from_millis(10));
@@ -117,8 +119,6 @@ impl Drop for Listener {
         }
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 fn socket() -> std::io::Result<OwnedFd> {
     Ok(rustix::net::socket_with(
