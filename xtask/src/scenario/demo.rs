@@ -89,7 +89,9 @@ impl Guest {
     }
 
     fn new(kernel_build: PathBuf, ko: Option<PathBuf>) -> Result<Self> {
-        liveupdate::prepare_tools()?;
+        // Only what the demo's script runs: the observer flavour needs no module, nor its
+        // kernel, which a newcomer's first demo would otherwise build for nothing.
+        liveupdate::build_userspace()?;
         Ok(Guest {
             kernel_build,
             ko,

@@ -26,7 +26,16 @@ pub struct Tools {
 /// Builds the module, `luoctl`, the workloads and the guest checks.
 pub fn prepare_tools() -> Result<Tools> {
     let module = module::ensure()?;
-    run::step("userspace for the guest: luoctl, the workloads, guest checks");
+    build_userspace()?;
+    kernel_tests::build_binary()?;
+    let dir = cache::scratch("liveupdate")?;
+    Ok(Tools { module, dir })
+}
+
+/// Builds `luoctl` and the workloads (luo-user's examples), which the guests run from the
+/// checkout through 9p.
+pub fn build_userspace() -> Result {
+    run::step("userspace for the guest: luoctl, the workloads");
     run::run(
         Command::new("cargo")
             .args([
@@ -40,10 +49,7 @@ pub fn prepare_tools() -> Result<Tools> {
                 "--examples",
             ])
             .current_dir(cache::workspace()),
-    )?;
-    kernel_tests::build_binary()?;
-    let dir = cache::scratch("liveupdate")?;
-    Ok(Tools { module, dir })
+    )
 }
 
 /// Empties `dir`: each guest run starts from a clean scratch directory, so no file of an
