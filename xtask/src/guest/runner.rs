@@ -337,10 +337,34 @@ pub fn failure_report(what: &str, run: &GuestRun) -> String {
     let console: Vec<&str> = run.console.lines().collect();
     let stdout: Vec<&str> = run.stdout.lines().collect();
     format!(
-        "{what} {how}\n--- output (last 40 lines) ---\n{}\n--- guest console (last 60 lines) ---\n{}",
+        "{what} {how}\n--- output (last 40 lines) ---\n{}\n{}--- guest console (last 60 lines) ---\n{}",
         stdout[stdout.len().saturating_sub(40)..].join("\n"),
+        earlier_kernels(&console),
         console[console.len().saturating_sub(60)..].join("\n")
     )
+}
+
+/// The last 20 console lines of each kernel before the last one, for a run that went through
+/// kexec: how the old kernel went down is what a failed live update most often needs, and the
+/// tail of the console holds only the new kernel.
+fn earlier_kernels(console: &[&str]) -> String {
+    let starts: Vec<usize> = console
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.contains("] Linux version "))
+        .map(|(i, _)| i)
+        .collect();
+    let mut out = String::new();
+    for (n, pair) in starts.windows(2).enumerate() {
+        let end = pair[1];
+        let from = end.saturating_sub(20).max(pair[0]);
+        out.push_str(&format!(
+            "--- guest console, the end of kernel {} (before the kexec) ---\n{}\n",
+            n + 1,
+            console[from..end].join("\n")
+        ));
+    }
+    out
 }
 
 /// Quotes `arg` for `sh`.
@@ -353,5 +377,26 @@ pub fn shell_quote(arg: &str) -> String {
         arg.to_owned()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_each_kernel_before_a_kexec_is_shown() {
+        let console = [
+            "[ 0.0] Linux version 7.3.4",
+            "[ 5.0] luo: Switched from [prepared] to [frozen]",
+            "[ 5.1] kexec_core: Starting new kernel",
+            "[ 0.0] Linux version 7.3.4",
+            "[ 1.4] PCI host bridge to bus 0000:00",
+        ];
+        let shown = earlier_kernels(&console);
+        assert!(shown.contains("the end of kernel 1"), "{shown}");
+        assert!(shown.contains("Starting new kernel"), "{shown}");
+        assert!(!shown.contains("PCI host bridge"), "{shown}");
+        assert_eq!(earlier_kernels(&console[..3]), "");
     }
 }

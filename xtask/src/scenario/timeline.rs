@@ -684,7 +684,11 @@ mod tests {
         let start = Instant::now();
         let mut timeline = Timeline::new();
         let at = |s: u64| start + Duration::from_secs(s);
-        timeline.see(Stream::Console, "[ 1.0] luo: Switched from [normal] to [prepared]", at(1));
+        timeline.see(
+            Stream::Console,
+            "[ 1.0] luo: Switched from [normal] to [prepared]",
+            at(1),
+        );
         timeline.see(Stream::Console, "[ 0.0] Linux version 7.3.4", at(3));
         assert!(!timeline.proven(Mark::Frozen));
         timeline.see(Stream::Console, "[ 0.5] Linux version 7.3.4", at(4));
