@@ -220,23 +220,7 @@ fn standalone(kernel: &Kernel) -> Result {
 /// The observer flavour's cycle under systemd: the agent, a root storage daemon, keeps the
 /// workload's memfd in a session through the shutdown of `systemctl kexec`.
 fn observer(kernel: &Kernel) -> Result {
-    run::step("userspace for the guest: luoctl, the workload");
-    run::run(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "luoctl",
-                "--bin",
-                "luoctl",
-                "-p",
-                "luo-user",
-                "--example",
-                "workload",
-            ])
-            .current_dir(cache::workspace()),
-    )?;
+    liveupdate::build_userspace()?;
     run::step(&format!(
         "live update under systemd as PID 1, observer flavour (liveupdate=on), {OBSERVER_MIB} MiB \
          kept by the agent (QEMU)"
