@@ -125,6 +125,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Takes `child`'s stderr and reads it up to the agent's ready line (after the socket's line):
+/// from then on, a rewrite of the state file is a change the agent sees. Returns the rest.
+fn read_past_ready_line(child: &mut Child) -> BufReader<std::process::ChildStderr> {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
+    }
+    stderr
+}
+
 #[test]
 fn prepared_hooks_run_in_the_byte_order_of_their_names() {
     let setup = Setup::new(State::Prepared);
@@ -153,14 +165,7 @@ fn a_hook_gets_the_change_in_its_environment() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The ready line says the first read happened: the rewrite below is a change.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    // The socket's line comes first, then the ready line.
-    let mut ready = String::new();
-    while !ready.contains("watching") {
-        ready.clear();
-        assert!(stderr.read_line(&mut ready).unwrap() > 0, "no ready line");
-    }
+    let mut stderr = read_past_ready_line(&mut child);
     write_state(&setup.state, State::Prepared);
     let mut rest = String::new();
     let _ = stderr.read_to_string(&mut rest);
@@ -719,19 +724,14 @@ fn kexec_waits_for_the_prepared_hooks_and_refuses_when_one_fails() {
         let setup = Setup::new(State::Normal);
         setup.hook(State::Prepared, "10-save", body);
         // Two states: it must outlive the kexec's wait, which `-n 1` would end.
-        let agent = setup
+        let mut agent = setup
             .agent(&["-n", "2"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut agent = agent;
-        let mut stderr = BufReader::new(agent.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("watching") {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
-        }
+        // Held open to the end, unread: the agent's later lines are not checked here.
+        let _stderr = read_past_ready_line(&mut agent);
         write_state(&setup.state, State::Prepared);
         // The hook sleeps: kexec connects while it runs, and must wait for its end.
         let out = kexec_against(&setup);
@@ -746,8 +746,6 @@ fn kexec_waits_for_the_prepared_hooks_and_refuses_when_one_fails() {
         }
         assert_eq!(setup.ran(), ["10-save"]);
         write_state(&setup.state, State::Normal);
-        let mut agent = agent;
-        agent.stderr = None;
         let _ = finish_within(agent, Duration::from_secs(60));
     }
 }
@@ -819,19 +817,13 @@ fn with_the_counter_the_agent_records_the_count_and_says_what_it_missed() {
     let counter = setup.dir.path().join("transitions");
     fs::write(&counter, "0\n").unwrap();
     setup.hook(State::Prepared, "10-save", "");
-    let agent = setup
+    let mut agent = setup
         .agent(&["-n", "1", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut agent = agent;
-    let mut stderr = BufReader::new(agent.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("watching") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
-    }
+    let mut stderr = read_past_ready_line(&mut agent);
     // Two changes (a prepare and its cancel) and a third prepare, between two reads: the
     // agent wakes once, on `prepared`, at count 3. The counter first, as the kernel stores.
     fs::write(&counter, "3\n").unwrap();
