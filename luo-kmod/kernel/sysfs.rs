@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! sysfs: static groups of read-only attributes.
+//! sysfs: groups of read-only attributes that show their owner's data.
 //!
 //! C header: [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h)
 //!
-//! A [`Group`] is a directory of [`Attribute`]s. All of them are `static`s, as in C, because
-//! sysfs keeps pointers to them for as long as the files exist. A [`Registration`] creates the
-//! group under a [`Kobject`] and removes it when dropped; the removal waits for running `show`
-//! calls, and no call starts after it, so the code behind the attributes can go away once the
-//! registration is gone.
+//! An [`Attribute`] declares one file: its name, its mode, and the [`AttributeOperations`] that
+//! show it. A [`Registration`] owns the data its attributes show and creates a directory of
+//! them under a [`Kobject`] (`sysfs_create_group()`); each `show` gets a shared reference to
+//! that data and a [`ShowBuffer`] to write to. Dropping the registration removes the directory;
+//! the removal waits for running `show` calls and no call starts after it, so the data is
+//! dropped only after its last reader.
 //!
 //! A [`Notifier`] wakes the pollers of one file and marks it changed for its readers
 //! (`sysfs_notify_dirent()`). It holds a reference to the file's kernfs node, so it can still
@@ -22,31 +23,39 @@
 //! # Examples
 //!
 //! ```ignore
-//! use kernel::{page::PAGE_SIZE, prelude::*, sysfs};
+//! use core::fmt::Write;
+//! use kernel::{prelude::*, sync::atomic::{Atomic, Relaxed}, sysfs};
 //!
-//! struct Answer;
+//! struct Counter {
+//!     count: Atomic<u64>,
+//! }
 //!
-//! #[vtable]
-//! impl sysfs::AttributeOperations for Answer {
-//!     fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-//!         page[..3].copy_from_slice(b"42\n");
-//!         Ok(3)
+//! struct CountFile;
+//!
+//! impl sysfs::AttributeOperations for CountFile {
+//!     type Data = Counter;
+//!
+//!     fn show(counter: &Counter, buffer: &mut sysfs::ShowBuffer<'_>) -> Result {
+//!         writeln!(buffer, "{}", counter.count.load(Relaxed)).map_err(|_| EFBIG)
 //!     }
 //! }
 //!
-//! static ANSWER: sysfs::Attribute<Answer> = sysfs::Attribute::new(c"answer", 0o444);
-//! static ATTRIBUTES: sysfs::AttributeList<1> = sysfs::AttributeList::new([ANSWER.to_ref()]);
-//! static GROUP: sysfs::Group = sysfs::Group::new(c"example", &ATTRIBUTES);
+//! static COUNT: sysfs::Attribute<Counter> = sysfs::Attribute::new::<CountFile>(c"count", 0o444);
+//! static ATTRIBUTES: [&sysfs::Attribute<Counter>; 1] = [&COUNT];
 //!
-//! // `/sys/kernel/example/answer` exists while `registration` does.
+//! // `/sys/kernel/example/count` exists while `registration` does.
 //! let kernel = sysfs::Kobject::kernel().ok_or(ENOENT)?;
-//! let registration = sysfs::Registration::new(kernel, &GROUP)?;
-//! let answer = registration.notifier(&ANSWER)?;
-//! // The answer changed: wake its pollers.
-//! answer.notify();
+//! let counter = Counter { count: Atomic::new(0) };
+//! let registration =
+//!     sysfs::Registration::new(kernel, c"example", &ATTRIBUTES, counter, GFP_KERNEL)?;
+//! let count = registration.notifier(&COUNT)?;
+//! // The count changed: wake its pollers.
+//! registration.data().count.fetch_add(1, Relaxed);
+//! count.notify();
 //! ```
 
 use core::{
+    fmt,
     marker::PhantomData,
     mem::size_of,
     ptr::{
@@ -56,6 +65,7 @@ use core::{
 };
 
 use kernel::{
+    alloc::Flags,
     bindings,
     error::to_result,
     ffi::c_char,
@@ -65,168 +75,184 @@ use kernel::{
     types::Opaque, //
 };
 
-/// The operations of a read-only sysfs attribute.
-#[vtable]
+// The sysfs helpers of `rust/helpers/sysfs.c`. An out-of-tree build compiles that file with
+// the module and declares its functions here, since its kernel's bindings lack them.
+#[cfg(MODULE)]
+mod helpers {
+    use super::KobjShow;
+    use kernel::{bindings, ffi::c_char};
+
+    extern "C" {
+        #[link_name = "rust_helper_sysfs_attr_init"]
+        pub(super) fn sysfs_attr_init(attr: *mut bindings::attribute);
+        #[link_name = "rust_helper_sysfs_kobj_attribute_set_show"]
+        pub(super) fn sysfs_kobj_attribute_set_show(
+            attr: *mut bindings::kobj_attribute,
+            show: Option<KobjShow>,
+        );
+        #[link_name = "rust_helper_sysfs_group_set_attrs"]
+        pub(super) fn sysfs_group_set_attrs(
+            grp: *mut bindings::attribute_group,
+            attrs: *mut *mut bindings::attribute,
+        );
+        #[link_name = "rust_helper_sysfs_get_dirent"]
+        pub(super) fn sysfs_get_dirent(
+            parent: *mut bindings::kernfs_node,
+            name: *const c_char,
+        ) -> *mut bindings::kernfs_node;
+        #[link_name = "rust_helper_sysfs_put"]
+        pub(super) fn sysfs_put(kn: *mut bindings::kernfs_node);
+        #[link_name = "rust_helper_sysfs_notify_dirent"]
+        pub(super) fn sysfs_notify_dirent(kn: *mut bindings::kernfs_node);
+    }
+}
+#[cfg(not(MODULE))]
+use kernel::bindings as helpers;
+
+/// The operations of a read-only sysfs attribute, which shows a value of its group's data.
 pub trait AttributeOperations {
-    /// Writes the attribute's value to `page` and returns the number of bytes written.
+    /// The data of the [`Registration`] the attribute belongs to.
+    type Data: Sync;
+
+    /// Writes the attribute's value, from `data`, to `buffer`.
     ///
-    /// sysfs calls this, in process context, when a reader reads the file from its start. An
-    /// error is returned to the reader.
-    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize>;
+    /// sysfs calls this, in process context, when a reader reads the file from its start; it
+    /// may run on several threads at once. What was written is the file's content; an error
+    /// is returned to the reader instead.
+    fn show(data: &Self::Data, buffer: &mut ShowBuffer<'_>) -> Result;
 }
 
-/// A read-only sysfs attribute shown by `O`, meant for a `static`.
+/// The page a `show` writes to: a bounded writer that refuses what does not fit.
 ///
 /// # Invariants
 ///
-/// `attribute` is a `kobj_attribute` whose `show` is [`Attribute::show_callback`] and whose
-/// name is a `'static` C string.
-#[repr(transparent)]
-pub struct Attribute<O> {
-    // Writable memory, as in C: sysfs takes the attribute as `*mut`, and with lockdep the
-    // attribute holds the lock class key of its file.
-    attribute: Opaque<bindings::kobj_attribute>,
-    _ops: PhantomData<O>,
+/// `len <= PAGE_SIZE`, and the first `len` bytes of `page` are what was written.
+pub struct ShowBuffer<'a> {
+    page: &'a mut [u8; PAGE_SIZE],
+    len: usize,
 }
 
-// SAFETY: Rust never accesses the attribute after its constant initialisation, and the C side
-// only reads it, so a shared reference may be used from any thread.
-unsafe impl<O> Sync for Attribute<O> {}
+impl<'a> ShowBuffer<'a> {
+    fn new(page: &'a mut [u8; PAGE_SIZE]) -> Self {
+        // INVARIANT: Nothing is written yet.
+        Self { page, len: 0 }
+    }
 
-impl<O: AttributeOperations> Attribute<O> {
-    /// Creates an attribute named `name` with permissions `mode`.
+    /// Appends `bytes`, or fails with `EFBIG`, writing nothing, when they do not fit in the
+    /// page.
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result {
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .filter(|&end| end <= PAGE_SIZE)
+            .ok_or(EFBIG)?;
+        self.page[self.len..end].copy_from_slice(bytes);
+        // INVARIANT: `end <= PAGE_SIZE`, and the bytes up to it were written.
+        self.len = end;
+        Ok(())
+    }
+
+    /// The number of bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Formatting into the page: a write that does not fit fails and writes nothing of that piece;
+/// the `show` returns an error then (see [`ShowBuffer::write_bytes`]).
+impl fmt::Write for ShowBuffer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+/// The `show` of a `struct kobj_attribute`.
+type KobjShow = unsafe extern "C" fn(
+    *mut bindings::kobject,
+    *mut bindings::kobj_attribute,
+    *mut c_char,
+) -> isize;
+
+/// The declaration of a read-only attribute of a group whose data is `Data`, meant for a
+/// `static`.
+///
+/// A declaration holds no C object: a [`Registration`] builds the attribute sysfs sees from
+/// it, next to the data.
+pub struct Attribute<Data> {
+    name: &'static CStr,
+    mode: u16,
+    show: KobjShow,
+    _data: PhantomData<fn(&Data)>,
+}
+
+impl<Data: Sync> Attribute<Data> {
+    /// Declares an attribute named `name` with permissions `mode`, shown by `O`.
     ///
     /// `mode` may only hold read permissions (at most `0o444`), since there is no `store`; in a
     /// `static` this is checked at compile time.
-    pub const fn new(name: &'static CStr, mode: u16) -> Self {
+    pub const fn new<O: AttributeOperations<Data = Data>>(name: &'static CStr, mode: u16) -> Self {
         assert!(
             mode & !0o444 == 0,
             "a read-only sysfs attribute has at most mode 0o444"
         );
-        let mut attribute: bindings::kobj_attribute = pin_init::zeroed();
-        attribute.attr.name = as_char_ptr_in_const_context(name);
-        attribute.attr.mode = mode;
-        // `show` and `show_const` share a union unless CONFIG_CFI makes them a struct; an
-        // assignment compiles either way, and sysfs calls whichever is set.
-        attribute.__bindgen_anon_1.show = Some(Self::show_callback);
-        // INVARIANT: `show` and the `'static` name are set above.
         Self {
-            attribute: Opaque::new(attribute),
-            _ops: PhantomData,
-        }
-    }
-
-    /// The `show` of `struct kobj_attribute`: hands sysfs's page to [`AttributeOperations::show`].
-    ///
-    /// # Safety
-    ///
-    /// `buf` must point to a buffer of `PAGE_SIZE` bytes, valid for writes, that nothing else
-    /// accesses during the call (the page sysfs passes to `show`).
-    unsafe extern "C" fn show_callback(
-        _kobj: *mut bindings::kobject,
-        _attr: *mut bindings::kobj_attribute,
-        buf: *mut c_char,
-    ) -> isize {
-        // SAFETY: By the safety requirements of this function `buf` is valid for writes of
-        // `PAGE_SIZE` bytes and ours alone during the call; a byte array has alignment 1.
-        let page = unsafe { &mut *buf.cast::<[u8; PAGE_SIZE]>() };
-        match O::show(page) {
-            // A length past the page is a bug of `show`; sysfs warns about it and truncates.
-            Ok(len) => len.min(PAGE_SIZE) as isize,
-            Err(err) => err.to_errno() as isize,
+            name,
+            mode,
+            show: show_callback::<O>,
+            _data: PhantomData,
         }
     }
 }
 
-impl<O> Attribute<O> {
-    /// This attribute as an entry of an [`AttributeList`].
-    pub const fn to_ref(&'static self) -> AttributeRef {
-        // `attr` is the first field of `struct kobj_attribute`, so the cast points to it; sysfs
-        // gets back to the `kobj_attribute` with `container_of`.
-        // INVARIANT: `self` lives for `'static`.
-        AttributeRef(self.attribute.get().cast())
-    }
-
-    /// The attribute's name.
-    fn name(&self) -> *const c_char {
-        // SAFETY: The attribute is initialised and its name is never written after `new`.
-        unsafe { (*self.attribute.get()).attr.name }
+/// The `show` of the attributes shown by `O`: hands sysfs's page and the group's data to
+/// [`AttributeOperations::show`].
+///
+/// # Safety
+///
+/// `attr` must be the `attribute` of a live [`Slot`] of a registration whose data is
+/// `O::Data`, and `buf` must point to a buffer of `PAGE_SIZE` bytes, valid for writes, that
+/// nothing else accesses during the call (the page sysfs passes to `show`).
+unsafe extern "C" fn show_callback<O: AttributeOperations>(
+    _kobj: *mut bindings::kobject,
+    attr: *mut bindings::kobj_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: By the safety requirements `attr` is the first field of a `repr(C)` `Slot`, so
+    // the two pointers are the same; the slot lives while sysfs may call its `show`.
+    let slot = unsafe { &*attr.cast::<Slot<O::Data>>() };
+    // SAFETY: The slot points to its registration's data (type invariant of `Slot`), which
+    // lives at least as long as the slot.
+    let data = unsafe { &*slot.data };
+    // SAFETY: By the safety requirements `buf` is valid for writes of `PAGE_SIZE` bytes and
+    // ours alone during the call; a byte array has alignment 1.
+    let page = unsafe { &mut *buf.cast::<[u8; PAGE_SIZE]>() };
+    let mut buffer = ShowBuffer::new(page);
+    match O::show(data, &mut buffer) {
+        // At most `PAGE_SIZE` (type invariant of `ShowBuffer`), so the cast is lossless.
+        Ok(()) => buffer.len() as isize,
+        Err(err) => err.to_errno() as isize,
     }
 }
 
-/// A reference to an [`Attribute`] in a `static`, whatever its operations.
+/// One attribute as sysfs sees it, with the way back to the data it shows.
 ///
 /// # Invariants
 ///
-/// The pointer is the `struct attribute` of an [`Attribute`] that lives for `'static`.
-#[derive(Clone, Copy)]
-pub struct AttributeRef(*mut bindings::attribute);
-
-/// The attributes of a [`Group`]: a NULL-terminated array of pointers, as C wants it.
+/// Once the registration that holds it is set up, `attribute` is a `kobj_attribute` whose
+/// `show` expects a slot of data type `Data`, and `data` points to that registration's data.
 #[repr(C)]
-pub struct AttributeList<const N: usize> {
-    attributes: [*mut bindings::attribute; N],
-    // With `repr(C)` and no padding between pointers, this is element `N` of the array.
-    terminator: *mut bindings::attribute,
+struct Slot<Data> {
+    // First, so that the pointer sysfs passes to `show` is the slot's.
+    attribute: Opaque<bindings::kobj_attribute>,
+    data: *const Data,
 }
 
-// SAFETY: The list is never written after its constant initialisation and its pointers point to
-// `Sync` statics, so a shared reference may be used from any thread.
-unsafe impl<const N: usize> Sync for AttributeList<N> {}
-
-impl<const N: usize> AttributeList<N> {
-    /// Creates the list of `attributes`, in the order their files are created.
-    pub const fn new(attributes: [AttributeRef; N]) -> Self {
-        const {
-            assert!(size_of::<Self>() == (N + 1) * size_of::<*mut bindings::attribute>());
-        }
-        let mut pointers = [ptr::null_mut(); N];
-        let mut i = 0;
-        while i < N {
-            pointers[i] = attributes[i].0;
-            i += 1;
-        }
-        Self {
-            attributes: pointers,
-            terminator: ptr::null_mut(),
-        }
-    }
-}
-
-/// A named group of attributes: a directory of that name under the kobject it is registered on.
-///
-/// # Invariants
-///
-/// `group` has a `'static` name and points to a `'static` [`AttributeList`].
-#[repr(transparent)]
-pub struct Group {
-    group: bindings::attribute_group,
-}
-
-// SAFETY: The group is never written after its constant initialisation and points to `Sync`
-// statics, so a shared reference may be used from any thread.
-unsafe impl Sync for Group {}
-
-impl Group {
-    /// Creates the group `name` holding `attributes`.
-    pub const fn new<const N: usize>(
-        name: &'static CStr,
-        attributes: &'static AttributeList<N>,
-    ) -> Self {
-        let mut group: bindings::attribute_group = pin_init::zeroed();
-        group.name = as_char_ptr_in_const_context(name);
-        // sysfs only reads the array; the C field is not `const` for historical reasons.
-        group.__bindgen_anon_2.attrs = ptr::from_ref(attributes).cast_mut().cast();
-        // INVARIANT: Both pointers come from `'static` references.
-        Self { group }
-    }
-
-    fn as_raw(&self) -> *const bindings::attribute_group {
-        &self.group
-    }
-}
-
-/// A kobject whose sysfs files are [`Attribute`]s: its type uses `kobj_sysfs_ops`.
+/// A kobject whose sysfs files are `kobj_attribute`s: its type uses `kobj_sysfs_ops`.
 ///
 /// # Invariants
 ///
@@ -259,54 +285,149 @@ impl Kobject {
     }
 }
 
-/// The registration of a [`Group`] under a [`Kobject`]: the group's directory and files exist
-/// for exactly the lifetime of this value.
+/// What sysfs reads while a group is registered: its attributes, their NULL-terminated list,
+/// the group, and the data the attributes show.
 ///
 /// # Invariants
 ///
-/// `group` is registered under `parent`, and this value is what removes it.
-pub struct Registration {
-    parent: &'static Kobject,
-    group: &'static Group,
+/// Once [`Registration::new`] set it up, `group` names `name` and lists the `attributes` of
+/// `slots` through `list`, each slot points to `data`, and none of this moves or changes until
+/// the group is removed.
+struct Group<Data, const N: usize> {
+    slots: [Slot<Data>; N],
+    list: List<N>,
+    group: Opaque<bindings::attribute_group>,
+    data: Data,
 }
 
-impl Registration {
-    /// Creates the group's directory and its files under `parent`.
+/// The attributes of a group as C wants them: an array of pointers ending with NULL.
+#[repr(C)]
+struct List<const N: usize> {
+    attributes: [*mut bindings::attribute; N],
+    // With `repr(C)` and no padding between pointers, this is element `N` of the array.
+    terminator: *mut bindings::attribute,
+}
+
+impl<const N: usize> List<N> {
+    const EMPTY: Self = {
+        assert!(size_of::<Self>() == (N + 1) * size_of::<*mut bindings::attribute>());
+        Self {
+            attributes: [ptr::null_mut(); N],
+            terminator: ptr::null_mut(),
+        }
+    };
+}
+
+/// A directory of attributes under a [`Kobject`], and the data they show: the directory and
+/// its files exist for exactly the lifetime of this value.
+///
+/// # Invariants
+///
+/// `group` is set up and registered under `parent`, and this value is what removes it.
+pub struct Registration<Data: Sync, const N: usize> {
+    parent: &'static Kobject,
+    group: Pin<KBox<Group<Data, N>>>,
+}
+
+// SAFETY: The raw pointers point into the registration's own allocation, and the data is only
+// shared with `show` calls, which need `Data: Sync`; moving the registration moves the data.
+unsafe impl<Data: Sync + Send, const N: usize> Send for Registration<Data, N> {}
+// SAFETY: `&Registration` gives out `&Data` only.
+unsafe impl<Data: Sync, const N: usize> Sync for Registration<Data, N> {}
+
+impl<Data: Sync, const N: usize> Registration<Data, N> {
+    /// Creates the directory `name` under `parent`, with a file for each of `attributes`, in
+    /// that order, showing `data`.
     ///
-    /// Fails with `EEXIST` when `parent` already has an entry of the group's name; sysfs then
-    /// also logs a warning with a stack trace, so callers that expect the name to be taken
-    /// should look it up first.
-    pub fn new(parent: &'static Kobject, group: &'static Group) -> Result<Self> {
+    /// Fails with `EEXIST` when `parent` already has an entry of that name; sysfs then also
+    /// logs a warning with a stack trace, so callers that expect the name to be taken should
+    /// look it up first.
+    pub fn new(
+        parent: &'static Kobject,
+        name: &'static CStr,
+        attributes: &'static [&'static Attribute<Data>; N],
+        data: Data,
+        flags: Flags,
+    ) -> Result<Self> {
+        let mut group = KBox::pin(
+            Group {
+                slots: [const {
+                    Slot {
+                        attribute: Opaque::zeroed(),
+                        data: ptr::null(),
+                    }
+                }; N],
+                list: List::EMPTY,
+                group: Opaque::zeroed(),
+                data,
+            },
+            flags,
+        )?;
+        // SAFETY: Nothing is moved out of the group; sysfs sees none of it yet.
+        let inner = unsafe { group.as_mut().get_unchecked_mut() };
+        let data: *const Data = &inner.data;
+        let entries = inner.list.attributes.iter_mut();
+        for ((slot, entry), attribute) in inner.slots.iter_mut().zip(entries).zip(attributes) {
+            let raw = slot.attribute.get();
+            // SAFETY: `raw` is a zeroed `kobj_attribute` of this allocation that nothing else
+            // accesses; its name is a `'static` C string.
+            unsafe {
+                (*raw).attr.name = as_char_ptr_in_const_context(attribute.name);
+                (*raw).attr.mode = attribute.mode;
+                helpers::sysfs_attr_init(&raw mut (*raw).attr);
+                helpers::sysfs_kobj_attribute_set_show(raw, Some(attribute.show));
+            }
+            slot.data = data;
+            // `attr` is the first field of `struct kobj_attribute`: sysfs gets back to the
+            // `kobj_attribute`, and `show` to the slot, from this pointer.
+            *entry = raw.cast();
+        }
+        let raw = inner.group.get();
+        // SAFETY: `raw` is a zeroed `attribute_group` of this allocation that nothing else
+        // accesses; the name is a `'static` C string, and the list is NULL-terminated (`List`)
+        // and lives as long as the group.
+        unsafe {
+            (*raw).name = as_char_ptr_in_const_context(name);
+            helpers::sysfs_group_set_attrs(raw, inner.list.attributes.as_mut_ptr());
+        }
         // SAFETY: `parent` is a registered kobject whose type shows `kobj_attribute`s (type
-        // invariant of `Kobject`); `group`, its name and every attribute it points to are
-        // `'static` (type invariants of `Group` and `AttributeRef`), and `Drop` removes the
-        // group before a module that owns them can go.
-        to_result(unsafe { bindings::sysfs_create_group(parent.as_raw(), group.as_raw()) })?;
-        // INVARIANT: The group was registered just above.
+        // invariant of `Kobject`). The group, its attributes and the data they point to stay in
+        // place until `Drop` removes the group, and each attribute's `show` matches its slot.
+        to_result(unsafe { bindings::sysfs_create_group(parent.as_raw(), raw) })?;
+        // INVARIANT: The group was set up and registered just above.
         Ok(Self { parent, group })
+    }
+
+    /// The data the attributes show.
+    pub fn data(&self) -> &Data {
+        &self.group.data
     }
 
     /// A [`Notifier`] for the file of `attribute` in this group.
     ///
     /// Fails with `ENOENT` when the group has no file of that attribute's name.
-    pub fn notifier<O>(&self, attribute: &'static Attribute<O>) -> Result<Notifier> {
+    pub fn notifier(&self, attribute: &'static Attribute<Data>) -> Result<Notifier> {
         // SAFETY: `parent` is registered in sysfs (type invariant of `Kobject`), so `sd` is its
         // directory, which lives as long as the kobject.
         let parent = unsafe { (*self.parent.as_raw()).sd };
-        let dir = Node::find(parent, self.group.group.name).ok_or(ENOENT)?;
-        let file = Node::find(dir.as_ptr(), attribute.name()).ok_or(ENOENT)?;
+        // SAFETY: The group is set up (type invariant), and its name is never written again.
+        let name = unsafe { (*self.group.group.get()).name };
+        let dir = Node::find(parent, name).ok_or(ENOENT)?;
+        let file =
+            Node::find(dir.as_ptr(), as_char_ptr_in_const_context(attribute.name)).ok_or(ENOENT)?;
         Ok(Notifier(file))
     }
 }
 
-impl Drop for Registration {
-    /// Removes the group's files and directory, once running `show` calls have returned.
+impl<Data: Sync, const N: usize> Drop for Registration<Data, N> {
+    /// Removes the group's files and directory, once running `show` calls have returned; the
+    /// data goes after them.
     ///
     /// Open files stay open: reads answer `ENODEV`, and polls return at once.
     fn drop(&mut self) {
-        // SAFETY: By the type invariant `group` is registered under `parent`, and this is the
+        // SAFETY: By the type invariant the group is registered under `parent`, and this is the
         // one place that removes it.
-        unsafe { bindings::sysfs_remove_group(self.parent.as_raw(), self.group.as_raw()) };
+        unsafe { bindings::sysfs_remove_group(self.parent.as_raw(), self.group.group.get()) };
     }
 }
 
@@ -318,12 +439,12 @@ impl Drop for Registration {
 struct Node(NonNull<bindings::kernfs_node>);
 
 impl Node {
-    /// The child `name` of the directory `parent`, as `sysfs_get_dirent()` finds it.
+    /// The child `name` of the directory `parent` (`sysfs_get_dirent()`).
     fn find(parent: *mut bindings::kernfs_node, name: *const c_char) -> Option<Self> {
         // SAFETY: Callers pass a live directory node and a NUL-terminated name that outlive the
-        // call; a NULL namespace is the one sysfs uses outside network namespaces.
-        let node = unsafe { bindings::kernfs_find_and_get_ns(parent, name, ptr::null()) };
-        // INVARIANT: `kernfs_find_and_get_ns()` returns the node with a reference taken.
+        // call.
+        let node = unsafe { helpers::sysfs_get_dirent(parent, name) };
+        // INVARIANT: `sysfs_get_dirent()` returns the node with a reference taken.
         NonNull::new(node).map(Self)
     }
 
@@ -335,7 +456,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         // SAFETY: By the type invariant this value holds one reference on the node.
-        unsafe { bindings::kernfs_put(self.0.as_ptr()) };
+        unsafe { helpers::sysfs_put(self.0.as_ptr()) };
     }
 }
 
@@ -358,8 +479,8 @@ impl Notifier {
     /// Does not sleep: the fsnotify event is deferred to a work item.
     pub fn notify(&self) {
         // SAFETY: The node is live (type invariant of `Node`) and a file: `Registration` looks it
-        // up in a group's directory, which holds files only. `kernfs_notify()` may be called in
-        // any context.
-        unsafe { bindings::kernfs_notify(self.0.as_ptr()) };
+        // up in a group's directory, which holds files only. `sysfs_notify_dirent()` may be
+        // called in any context.
+        unsafe { helpers::sysfs_notify_dirent(self.0.as_ptr()) };
     }
 }

@@ -228,6 +228,49 @@ pub(crate) fn transitions() -> (u64, State) {
     STATE.load()
 }
 
+/// What the sysfs files show: the state with its count, read at each `show`, and the facts
+/// that are fixed while the module is loaded, copied once.
+///
+/// The state itself stays in this module's statics rather than in the sysfs group's data: the
+/// kexec reboot notifier and mainline's observer hook reach the orchestrator from C callbacks
+/// that carry no pointer to it, and there is one orchestrator per kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct View {
+    generation: u64,
+    flavour: Flavour,
+}
+
+impl View {
+    /// The current state, read without the lock.
+    pub(crate) fn state(&self) -> State {
+        current()
+    }
+
+    /// The transitions since the orchestrator started and the state they led to, in one read.
+    pub(crate) fn transitions(&self) -> (u64, State) {
+        transitions()
+    }
+
+    /// This kernel's live-update generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Who runs the live update shown.
+    pub(crate) fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+}
+
+/// The view the sysfs group shows, once [`Running::start`] or [`Running::observe`] set the
+/// facts it copies.
+pub(crate) fn view() -> View {
+    View {
+        generation: generation(),
+        flavour: flavour(),
+    }
+}
+
 /// The one setter: moves from the current state to what `decide` returns for it.
 ///
 /// When `decide` refuses, nothing changes and its error is returned. Otherwise the new state is

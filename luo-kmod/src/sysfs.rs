@@ -4,28 +4,25 @@
 //! `flavour` and `transitions`.
 //!
 //! The group is a user of the generic `kernel::sysfs` abstraction (built as part of this module
-//! out of tree, in `rust/kernel/sysfs.rs` in the tree): static attributes whose `show` reads
-//! the orchestrator, and [`StateGroup`], which registers the group under `/sys/kernel` for
-//! exactly its lifetime and hands the orchestrator the notifiers of `transitions` and
-//! `state`. The bytes shown
-//! come from `show.rs` of `luo-sysfs-abi`, the names and modes from its `path.rs`.
+//! out of tree, in `rust/kernel/sysfs.rs` in the tree): attributes whose `show` reads the
+//! orchestrator through the group's data, a [`View`], and [`StateGroup`], which registers the
+//! group under `/sys/kernel` for exactly its lifetime and hands the orchestrator the notifiers
+//! of `transitions` and `state`. The bytes shown come from `show.rs` of `luo-sysfs-abi`, the
+//! names and modes from its `path.rs`.
 
 use crate::kernel_sysfs::{
     Attribute,
-    AttributeList,
     AttributeOperations,
-    Group,
     Kobject,
-    Registration, //
+    Registration,
+    ShowBuffer, //
 };
-use kernel::{
-    page::PAGE_SIZE,
-    prelude::*, //
-};
+use kernel::prelude::*;
 
 use crate::orchestrator::{
     self,
-    Notifiers, //
+    Notifiers,
+    View, //
 };
 use crate::path::{
     FLAVOUR,
@@ -34,21 +31,21 @@ use crate::path::{
     STATE,
     TRANSITIONS, //
 };
-use crate::State;
+use crate::{State, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN};
 
 /// `state`: the current state's word and a newline; notified on every change.
 struct StateFile;
 
-#[vtable]
 impl AttributeOperations for StateFile {
-    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        // kernfs sampled its event counter just before this call; `current` issues the read
+    type Data = View;
+
+    fn show(view: &View, buffer: &mut ShowBuffer<'_>) -> Result {
+        // kernfs sampled its event counter just before this call; `state` issues the read
         // barrier that pairs with the setter's write barrier (see `StateCell`).
-        match orchestrator::current() {
+        match view.state() {
             // The module is unloading (`orchestrator::retire`): the interface is gone.
             State::Undefined => Err(ENODEV),
-            // `None` is unreachable: a page holds every word.
-            state => crate::show(state, page).ok_or(EINVAL),
+            state => write_shown::<SHOW_MAX_LEN>(buffer, |bytes| crate::show(state, bytes)),
         }
     }
 }
@@ -57,30 +54,32 @@ impl AttributeOperations for StateFile {
 /// the module is loaded.
 struct GenerationFile;
 
-#[vtable]
 impl AttributeOperations for GenerationFile {
-    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        if orchestrator::current() == State::Undefined {
+    type Data = View;
+
+    fn show(view: &View, buffer: &mut ShowBuffer<'_>) -> Result {
+        if view.state() == State::Undefined {
             // The module is unloading, as for `state`.
             return Err(ENODEV);
         }
-        // `None` is unreachable: a page holds every number.
-        crate::show_generation(orchestrator::generation(), page).ok_or(EINVAL)
+        write_shown::<GENERATION_SHOW_MAX_LEN>(buffer, |bytes| {
+            crate::show_generation(view.generation(), bytes)
+        })
     }
 }
 
 /// `flavour`: `standalone` or `observer` and a newline; fixed while the module is loaded.
 struct FlavourFile;
 
-#[vtable]
 impl AttributeOperations for FlavourFile {
-    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        if orchestrator::current() == State::Undefined {
+    type Data = View;
+
+    fn show(view: &View, buffer: &mut ShowBuffer<'_>) -> Result {
+        if view.state() == State::Undefined {
             // The module is unloading, as for `state`.
             return Err(ENODEV);
         }
-        // `None` is unreachable: a page holds every word.
-        crate::show_flavour(orchestrator::flavour(), page).ok_or(EINVAL)
+        write_shown::<SHOW_MAX_LEN>(buffer, |bytes| crate::show_flavour(view.flavour(), bytes))
     }
 }
 
@@ -88,34 +87,48 @@ impl AttributeOperations for FlavourFile {
 /// newline; notified on every change, just before `state`.
 struct TransitionsFile;
 
-#[vtable]
 impl AttributeOperations for TransitionsFile {
-    fn show(page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+    type Data = View;
+
+    fn show(view: &View, buffer: &mut ShowBuffer<'_>) -> Result {
         // One load of the word that holds the count and the state together, after the read
         // barrier, as for `state`.
-        match orchestrator::transitions() {
+        match view.transitions() {
             // The module is unloading, as for `state`.
             (_, State::Undefined) => Err(ENODEV),
-            // `None` is unreachable: a page holds every number.
-            (transitions, _) => crate::show_transitions(transitions, page).ok_or(EINVAL),
+            (transitions, _) => write_shown::<TRANSITIONS_SHOW_MAX_LEN>(buffer, |bytes| {
+                crate::show_transitions(transitions, bytes)
+            }),
         }
     }
 }
 
-static STATE_ATTRIBUTE: Attribute<StateFile> = Attribute::new(STATE.name, STATE.mode);
-static GENERATION_ATTRIBUTE: Attribute<GenerationFile> =
-    Attribute::new(GENERATION.name, GENERATION.mode);
-static FLAVOUR_ATTRIBUTE: Attribute<FlavourFile> = Attribute::new(FLAVOUR.name, FLAVOUR.mode);
-static TRANSITIONS_ATTRIBUTE: Attribute<TransitionsFile> =
-    Attribute::new(TRANSITIONS.name, TRANSITIONS.mode);
+/// Writes to `buffer` what one of `luo-sysfs-abi`'s `show` functions makes of a value, through
+/// `N` bytes on the stack, the most that function writes.
+fn write_shown<const N: usize>(
+    buffer: &mut ShowBuffer<'_>,
+    show: impl FnOnce(&mut [u8]) -> Option<usize>,
+) -> Result {
+    let mut bytes = [0; N];
+    // `None` is unreachable: `N` holds everything the function writes.
+    let len = show(&mut bytes).ok_or(EINVAL)?;
+    buffer.write_bytes(&bytes[..len])
+}
+
+static STATE_ATTRIBUTE: Attribute<View> = Attribute::new::<StateFile>(STATE.name, STATE.mode);
+static GENERATION_ATTRIBUTE: Attribute<View> =
+    Attribute::new::<GenerationFile>(GENERATION.name, GENERATION.mode);
+static FLAVOUR_ATTRIBUTE: Attribute<View> =
+    Attribute::new::<FlavourFile>(FLAVOUR.name, FLAVOUR.mode);
+static TRANSITIONS_ATTRIBUTE: Attribute<View> =
+    Attribute::new::<TransitionsFile>(TRANSITIONS.name, TRANSITIONS.mode);
 /// In the order of `path::ATTRIBUTES`.
-static ATTRIBUTES: AttributeList<4> = AttributeList::new([
-    STATE_ATTRIBUTE.to_ref(),
-    GENERATION_ATTRIBUTE.to_ref(),
-    FLAVOUR_ATTRIBUTE.to_ref(),
-    TRANSITIONS_ATTRIBUTE.to_ref(),
-]);
-static GROUP: Group = Group::new(GROUP_NAME, &ATTRIBUTES);
+static ATTRIBUTES: [&Attribute<View>; 4] = [
+    &STATE_ATTRIBUTE,
+    &GENERATION_ATTRIBUTE,
+    &FLAVOUR_ATTRIBUTE,
+    &TRANSITIONS_ATTRIBUTE,
+];
 
 /// The registration of `/sys/kernel/liveupdate`.
 ///
@@ -123,7 +136,7 @@ static GROUP: Group = Group::new(GROUP_NAME, &ATTRIBUTES);
 ///
 /// `registration` is `Some` until `Drop` takes it to remove the group at the right moment.
 pub(crate) struct StateGroup {
-    registration: Option<Registration>,
+    registration: Option<Registration<View, 4>>,
 }
 
 impl StateGroup {
@@ -134,7 +147,13 @@ impl StateGroup {
         let kernel = Kobject::kernel().ok_or(ENOENT)?;
         // `EEXIST` when another orchestrator took the name after `preflight` looked; module
         // init logs the failure.
-        let registration = Registration::new(kernel, &GROUP)?;
+        let registration = Registration::new(
+            kernel,
+            GROUP_NAME,
+            &ATTRIBUTES,
+            orchestrator::view(),
+            GFP_KERNEL,
+        )?;
         orchestrator::watch(Notifiers {
             transitions: registration.notifier(&TRANSITIONS_ATTRIBUTE)?,
             state: registration.notifier(&STATE_ATTRIBUTE)?,

@@ -22,6 +22,10 @@ pub const ABSTRACTION_PATH: &str = "rust/kernel/sysfs.rs";
 
 /// The abstraction in the repository, and the module's name for it out of tree.
 pub const ABSTRACTION_SOURCE: &str = "luo-kmod/kernel/sysfs.rs";
+
+/// The abstraction's C helpers in the repository, and where they go in the tree.
+const HELPERS_SOURCE: &str = "luo-kmod/kernel/helpers/sysfs.c";
+const HELPERS_PATH: &str = "rust/helpers/sysfs.c";
 const ABSTRACTION_MODULE: &str = "kernel_sysfs";
 
 /// The crates whose files the module compiles through `#[path]`.
@@ -37,6 +41,7 @@ const EDITED: &[&str] = &[
     "kernel/liveupdate/luo_internal.h",
     "kernel/liveupdate/luo_session.c",
     "rust/bindings/bindings_helper.h",
+    "rust/helpers/helpers.c",
     "rust/kernel/lib.rs",
 ];
 
@@ -183,10 +188,22 @@ pub fn generate(out: &Path) -> Result<Series> {
     })
 }
 
-/// Patch 2: `rust/kernel/sysfs.rs`, its module line, its header, its maintainers.
+/// Patch 2: `rust/kernel/sysfs.rs` with its C helpers, its module line, its header, its
+/// maintainers.
 fn add_abstraction(tree: &Path) -> Result {
-    let abstraction = read(&cache::workspace().join(ABSTRACTION_SOURCE))?;
+    let workspace = cache::workspace();
+    let abstraction = in_tree_abstraction(&read(&workspace.join(ABSTRACTION_SOURCE))?)?;
     write(&tree.join(ABSTRACTION_PATH), &abstraction)?;
+    write(
+        &tree.join(HELPERS_PATH),
+        &read(&workspace.join(HELPERS_SOURCE))?,
+    )?;
+    edit(
+        tree,
+        "rust/helpers/helpers.c",
+        "#include \"sync.c\"\n",
+        "#include \"sync.c\"\n#include \"sysfs.c\"\n",
+    )?;
     edit(
         tree,
         "rust/kernel/lib.rs",
@@ -204,7 +221,49 @@ fn add_abstraction(tree: &Path) -> Result {
         "MAINTAINERS",
         "F:\trust/kernel/soc.rs\n",
         "F:\trust/kernel/soc.rs\nF:\trust/kernel/sysfs.rs\n",
+    )?;
+    edit(
+        tree,
+        "MAINTAINERS",
+        "F:\trust/kernel/debugfs.rs\n",
+        &format!("F:\t{HELPERS_PATH}\nF:\trust/kernel/debugfs.rs\n"),
     )
+}
+
+/// The out-of-tree declarations of the C helpers, as the abstraction's file starts them: the
+/// tree's bindings declare the helpers instead.
+const OUT_OF_TREE_HELPERS: &str = "#[cfg(MODULE)]\nmod helpers {\n";
+const IN_TREE_HELPERS: &str = "#[cfg(not(MODULE))]\nuse kernel::bindings as helpers;\n";
+
+/// `kernel/sysfs.rs` as the tree compiles it: without the out-of-tree declarations of its C
+/// helpers (and the comment above them), calling them through `bindings` as the rest of the
+/// kernel crate does.
+pub fn in_tree_abstraction(text: &str) -> Result<String> {
+    let missing = |what: &str| format!("{ABSTRACTION_SOURCE}: {what} not found");
+    let start = text
+        .find(OUT_OF_TREE_HELPERS)
+        .ok_or_else(|| missing("`#[cfg(MODULE)] mod helpers {`"))?;
+    let end = text[start..]
+        .find("\n}\n")
+        .map(|end| start + end + "\n}\n".len())
+        .ok_or_else(|| missing("the end of `mod helpers`"))?;
+    if !text[end..].starts_with(IN_TREE_HELPERS) {
+        return Err(missing(
+            "`use kernel::bindings as helpers;` right after `mod helpers`",
+        ));
+    }
+    // The comment lines that introduce the block go with it.
+    let before = text[..start].trim_end_matches('\n');
+    let comment = before
+        .lines()
+        .rev()
+        .take_while(|line| line.starts_with("// "))
+        .map(|line| line.len() + 1)
+        .sum::<usize>();
+    let head = &text[..before.len() - comment + 1];
+    let tail = &text[end + IN_TREE_HELPERS.len()..];
+    let tail = tail.strip_prefix('\n').unwrap_or(tail);
+    Ok(format!("{head}{tail}").replace("helpers::", "bindings::"))
 }
 
 /// Patch 3: the module, its Kconfig option and Makefile, the ABI document, its maintainers.
@@ -517,19 +576,25 @@ into the orchestrator.
 ";
 
 const PATCH_ABSTRACTION: &str = "\
-rust: sysfs: add static attribute groups with a notifier
+rust: sysfs: add read-only attribute groups that show typed data
 
-Add a small abstraction for sysfs attribute groups whose attributes are
-read-only and live in statics, as most C users of sysfs_create_group()
-declare them.
+Add a small abstraction for a directory of read-only sysfs attributes
+under an existing kobject, as C users of sysfs_create_group() with a
+named group make one, whose show() callbacks read the data the
+registration owns.
 
-An Attribute<O> is a kobj_attribute whose show() hands the page, as a
-&mut [u8; PAGE_SIZE], to the #[vtable] trait AttributeOperations of O.
-An AttributeList is the NULL-terminated array of a Group, and a
-Registration creates the group under a Kobject for exactly its
-lifetime: sysfs_remove_group() in Drop waits for running show() calls,
-and none starts after it, so the code behind them may go once the
-registration is gone.
+An Attribute<Data> declares a file: its name, its mode and the type
+whose AttributeOperations::show() renders it. A Registration<Data, N>
+owns the data and builds, in one pinned allocation next to it, the
+kobj_attributes, their NULL-terminated list and the attribute_group
+that sysfs reads; each attribute keeps a pointer back to the data, so
+show() gets a &Data. sysfs_remove_group() in Drop waits for running
+show() calls and none starts after it, so the data is dropped after
+its last reader.
+
+show() writes through a ShowBuffer, a bounded writer over sysfs's page
+that implements core::fmt::Write: a write that does not fit fails with
+EFBIG, which the reader gets, rather than being clamped.
 
 A Notifier wakes the pollers of one file, as sysfs_notify_dirent()
 does. It holds a reference to the file's kernfs node, so it may
@@ -539,11 +604,16 @@ that read the last value and polled again would sleep on. Notifying
 the removed file wakes it, and kernfs answers its poll, and every later
 one, with EPOLLERR | EPOLLPRI, because the node is no longer active.
 
-The shape follows rust/kernel/configfs.rs: attributes in statics, tied
-to their operations by a type parameter, one trampoline per callback,
-and a registration type that owns the C registration. It calls the
-exported kernfs functions that the sysfs inlines wrap, so the same file
-also builds as part of an out-of-tree module on kernels without it.
+The sysfs inlines (sysfs_notify_dirent(), sysfs_get_dirent(),
+sysfs_put()) and the sysfs_attr_init() macro get helpers in
+rust/helpers/sysfs.c. So do the assignments of kobj_attribute's show
+and attribute_group's attrs: both sit in an anonymous union, or a
+struct under CONFIG_CFI, which bindgen names by position.
+
+The shape follows rust/kernel/configfs.rs: operations tied to their
+attribute by a type parameter, one trampoline per callback, the
+owner's typed data handed to show(), and a registration type that owns
+the C registration.
 
 The first user is the live update state file added next in this
 series. Writable and binary attributes, is_visible() and device
@@ -637,10 +707,11 @@ Without it, the v3 state machine runs on its own, with its ioctls on
 Patch 1 adds an observer chain to the orchestrator, called when a file
 is preserved, an outgoing session closed, an incoming session finished
 or closed, and the sessions serialized. Patch 2 adds kernel::sysfs, a
-small abstraction for static groups of read-only attributes with a
-registration that owns the group and a notifier that can wake pollers
-even after the group is gone. Patch 3 adds the state as its first user,
-with its Kconfig option, the ABI document and a MAINTAINERS entry.
+small abstraction for groups of read-only attributes whose show() gets
+the typed data the registration owns and a bounded writer, with a
+notifier that can wake pollers even after the group is gone. Patch 3
+adds the state as its first user, with its Kconfig option, the ABI
+document and a MAINTAINERS entry.
 
 The series is generated by `cargo xtask patches` of the luo project,
 from the same files the project builds as an out-of-tree module and,
@@ -761,6 +832,37 @@ mod tests {
         let (in_tree, shared) = in_tree_root(root).unwrap();
         assert_eq!(in_tree, "mod a;\n\nmod b;\nuse kernel::sysfs::Notifier;\n");
         assert!(shared.is_empty());
+    }
+
+    #[test]
+    fn the_abstraction_calls_its_helpers_through_the_bindings_in_the_tree() {
+        let text = read(&cache::workspace().join(ABSTRACTION_SOURCE)).unwrap();
+        let in_tree = in_tree_abstraction(&text).unwrap();
+        for gone in [
+            "MODULE",
+            "mod helpers",
+            "helpers::",
+            "link_name",
+            "rust_helper_",
+        ] {
+            assert!(
+                !in_tree.contains(gone),
+                "{gone} is still in the tree's file"
+            );
+        }
+        assert!(in_tree.contains("bindings::sysfs_notify_dirent("));
+        assert!(!in_tree.contains("\n\n\n"), "a blank line is left twice");
+    }
+
+    #[test]
+    fn the_helpers_block_goes_with_its_comment_and_nothing_else() {
+        let text = "use a;\n\n// Why.\n// More.\n#[cfg(MODULE)]\nmod helpers {\n    fn f();\n}\n\
+                    #[cfg(not(MODULE))]\nuse kernel::bindings as helpers;\n\nfn g() { helpers::f() }\n";
+        assert_eq!(
+            in_tree_abstraction(text).unwrap(),
+            "use a;\n\nfn g() { bindings::f() }\n"
+        );
+        assert!(in_tree_abstraction("use a;\n").is_err());
     }
 
     #[test]
