@@ -58,13 +58,23 @@ pub fn checkpatch(tree: &Path, series: &generate::Series) -> Result<Vec<String>>
     }
 }
 
-/// Checks that the applied tree carries the repository's files: the abstraction byte for byte,
-/// and each shared file below its header.
+/// Checks that the applied tree carries the repository's files: the abstraction byte for byte
+/// once its out-of-tree declarations are gone, its C helpers byte for byte, and each shared
+/// file below its header.
 pub fn check_sources(tree: &Path) -> Result {
     let workspace = cache::workspace();
-    if read(&tree.join(ABSTRACTION_PATH))? != read(&workspace.join(ABSTRACTION_SOURCE))? {
+    let abstraction = generate::in_tree_abstraction(&read(&workspace.join(ABSTRACTION_SOURCE))?)?;
+    if read(&tree.join(ABSTRACTION_PATH))? != abstraction {
         return Err(format!(
-            "{ABSTRACTION_PATH} differs from {ABSTRACTION_SOURCE}"
+            "{ABSTRACTION_PATH} differs from {ABSTRACTION_SOURCE} without its out-of-tree lines"
+        ));
+    }
+    if read(&tree.join(generate::HELPERS_PATH))? != read(&workspace.join(generate::HELPERS_SOURCE))?
+    {
+        return Err(format!(
+            "{} differs from {}",
+            generate::HELPERS_PATH,
+            generate::HELPERS_SOURCE
         ));
     }
     let (_, shared) = generate::in_tree_root(&read(&workspace.join("luo-kmod/src/luo.rs"))?)?;

@@ -24,8 +24,8 @@ pub const ABSTRACTION_PATH: &str = "rust/kernel/sysfs.rs";
 pub const ABSTRACTION_SOURCE: &str = "luo-kmod/kernel/sysfs.rs";
 
 /// The abstraction's C helpers in the repository, and where they go in the tree.
-const HELPERS_SOURCE: &str = "luo-kmod/kernel/helpers/sysfs.c";
-const HELPERS_PATH: &str = "rust/helpers/sysfs.c";
+pub const HELPERS_SOURCE: &str = "luo-kmod/kernel/helpers/sysfs.c";
+pub const HELPERS_PATH: &str = "rust/helpers/sysfs.c";
 const ABSTRACTION_MODULE: &str = "kernel_sysfs";
 
 /// The crates whose files the module compiles through `#[path]`.
