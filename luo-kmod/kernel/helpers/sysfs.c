@@ -3,6 +3,10 @@
 #include <linux/kobject.h>
 #include <linux/sysfs.h>
 
+/*
+ * One lockdep class for every attribute Rust sets up at run time, as for the
+ * attributes a C loop initialises with one sysfs_attr_init().
+ */
 __rust_helper void rust_helper_sysfs_attr_init(struct attribute *attr)
 {
 	sysfs_attr_init(attr);
