@@ -78,7 +78,7 @@ mod watch;
 pub use async_watch::{AsyncWatcher, Changes};
 pub use control::Control;
 pub use error::{ContentError, Error, Op, Result};
-pub use flavour::{Flavour, flavour};
+pub use flavour::{Flavour, flavour, flavour_beside, flavour_path_beside};
 pub use follow::{FOLLOW_RETRY, Followed, Follower};
 pub use generation::{generation, read_generation};
 pub use kernfs::{DEFAULT_INTERVAL, KernfsFile, LIVENESS_PERIOD, MIN_INTERVAL, Wakeup};

@@ -106,7 +106,7 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
 
 /// Listens on the agent's socket, with mainline's sessions in the observer flavour.
 fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Listener), Failure> {
-    let sessions = luo_user::flavour() == Some(Flavour::Observer);
+    let sessions = luo_user::flavour_beside(&args.state.state_file) == Some(Flavour::Observer);
     let keeper = Arc::new(Keeper::new(&args.device.device, sessions));
     let listener = Listener::bind(&args.socket.socket).map_err(|err| {
         Failure::Output(io::Error::new(

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use luo_user::keeper::Client;
 use luo_user::kexec;
-use luo_user::{Control, Event, StateFile};
+use luo_user::{Control, Event};
 
 use crate::cli::CancelArgs;
 use crate::exit::Failure;
@@ -17,17 +17,18 @@ use crate::exit::Failure;
 /// Sends cancel and prints the new state; then, unless `--keep-loaded`, unloads the kernel
 /// loaded for kexec, if one is.
 pub fn run(args: &CancelArgs) -> Result<(), Failure> {
-    let state = if luo_user::flavour() == Some(luo_user::Flavour::Observer) {
-        // Mainline has no cancel event: the agent closes the sessions it preserved.
-        let sessions = Client::connect(&args.socket.socket)?.cancel()?;
-        eprintln!(
-            "luoctl: observer flavour: the agent closed {sessions} outgoing session(s); their \
+    let state =
+        if luo_user::flavour_beside(&args.state.state_file) == Some(luo_user::Flavour::Observer) {
+            // Mainline has no cancel event: the agent closes the sessions it preserved.
+            let sessions = Client::connect(&args.socket.socket)?.cancel()?;
+            eprintln!(
+                "luoctl: observer flavour: the agent closed {sessions} outgoing session(s); their \
              files are no longer preserved"
-        );
-        StateFile::open_default()?.state()?
-    } else {
-        Control::open(&args.event.device.device)?.send(Event::Cancel)?
-    };
+            );
+            args.state.open()?.state()?
+        } else {
+            Control::open(&args.event.device.device)?.send(Event::Cancel)?
+        };
     crate::print_state(state, args.event.json)?;
     if args.keep_loaded {
         return Ok(());

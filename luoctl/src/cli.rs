@@ -269,6 +269,11 @@ pub struct PrepareArgs {
     #[command(flatten)]
     pub event: EventArgs,
 
+    /// Observer flavour: the state file read after the agent's answer, with the `flavour`
+    /// file beside it that tells the flavours apart.
+    #[command(flatten)]
+    pub state: StateArgs,
+
     #[command(flatten)]
     pub socket: SocketArg,
 
@@ -283,6 +288,11 @@ pub struct PrepareArgs {
 pub struct CancelArgs {
     #[command(flatten)]
     pub event: EventArgs,
+
+    /// Observer flavour: the state file read after the agent's answer, with the `flavour`
+    /// file beside it that tells the flavours apart.
+    #[command(flatten)]
+    pub state: StateArgs,
 
     /// Leave a kernel loaded for kexec loaded after the cancel.
     #[arg(long)]

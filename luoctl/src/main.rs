@@ -109,7 +109,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// Standalone: the prepare event. Observer (no events in mainline): a request to the agent,
 /// which preserves its workloads' files and runs the prepared hooks.
 fn prepare(args: &PrepareArgs) -> Result<(), Failure> {
-    if luo_user::flavour() != Some(luo_user::Flavour::Observer) {
+    if luo_user::flavour_beside(&args.state.state_file) != Some(luo_user::Flavour::Observer) {
         return send(&args.event, Event::Prepare);
     }
     let socket = &args.socket.socket;
@@ -122,7 +122,7 @@ fn prepare(args: &PrepareArgs) -> Result<(), Failure> {
     if let Some(transitions) = mark.transitions {
         eprintln!("luoctl: ready for the kexec at transition {transitions}");
     }
-    print_state(StateFile::open_default()?.state()?, args.event.json)
+    print_state(args.state.open()?.state()?, args.event.json)
 }
 
 fn send(args: &EventArgs, event: Event) -> Result<(), Failure> {

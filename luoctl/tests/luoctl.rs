@@ -247,6 +247,48 @@ fn prepare_without_a_device_given_by_hand_is_exit_7_naming_it() {
         .stderr(predicate::str::contains("check the path"));
 }
 
+/// A state directory whose `flavour` file says `observer`, as mainline's kernel with luo built
+/// in shows it.
+fn observer_dir() -> (TempDir, std::path::PathBuf) {
+    let (dir, path) = state_dir(State::Normal);
+    fs::write(dir.path().join("flavour"), "observer\n").unwrap();
+    (dir, path)
+}
+
+#[test]
+fn prepare_reads_the_flavour_beside_the_state_file_it_is_given() {
+    let (dir, path) = observer_dir();
+    let socket = dir.path().join("agent.sock");
+    // Observer: prepare asks the agent, and none listens (exit 10), instead of sending the v3
+    // event to a device, which the standalone flavour would.
+    luoctl()
+        .env("LUO_DEVICE", dir.path().join("no-device"))
+        .arg("prepare")
+        .arg("--state-file")
+        .arg(&path)
+        .arg("--socket")
+        .arg(&socket)
+        .assert()
+        .code(10)
+        .stderr(predicate::str::contains("observer flavour"))
+        .stderr(predicate::str::contains(socket.to_string_lossy()));
+}
+
+#[test]
+fn cancel_reads_the_flavour_beside_the_state_file_in_the_environment() {
+    let (dir, path) = observer_dir();
+    let socket = dir.path().join("agent.sock");
+    luoctl()
+        .env("LUO_STATE_FILE", &path)
+        .env("LUO_DEVICE", dir.path().join("no-device"))
+        .arg("cancel")
+        .arg("--socket")
+        .arg(&socket)
+        .assert()
+        .code(10)
+        .stderr(predicate::str::contains(socket.to_string_lossy()));
+}
+
 #[test]
 fn cancel_on_a_file_that_is_not_the_device_says_so() {
     let (_dir, path) = state_dir(State::Normal);
@@ -432,7 +474,8 @@ fn listed_options(subcommand: &str) -> String {
 fn each_subcommand_lists_only_the_options_it_uses() {
     let prepare = listed_options("prepare");
     assert!(prepare.contains("--device"), "{prepare}");
-    assert!(!prepare.contains("--state-file"), "{prepare}");
+    // The observer flavour reads the flavour and the state beside it.
+    assert!(prepare.contains("--state-file"), "{prepare}");
     assert!(!prepare.contains("--generation-file"), "{prepare}");
     let state = listed_options("state");
     assert!(state.contains("--state-file"), "{state}");
