@@ -691,9 +691,15 @@ mod tests {
         "luo: Block contains invalid entry count: 7",
     ];
 
+    /// Lines the module loader prints about the module, under its name.
+    const LOADER: &[&str] = &[
+        "luo: loading out-of-tree module taints kernel.",
+        "luo: module verification failed: signature and/or required key missing - tainting kernel",
+    ];
+
     #[test]
     fn mainline_lines_are_not_taken_for_luos() {
-        for line in MAINLINE {
+        for line in MAINLINE.iter().chain(LOADER) {
             assert_eq!(Message::find(line), None, "{line}");
             let console = std::format!("[    0.912345] {line}");
             assert_eq!(Message::find(&console), None, "{console}");

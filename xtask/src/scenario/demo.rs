@@ -11,6 +11,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use luo_sysfs_abi::log;
+
 use crate::build::kernel::Kernel;
 use crate::build::{cache, module};
 use crate::guest::runner::{self, GuestOptions, Stream};
@@ -179,7 +181,8 @@ fn worth_showing(stream: Stream, line: &str) -> Option<String> {
         Stream::Stdout => (!text.is_empty()).then(|| text.to_owned()),
         Stream::Console => {
             let message = text.split_once("] ").map_or(text, |(_, rest)| rest);
-            let kernel = ["luo: ", "kexec_core: ", "Linux version"];
+            // luo's lines and mainline orchestrator's, which share luo's prefix.
+            let kernel = [log::PREFIX, "kexec_core: ", "Linux version"];
             kernel
                 .iter()
                 .any(|prefix| message.starts_with(prefix))

@@ -9,6 +9,9 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use luo_sysfs_abi::State;
+use luo_sysfs_abi::log::{self, Message};
+
 use crate::guest::runner::Stream;
 use crate::run::Result;
 
@@ -193,11 +196,9 @@ fn printk(line: &str) -> (Option<Duration>, &str) {
     (time, text)
 }
 
-/// The number of microseconds in `text` before " us", after `prefix`.
-fn micros_after(text: &str, prefix: &str) -> Option<Duration> {
-    let rest = &text[text.find(prefix)? + prefix.len()..];
-    let number = rest.strip_suffix(" us").unwrap_or(rest).trim();
-    number.parse().ok().map(Duration::from_micros)
+/// A time luo measured and logged, in microseconds.
+fn micros(micros: i64) -> Option<Duration> {
+    u64::try_from(micros).ok().map(Duration::from_micros)
 }
 
 /// The state a `luoctl watch --json` record reports.
@@ -233,11 +234,6 @@ impl Timeline {
             Stream::Console => printk(text),
             Stream::Stdout => (None, text),
         };
-        // The observer flavour says who changed the state; the changes are the same.
-        let observed = console_text
-            .strip_prefix("luo: observer: ")
-            .map(|rest| format!("luo: {rest}"));
-        let console_text = observed.as_deref().unwrap_or(console_text);
         if stream == Stream::Console && console_text.starts_with("Linux version") {
             self.boots += 1;
         }
@@ -251,43 +247,7 @@ impl Timeline {
         let after_jump = self.at(Mark::Jump).is_some() || self.boots >= 2;
         let mut keep = true;
         match stream {
-            Stream::Console if console_text.starts_with("Linux version") && after_jump => {
-                self.mark(Mark::NewKernel, seen)
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [normal] to [prepared]") =>
-            {
-                self.mark(Mark::Prepared, seen)
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [prepared] to [frozen]") =>
-            {
-                self.mark(Mark::Frozen, seen)
-            }
-            Stream::Console if console_text.starts_with("luo: Froze for the kexec jump in") => {
-                self.freeze = micros_after(console_text, " in ");
-            }
-            Stream::Console if console_text.starts_with("kexec_core: Starting new kernel") => {
-                self.mark(Mark::Jump, seen)
-            }
-            Stream::Console
-                if after_jump
-                    && console_text.starts_with("Run ")
-                    && console_text.ends_with("as init process") =>
-            {
-                self.mark(Mark::Init, seen);
-                keep = false;
-            }
-            Stream::Console if console_text.starts_with("luo: Ready in state [updated]") => {
-                self.mark(Mark::ModuleReady, seen);
-                self.module_init = micros_after(console_text, ") in ");
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [updated] to [normal]") =>
-            {
-                self.mark(Mark::Normal, seen)
-            }
-            Stream::Console if console_text.starts_with("luo: ") => {}
+            Stream::Console => keep = self.see_console(console_text, seen, after_jump),
             Stream::Stdout if watched_state(text) == Some("frozen") => {
                 self.mark(Mark::FrozenSeen, seen)
             }
@@ -327,10 +287,51 @@ impl Timeline {
                 self.final_state = text.strip_prefix("demo: final state ").map(str::to_owned)
             }
             Stream::Stdout => {}
-            Stream::Console => keep = false,
         }
         if keep && !text.is_empty() {
             self.events.push((at, console_text.to_owned()));
+        }
+    }
+
+    /// Takes in the text of one console line (its printk time removed); whether the line is
+    /// worth keeping among the events.
+    fn see_console(&mut self, text: &str, seen: Seen, after_jump: bool) -> bool {
+        if let Some(message) = Message::find(text) {
+            self.see_luo(message, seen);
+            return true;
+        }
+        if text.starts_with("Linux version") && after_jump {
+            self.mark(Mark::NewKernel, seen);
+        } else if text.starts_with("kexec_core: Starting new kernel") {
+            self.mark(Mark::Jump, seen);
+        } else if after_jump && text.starts_with("Run ") && text.ends_with("as init process") {
+            self.mark(Mark::Init, seen);
+            return false;
+        } else {
+            // Mainline's orchestrator logs under luo's prefix: worth showing, but not luo's.
+            return text.starts_with(log::PREFIX);
+        }
+        true
+    }
+
+    /// Takes in one of luo's lines. The observer flavour's changes are marked like the
+    /// standalone flavour's: the live update passes the same states.
+    fn see_luo(&mut self, message: Message<'_>, seen: Seen) {
+        if let Some(switched) = message.switched() {
+            let mark = match (switched.from, switched.to) {
+                (State::Normal, State::Prepared) => Mark::Prepared,
+                (State::Prepared, State::Frozen) => Mark::Frozen,
+                (State::Updated, State::Normal) => Mark::Normal,
+                _ => return,
+            };
+            self.mark(mark, seen);
+        } else if let Some(ready) = message.ready() {
+            if ready.state == State::Updated {
+                self.mark(Mark::ModuleReady, seen);
+                self.module_init = micros(ready.init_us);
+            }
+        } else if let Some(froze) = message.froze() {
+            self.freeze = micros(froze.micros);
         }
     }
 
@@ -654,17 +655,63 @@ mod tests {
         assert_eq!(printk("plain"), (None, "plain"));
     }
 
+    use luo_sysfs_abi::Flavour;
+    use luo_sysfs_abi::log::{Froze, Line, Ready, Switched};
+
+    /// `line` as the console shows it: the printk time, the prefix, the module's bytes.
+    fn console(time: &str, line: Line<'_>) -> String {
+        format!("[{time}] {}{line}", log::PREFIX)
+    }
+
     #[test]
-    fn luo_measurements_are_read_from_its_lines() {
-        let ready = "luo: Ready in state [updated] (live update generation 1) in 412 us";
-        assert_eq!(
-            micros_after(ready, ") in "),
-            Some(Duration::from_micros(412))
-        );
-        assert_eq!(
-            micros_after("luo: Froze for the kexec jump in 37 us", " in "),
-            Some(Duration::from_micros(37))
-        );
+    fn luo_measurements_are_read_from_the_lines_the_module_prints() {
+        let mut timeline = Timeline::new();
+        let at = Instant::now();
+        let froze = Line::Froze(Froze { micros: 37 });
+        timeline.see(Stream::Console, &console("   5.1", froze), at);
+        timeline.see(Stream::Console, "[ 0.0] Linux version 7.3.4", at);
+        timeline.see(Stream::Console, "[ 0.1] Linux version 7.3.4", at);
+        let ready = Line::Ready(Ready {
+            flavour: Flavour::Observer,
+            state: State::Updated,
+            generation: 1,
+            init_us: 412,
+        });
+        timeline.see(Stream::Console, &console("   0.9", ready), at);
+        assert_eq!(timeline.freeze, Some(Duration::from_micros(37)));
+        assert_eq!(timeline.module_init, Some(Duration::from_micros(412)));
+        assert!(timeline.at(Mark::ModuleReady).is_some());
+    }
+
+    #[test]
+    fn every_change_the_module_prints_marks_the_timeline_in_both_flavours() {
+        for flavour in Flavour::ALL {
+            let mut timeline = Timeline::new();
+            let at = Instant::now();
+            for (from, to, mark) in [
+                (State::Normal, State::Prepared, Mark::Prepared),
+                (State::Prepared, State::Frozen, Mark::Frozen),
+                (State::Updated, State::Normal, Mark::Normal),
+            ] {
+                let line = Line::Switched(Switched { flavour, from, to });
+                timeline.see(Stream::Console, &console("  26.4", line), at);
+                assert!(timeline.at(mark).is_some(), "{flavour}: {mark:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mainline_lines_under_luos_prefix_mark_nothing() {
+        let mut timeline = Timeline::new();
+        let at = Instant::now();
+        for line in [
+            "[ 0.5] luo: Retrieved live update data, liveupdate number: 1",
+            "[ 0.6] luo: File count mismatch: expected 2, found 1",
+        ] {
+            timeline.see(Stream::Console, line, at);
+        }
+        assert!(Mark::ALL.iter().all(|mark| timeline.at(*mark).is_none()));
+        assert_eq!(timeline.events.len(), 2, "shown, though not luo's");
     }
 
     #[test]
