@@ -8,6 +8,7 @@
 pub mod builtin;
 pub mod demo;
 pub mod kernel_tests;
+pub mod lines;
 pub mod liveupdate;
 pub mod mainline;
 pub mod systemd;

@@ -13,7 +13,7 @@ use luo_sysfs_abi::log::Message;
 use crate::build::kernel::Kernel;
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::scenario::{kernel_tests, liveupdate, mainline};
+use crate::scenario::{kernel_tests, lines, liveupdate, mainline};
 use crate::series;
 
 /// The line the second boot prints when the scenario held.
@@ -97,7 +97,7 @@ pub fn test(kernel: &Kernel) -> Result {
 /// `Ready` line comes before the init line.
 fn check_console_order(console: &str) -> Result {
     let second_boot = console
-        .rfind("Linux version")
+        .rfind(lines::LINUX_VERSION)
         .map_or(console, |start| &console[start..]);
     let mut offset = 0;
     let (mut ready, mut init) = (None, None);
@@ -107,7 +107,7 @@ fn check_console_order(console: &str) -> Result {
             .is_some_and(|ready| ready.state == State::Updated);
         if updated {
             ready = ready.or(Some(offset));
-        } else if line.trim_end().ends_with(" as init process") {
+        } else if line.trim_end().ends_with(lines::INIT_PROCESS) {
             init = init.or(Some(offset));
         }
         offset += line.len();

@@ -287,3 +287,21 @@ pub fn test_all(only: &[String]) -> Result {
         format!("cargo xtask test-liveupdate {id}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::lines;
+
+    #[test]
+    fn every_scenario_prints_its_expected_line() {
+        for scenario in SCENARIOS {
+            assert!(
+                lines::prints(scenario.body, scenario.expected),
+                "{}: '{}'",
+                scenario.id,
+                scenario.expected
+            );
+        }
+    }
+}

@@ -24,11 +24,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use luo_sysfs_abi::State;
+use luo_sysfs_abi::log::{self, Message};
+
 use crate::build::cache;
 use crate::build::kernel::Kernel;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
-use crate::scenario::liveupdate;
+use crate::scenario::{lines, liveupdate};
 
 /// The test's name in its group (`systemd/standalone`).
 pub const STANDALONE: &str = "standalone";
@@ -327,7 +330,7 @@ fn tail(text: &str, count: usize) -> String {
 /// of the agent, the workload, systemd about them, and the jump.
 fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
     let console = mend(console);
-    let boots: Vec<&str> = console.split("Linux version").skip(1).collect();
+    let boots: Vec<&str> = console.split(lines::LINUX_VERSION).skip(1).collect();
     let [first, _] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
@@ -410,7 +413,7 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                 .to_owned(),
         );
     }
-    if !first.contains("kexec_core: Starting new kernel") {
+    if !first.contains(lines::KEXEC_JUMP) {
         return Err("the first boot did not end in a kexec".to_owned());
     }
     Ok(console
@@ -424,8 +427,8 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                     && ["remaining processes", "excluded from killing", "with kexec"]
                         .iter()
                         .any(|what| line.contains(what)))
-                || line.contains("luo: ")
-                || line.contains("kexec_core: Starting new kernel")
+                || line.contains(log::PREFIX)
+                || line.contains(lines::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
@@ -435,16 +438,16 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
 /// that the first boot's shutdown stopped the unit cleanly and that the checkpoint restored in
 /// the second boot is the one saved in the first.
 fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
-    let boots: Vec<&str> = guest.console.split("Linux version").skip(1).collect();
+    let boots: Vec<&str> = guest.console.split(lines::LINUX_VERSION).skip(1).collect();
     let [first, second] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
             boots.len()
         ));
     };
-    let saved = value_after(first, "checkpoint: saved ")
+    let saved = value_after(first, lines::CHECKPOINT_SAVED)
         .ok_or("the first boot's journal has no 'checkpoint: saved'")?;
-    let restored = value_after(second, "restore: found checkpoint ")
+    let restored = value_after(second, lines::RESTORE_FOUND)
         .ok_or("the second boot's journal has no 'restore: found checkpoint'")?;
     if saved != restored {
         return Err(format!(
@@ -469,11 +472,18 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
         .filter(|line| {
             line.contains("] luoctl[")
                 || (line.contains("systemd[1]: ") && line.contains("luo-agent.service"))
-                || line.contains("luo: Switched from [prepared] to [frozen]")
-                || line.contains("kexec_core: Starting new kernel")
+                || freezes(line)
+                || line.contains(lines::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
+}
+
+/// Whether the console line `line` is luo's freeze for the kexec (`prepared` to `frozen`).
+fn freezes(line: &str) -> bool {
+    Message::find(line.trim_start())
+        .and_then(|message| message.switched())
+        .is_some_and(|switched| (switched.from, switched.to) == (State::Prepared, State::Frozen))
 }
 
 /// The console with the kernel's lines taken out of the journal's lines they broke into: the
@@ -537,7 +547,7 @@ fn boot_times(arrivals: &[(Duration, String)]) -> Vec<(&'static str, Duration)> 
     let mut times = Vec::new();
     let mut from = (Duration::ZERO, "power-on");
     for (at, line) in arrivals {
-        if line.contains("kexec_core: Starting new kernel") {
+        if line.contains(lines::KEXEC_JUMP) {
             from = (*at, "the kexec");
         }
         if line.contains("Started luo-agent.service") {
@@ -642,5 +652,19 @@ mod tests {
     fn the_script_names_the_expected_line() {
         assert!(SCRIPT.contains(EXPECTED));
         assert!(OBSERVER_SCRIPT.contains(OBSERVER_EXPECTED));
+    }
+
+    #[test]
+    fn the_freeze_is_found_as_the_module_prints_it() {
+        use luo_sysfs_abi::Flavour;
+        use luo_sysfs_abi::log::{Line, Switched};
+        let freeze = Line::Switched(Switched {
+            flavour: Flavour::Standalone,
+            from: State::Prepared,
+            to: State::Frozen,
+        });
+        assert!(freezes(&format!("[   86.274882] {}{freeze}", log::PREFIX)));
+        let prepare = "[   80.1] luo: Switched from [normal] to [prepared]";
+        assert!(!freezes(prepare));
     }
 }

@@ -14,6 +14,7 @@ use luo_sysfs_abi::log::{self, Message};
 
 use crate::guest::runner::Stream;
 use crate::run::Result;
+use crate::scenario::lines;
 
 /// A moment of the live update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,7 +235,7 @@ impl Timeline {
             Stream::Console => printk(text),
             Stream::Stdout => (None, text),
         };
-        if stream == Stream::Console && console_text.starts_with("Linux version") {
+        if stream == Stream::Console && console_text.starts_with(lines::LINUX_VERSION) {
             self.boots += 1;
         }
         let boot = self.boots.saturating_sub(1);
@@ -267,9 +268,9 @@ impl Timeline {
             }
             // The standalone flavour restores in the agent's updated hook, which reads the
             // checkpoint back; the counter starts from it only after (maybe after the finish).
-            Stream::Stdout if text.starts_with("restore: found checkpoint ") && after_jump => {
+            Stream::Stdout if text.starts_with(lines::RESTORE_FOUND) && after_jump => {
                 self.mark(Mark::Restored, seen);
-                self.restored = number_after(text, "restore: found checkpoint ")
+                self.restored = number_after(text, lines::RESTORE_FOUND)
             }
             Stream::Stdout if text.starts_with("workload: restored ") => {
                 self.mark(Mark::Restored, seen);
@@ -283,8 +284,10 @@ impl Timeline {
                 self.check_before = word_after(text, "check ").map(str::to_owned);
             }
             Stream::Stdout if text.starts_with("workload: counter at ") => keep = false,
-            Stream::Stdout if text.starts_with("demo: final state ") => {
-                self.final_state = text.strip_prefix("demo: final state ").map(str::to_owned)
+            Stream::Stdout if text.starts_with(lines::DEMO_FINAL_STATE) => {
+                self.final_state = text
+                    .strip_prefix(lines::DEMO_FINAL_STATE)
+                    .map(str::to_owned)
             }
             Stream::Stdout => {}
         }
@@ -300,11 +303,11 @@ impl Timeline {
             self.see_luo(message, seen);
             return true;
         }
-        if text.starts_with("Linux version") && after_jump {
+        if text.starts_with(lines::LINUX_VERSION) && after_jump {
             self.mark(Mark::NewKernel, seen);
-        } else if text.starts_with("kexec_core: Starting new kernel") {
+        } else if text.starts_with(lines::KEXEC_JUMP) {
             self.mark(Mark::Jump, seen);
-        } else if after_jump && text.starts_with("Run ") && text.ends_with("as init process") {
+        } else if after_jump && text.starts_with("Run ") && text.ends_with(lines::INIT_PROCESS) {
             self.mark(Mark::Init, seen);
             return false;
         } else {
