@@ -11,5 +11,9 @@ pub mod kernel_tests;
 pub mod lines;
 pub mod liveupdate;
 pub mod mainline;
+pub mod records;
+// The example workloads' lines: the programs print them, the timeline parses them.
+#[path = "../../luo-user/examples/shared/report.rs"]
+pub mod report;
 pub mod systemd;
 pub mod timeline;

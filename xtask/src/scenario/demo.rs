@@ -17,6 +17,7 @@ use crate::build::kernel::Kernel;
 use crate::build::{cache, module};
 use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
+use crate::scenario::records::Record;
 use crate::scenario::timeline::{self, Mark, Timeline};
 use crate::scenario::{lines, liveupdate};
 use crate::series;
@@ -175,9 +176,7 @@ fn worth_showing(stream: Stream, line: &str) -> Option<String> {
     let text = line.trim();
     match stream {
         // The agent's JSON records feed the timeline; its log lines say the same for a person.
-        Stream::Stdout if text.starts_with("{\"v\":1,\"time\"") && text.contains("\"record\"") => {
-            None
-        }
+        Stream::Stdout if matches!(Record::parse(text), Some(Record::Agent(_))) => None,
         Stream::Stdout => (!text.is_empty()).then(|| text.to_owned()),
         Stream::Console => {
             let message = text.split_once("] ").map_or(text, |(_, rest)| rest);
@@ -229,7 +228,7 @@ fn print_timeline(timeline: &Timeline) {
     );
     if let (Some(before), Some(after)) = (&timeline.check_before, &timeline.check_after) {
         println!(
-            "Workload memory: {} MiB, check {before} before the kexec and {after} after{}",
+            "Workload memory: {} MiB, check {before:016x} before the kexec and {after:016x} after{}",
             shown(timeline.memory_mib),
             if before == after {
                 ": the same"

@@ -31,6 +31,7 @@ use crate::build::cache;
 use crate::build::kernel::Kernel;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
+use crate::scenario::report::{self, Report};
 use crate::scenario::{lines, liveupdate};
 
 /// The test's name in its group (`systemd/standalone`).
@@ -337,29 +338,40 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
             boots.len()
         ));
     };
-    let before = stdout
-        .lines()
-        .find(|line| line.starts_with("note: boot 0: ") && line.contains("MiB stamped in "))
-        .and_then(|line| value_after(line, ", check "))
+    // The script's notes carry the workload's journal lines of each boot.
+    let noted = |boot: &'static str| {
+        stdout
+            .lines()
+            .filter_map(move |line| line.strip_prefix(boot))
+            .filter_map(report::find)
+    };
+    let before = noted("note: boot 0: ")
+        .find_map(|report| match report {
+            Report::Stamped { check, .. } => Some(check),
+            _ => None,
+        })
         .ok_or("the first boot printed no 'workload: N MiB stamped in ..., check X'")?;
-    let restored = stdout
-        .lines()
-        .find(|line| line.starts_with("note: boot 1: ") && line.contains("workload: restored "))
+    let (after, resumed) = noted("note: boot 1: ")
+        .find_map(|report| match report {
+            Report::Restored {
+                check, resumes_at, ..
+            } => Some((check, resumes_at)),
+            _ => None,
+        })
         .ok_or("the second boot printed no 'workload: restored'")?;
-    let after =
-        value_after(restored, ", check ").ok_or("the workload's 'restored' line has no check")?;
     if before != after {
         return Err(format!(
-            "the workload's memory changed across the kexec: check {before} before, {after} after"
+            "the workload's memory changed across the kexec: check {before:016x} before, \
+             {after:016x} after"
         ));
     }
-    let resumed: u64 = value_after(restored, "counter resumes at ")
-        .and_then(|n| n.parse().ok())
-        .ok_or("the workload's 'restored' line has no counter")?;
-    let last: u64 = first
+    let last = first
         .lines()
         .rev()
-        .find_map(|line| value_after(line, "workload: counter at ").and_then(|n| n.parse().ok()))
+        .find_map(|line| match report::find(line) {
+            Some(Report::CounterAt(value)) => Some(value),
+            _ => None,
+        })
         .unwrap_or(0);
     if resumed < last {
         return Err(format!(
@@ -606,17 +618,25 @@ mod tests {
     }
 
     /// The output's notes of the workload's check before and after the kexec.
-    fn observer_stdout(after: &str) -> String {
-        format!(
-            "note: boot 0: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
-             note: boot 1: workload: restored 64 MiB from session workload, check {after} (every \
-             page checked in 1529 ms); counter resumes at 279\n"
-        )
+    fn observer_stdout(after: u64) -> String {
+        let stamped = Report::Stamped {
+            mib: 64,
+            millis: 10463,
+            check: 0x8f97,
+        };
+        let restored = Report::Restored {
+            mib: 64,
+            session: "workload",
+            check: after,
+            millis: 1529,
+            resumes_at: 279,
+        };
+        format!("note: boot 0: {stamped}\nnote: boot 1: {restored}\n")
     }
 
     #[test]
     fn the_observer_console_shows_the_memory_kept_by_an_agent_left_running() {
-        let lines = check_observer_console(&observer_stdout("8f97"), &observer_console(""));
+        let lines = check_observer_console(&observer_stdout(0x8f97), &observer_console(""));
         let lines = lines.unwrap();
         assert!(
             lines
@@ -625,14 +645,17 @@ mod tests {
             "{lines:?}"
         );
         let err =
-            check_observer_console(&observer_stdout("0bad"), &observer_console("")).unwrap_err();
-        assert!(err.contains("check 8f97 before, 0bad after"), "{err}");
+            check_observer_console(&observer_stdout(0xbad), &observer_console("")).unwrap_err();
+        assert!(
+            err.contains("check 0000000000008f97 before, 0000000000000bad after"),
+            "{err}"
+        );
         let stopped = "[ 83.0] systemd[1]: Stopping luo-agent.service - agent...\n";
-        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(stopped))
+        let err = check_observer_console(&observer_stdout(0x8f97), &observer_console(stopped))
             .unwrap_err();
         assert!(err.contains("stopped the agent"), "{err}");
         let killed = "[ 89.9] systemd-shutdown[1]: Sending SIGKILL to PID 56 (luoctl).\n";
-        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(killed))
+        let err = check_observer_console(&observer_stdout(0x8f97), &observer_console(killed))
             .unwrap_err();
         assert!(err.contains("sent SIGKILL to the agent"), "{err}");
     }
