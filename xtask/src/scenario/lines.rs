@@ -223,6 +223,46 @@ mod tests {
         }
     }
 
+    /// Every print of the module's, with what follows its `(` up to the first `,` or `)`.
+    fn module_prints() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../luo-kmod/src");
+        let mut prints = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in source.match_indices("pr_") {
+                let rest = &source[at..];
+                let Some(open) = rest
+                    .find("!(")
+                    .filter(|open| rest[3..*open].bytes().all(|b| b.is_ascii_lowercase()))
+                else {
+                    continue;
+                };
+                let format = rest[open + 2..]
+                    .split([',', ')'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                prints.push((path.display().to_string(), format.to_owned()));
+            }
+        }
+        prints
+    }
+
+    /// luo's lines are told from mainline's by their openings (`luo_sysfs_abi::log`), which
+    /// holds only if the module prints nothing but `log::Line`s.
+    #[test]
+    fn the_module_prints_nothing_but_its_log_lines() {
+        let prints = module_prints();
+        assert!(prints.len() >= 15, "{prints:?}");
+        for (file, format) in prints {
+            assert_eq!(format, "\"{}\\n\"", "a print in {file} bypasses log::Line");
+        }
+    }
+
     #[test]
     fn the_line_the_observer_script_reads_is_mainlines_not_luos() {
         let observer = include_str!("../../../tests/guest-scripts/observer.sh");
