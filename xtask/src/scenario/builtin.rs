@@ -11,9 +11,10 @@ use luo_sysfs_abi::State;
 use luo_sysfs_abi::log::Message;
 
 use crate::build::kernel::Kernel;
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::scenario::{kernel_tests, lines, liveupdate, mainline};
+use crate::scenario::{kernel_tests, liveupdate, mainline};
 use crate::series;
 
 /// The line the second boot prints when the scenario held.
@@ -97,7 +98,7 @@ pub fn test(kernel: &Kernel) -> Result {
 /// `Ready` line comes before the init line.
 fn check_console_order(console: &str) -> Result {
     let second_boot = console
-        .rfind(lines::LINUX_VERSION)
+        .rfind(console::LINUX_VERSION)
         .map_or(console, |start| &console[start..]);
     let mut offset = 0;
     let (mut ready, mut init) = (None, None);
@@ -107,7 +108,7 @@ fn check_console_order(console: &str) -> Result {
             .is_some_and(|ready| ready.state == State::Updated);
         if updated {
             ready = ready.or(Some(offset));
-        } else if line.trim_end().ends_with(lines::INIT_PROCESS) {
+        } else if line.trim_end().ends_with(console::INIT_PROCESS) {
             init = init.or(Some(offset));
         }
         offset += line.len();

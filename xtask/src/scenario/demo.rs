@@ -15,11 +15,12 @@ use luo_sysfs_abi::log;
 
 use crate::build::kernel::Kernel;
 use crate::build::{cache, module};
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
+use crate::scenario::liveupdate;
 use crate::scenario::records::Record;
 use crate::scenario::timeline::{self, Mark, Timeline};
-use crate::scenario::{lines, liveupdate};
 use crate::series;
 
 /// The guest script, run in both boots; see its header.
@@ -181,7 +182,7 @@ fn worth_showing(stream: Stream, line: &str) -> Option<String> {
         Stream::Console => {
             let message = text.split_once("] ").map_or(text, |(_, rest)| rest);
             // luo's lines and mainline orchestrator's, which share luo's prefix.
-            let kernel = [log::PREFIX, lines::KEXEC_JUMP, lines::LINUX_VERSION];
+            let kernel = [log::PREFIX, console::KEXEC_JUMP, console::LINUX_VERSION];
             kernel
                 .iter()
                 .any(|prefix| message.starts_with(prefix))

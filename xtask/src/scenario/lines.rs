@@ -1,20 +1,12 @@
-//! The text lines the host reads from the guests that no shared Rust type defines: the
-//! kernel's own lines (not luo's), and the lines the guest scripts and the example hooks print.
+//! The text lines the host reads from the guests that no shared Rust type defines: the lines
+//! the guest scripts and the example hooks print.
 //!
-//! luo's kernel lines are `luo_sysfs_abi::log`'s, and the workloads' are
-//! `luo-user/examples/shared/report.rs`'s; both sides use those. A shell script cannot import
+//! luo's kernel lines are `luo_sysfs_abi::log`'s, the kernel's own are
+//! [`crate::guest::console`]'s, and the workloads' are `luo-user/examples/shared/report.rs`'s;
+//! both sides use those. A shell script cannot import
 //! Rust, so each script line is defined here once, and a test checks that the script that
 //! prints it still does, and that what the scripts grep in the kernel log is what the module
 //! prints.
-
-/// The kernel's first line of a boot.
-pub const LINUX_VERSION: &str = "Linux version";
-
-/// The old kernel's last line, as it jumps into the new one.
-pub const KEXEC_JUMP: &str = "kexec_core: Starting new kernel";
-
-/// How the kernel's line that starts init (`Run /init as init process`) ends.
-pub const INIT_PROCESS: &str = " as init process";
 
 /// The demo script's last line, before the state `luoctl state` read.
 pub const DEMO_FINAL_STATE: &str = "demo: final state ";

@@ -29,6 +29,7 @@ use luo_sysfs_abi::log::{self, Message};
 
 use crate::build::cache;
 use crate::build::kernel::Kernel;
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
 use crate::scenario::report::{self, Report};
@@ -331,7 +332,7 @@ fn tail(text: &str, count: usize) -> String {
 /// of the agent, the workload, systemd about them, and the jump.
 fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
     let console = mend(console);
-    let boots: Vec<&str> = console.split(lines::LINUX_VERSION).skip(1).collect();
+    let boots: Vec<&str> = console.split(console::LINUX_VERSION).skip(1).collect();
     let [first, _] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
@@ -425,7 +426,7 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                 .to_owned(),
         );
     }
-    if !first.contains(lines::KEXEC_JUMP) {
+    if !first.contains(console::KEXEC_JUMP) {
         return Err("the first boot did not end in a kexec".to_owned());
     }
     Ok(console
@@ -440,7 +441,7 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                         .iter()
                         .any(|what| line.contains(what)))
                 || line.contains(log::PREFIX)
-                || line.contains(lines::KEXEC_JUMP)
+                || line.contains(console::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
@@ -450,7 +451,11 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
 /// that the first boot's shutdown stopped the unit cleanly and that the checkpoint restored in
 /// the second boot is the one saved in the first.
 fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
-    let boots: Vec<&str> = guest.console.split(lines::LINUX_VERSION).skip(1).collect();
+    let boots: Vec<&str> = guest
+        .console
+        .split(console::LINUX_VERSION)
+        .skip(1)
+        .collect();
     let [first, second] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
@@ -485,7 +490,7 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
             line.contains("] luoctl[")
                 || (line.contains("systemd[1]: ") && line.contains("luo-agent.service"))
                 || freezes(line)
-                || line.contains(lines::KEXEC_JUMP)
+                || line.contains(console::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
@@ -559,7 +564,7 @@ fn boot_times(arrivals: &[(Duration, String)]) -> Vec<(&'static str, Duration)> 
     let mut times = Vec::new();
     let mut from = (Duration::ZERO, "power-on");
     for (at, line) in arrivals {
-        if line.contains(lines::KEXEC_JUMP) {
+        if line.contains(console::KEXEC_JUMP) {
             from = (*at, "the kexec");
         }
         if line.contains("Started luo-agent.service") {

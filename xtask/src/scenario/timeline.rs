@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use luo_sysfs_abi::State;
 use luo_sysfs_abi::log::{self, Message};
 
+use crate::guest::console;
 use crate::guest::runner::Stream;
 use crate::run::Result;
 use crate::scenario::lines;
@@ -231,7 +232,7 @@ impl Timeline {
             Stream::Console => printk(text),
             Stream::Stdout => (None, text),
         };
-        if stream == Stream::Console && console_text.starts_with(lines::LINUX_VERSION) {
+        if stream == Stream::Console && console_text.starts_with(console::LINUX_VERSION) {
             self.boots += 1;
         }
         let boot = self.boots.saturating_sub(1);
@@ -308,11 +309,11 @@ impl Timeline {
             self.see_luo(message, seen);
             return true;
         }
-        if text.starts_with(lines::LINUX_VERSION) && after_jump {
+        if text.starts_with(console::LINUX_VERSION) && after_jump {
             self.mark(Mark::NewKernel, seen);
-        } else if text.starts_with(lines::KEXEC_JUMP) {
+        } else if text.starts_with(console::KEXEC_JUMP) {
             self.mark(Mark::Jump, seen);
-        } else if after_jump && text.starts_with("Run ") && text.ends_with(lines::INIT_PROCESS) {
+        } else if after_jump && text.starts_with("Run ") && text.ends_with(console::INIT_PROCESS) {
             self.mark(Mark::Init, seen);
             return false;
         } else {
@@ -791,10 +792,10 @@ mod tests {
             (Stream::Stdout, r#"{"v":1,"time":"t","record":"ready","seq":1}"#.to_owned()),
             (Stream::Console, switched(State::Prepared, State::Frozen)),
             (Stream::Stdout, state("prepared", "frozen")),
-            (Stream::Console, format!("[  10.0] {}", lines::KEXEC_JUMP)),
-            (Stream::Console, format!("[   0.0] {} 7.3.4", lines::LINUX_VERSION)),
+            (Stream::Console, format!("[  10.0] {}", console::KEXEC_JUMP)),
+            (Stream::Console, format!("[   0.0] {} 7.3.4", console::LINUX_VERSION)),
             (Stream::Console, console("   0.5", ready)),
-            (Stream::Console, format!("[   1.0] Run /init{}", lines::INIT_PROCESS)),
+            (Stream::Console, format!("[   1.0] Run /init{}", console::INIT_PROCESS)),
             (Stream::Stdout, state("-", "updated")),
             (Stream::Stdout, restored.to_string()),
             (Stream::Console, switched(State::Updated, State::Normal)),
