@@ -80,6 +80,38 @@ fn skip_expansion(text: &str) -> &str {
     }
 }
 
+/// The source of `luoctl agent`'s log, with Rust's string continuations (`\` at a line's end
+/// and the next line's indent) joined, so a line's format reads whole.
+#[cfg(test)]
+pub fn agent_log_source() -> String {
+    let source = include_str!("../../../luoctl/src/agent.rs");
+    let mut joined = String::with_capacity(source.len());
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        let mut line = line.to_owned();
+        while let Some(open) = line.strip_suffix('\\') {
+            line = format!("{open}{}", lines.next().unwrap_or_default().trim_start());
+        }
+        joined.push_str(&line);
+        joined.push('\n');
+    }
+    joined
+}
+
+/// Checks `greps`: each is a text that `script` searches the agent's log for, and the
+/// fragment of the agent's format string that prints it (`{...}` where the line has a value).
+#[cfg(test)]
+pub fn assert_agent_logs(script: &str, greps: &[(&str, &str)]) {
+    let source = agent_log_source();
+    for (grep, format) in greps {
+        assert!(script.contains(grep), "the script no longer greps '{grep}'");
+        assert!(
+            source.contains(format),
+            "luoctl agent no longer logs '{format}', which a script greps as '{grep}'"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use luo_state::{Damage, Record, RecordError};
@@ -87,6 +119,7 @@ mod tests {
     use luo_sysfs_abi::{Flavour, State};
 
     use super::*;
+    use crate::scenario::report::Report;
 
     /// `text` with a `grep` basic expression's escapes taken out.
     fn unescaped(pattern: &str) -> String {
@@ -253,6 +286,64 @@ mod tests {
         for (file, format) in prints {
             assert_eq!(format, "\"{}\\n\"", "a print in {file} bypasses log::Line");
         }
+    }
+
+    #[test]
+    fn what_the_scripts_grep_in_the_workloads_output_is_what_the_workloads_print() {
+        let demo = include_str!("../../../tests/guest-scripts/demo.sh");
+        let systemd = include_str!("../../../tests/guest-scripts/systemd-observer.sh");
+        let running = Report::Running {
+            session: "workload",
+        };
+        let stamped = Report::Stamped {
+            mib: 64,
+            millis: 9,
+            check: 0x8f97,
+        };
+        let restored = Report::Restored {
+            mib: 64,
+            session: "workload",
+            check: 0x8f97,
+            millis: 7,
+            resumes_at: 80,
+        };
+        for (script, grep, report) in [
+            (demo, "grep -q 'running:'", running),
+            (systemd, "'running:'", running),
+            (systemd, "grep 'MiB stamped in'", stamped),
+            (systemd, "grep -q 'restored .* check'", restored),
+        ] {
+            assert!(script.contains(grep), "{grep}");
+            let pattern = grep.split('\'').nth(1).unwrap();
+            let line = report.to_string();
+            // `.*` is the only pattern the scripts use: its parts appear in order.
+            let mut rest = line.as_str();
+            for part in pattern.split(".*") {
+                let at = rest
+                    .find(part)
+                    .unwrap_or_else(|| panic!("'{pattern}' in '{line}'"));
+                rest = &rest[at + part.len()..];
+            }
+        }
+    }
+
+    #[test]
+    fn what_the_observer_script_greps_in_the_agents_log_the_agent_logs() {
+        let script = include_str!("../../../tests/guest-scripts/systemd-observer.sh");
+        assert_agent_logs(
+            script,
+            &[
+                ("'state updated at start'", "\"state {state} at start\""),
+                (
+                    "'preserved for the kexec'",
+                    "its session stays, preserved for the kexec\"",
+                ),
+                (
+                    "'session workload: finished'",
+                    "\"session {name}: finished\"",
+                ),
+            ],
+        );
     }
 
     #[test]

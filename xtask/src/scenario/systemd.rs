@@ -683,6 +683,22 @@ mod tests {
     }
 
     #[test]
+    fn what_the_script_greps_in_the_agents_log_the_agent_logs() {
+        lines::assert_agent_logs(
+            SCRIPT,
+            &[
+                ("'90-sync succeeded'", "\"{} succeeded in {took}\""),
+                (
+                    "'sent finish'",
+                    "\"every updated hook succeeded: sent finish{}; state {state}\"",
+                ),
+                ("'state updated at start'", "\"state {state} at start\""),
+            ],
+        );
+        assert!(SCRIPT.contains(&format!("grep -q '{}", lines::RESTORE_FOUND.trim_end())));
+    }
+
+    #[test]
     fn the_freeze_is_found_as_the_module_prints_it() {
         use luo_sysfs_abi::Flavour;
         use luo_sysfs_abi::log::{Line, Switched};
