@@ -540,9 +540,11 @@ mod tests {
         }
     }
 
+    /// Each line as the module printed it before it printed through [`Line`]: the format
+    /// strings of `luo-kmod/src` then, joined where they were continued.
     #[test]
     fn the_lines_keep_the_bytes_the_module_printed_before() {
-        let cases: [(Line<'_>, &str); 8] = [
+        let cases: [(Line<'_>, &str); 21] = [
             (
                 Line::Switched(Switched {
                     flavour: Flavour::Observer,
@@ -593,6 +595,79 @@ mod tests {
             (
                 Line::ObserverUncounted(&Enomem),
                 "observer: ENOMEM takes away more files than were counted",
+            ),
+            (
+                Line::Switched(Switched {
+                    flavour: Flavour::Standalone,
+                    from: State::Prepared,
+                    to: State::Frozen,
+                }),
+                "Switched from [prepared] to [frozen]",
+            ),
+            (
+                Line::Ready(Ready {
+                    flavour: Flavour::Standalone,
+                    state: State::Normal,
+                    generation: 0,
+                    init_us: 412,
+                }),
+                "Ready in state [normal] (live update generation 0) in 412 us",
+            ),
+            (
+                Line::Froze(Froze { micros: 37 }),
+                "Froze for the kexec jump in 37 us",
+            ),
+            (
+                Line::NotALiveUpdate(NotALiveUpdate::NoHandoverData),
+                "Not a live update: no kexec handover data (a cold boot, a kexec_load, or KHO off \
+                 in the previous kernel)",
+            ),
+            (
+                Line::NotALiveUpdate(NotALiveUpdate::NoRecord),
+                "Not a live update: the previous kernel left no luo record in its kexec \
+                 handover (luo was not loaded there)",
+            ),
+            (
+                Line::NotALiveUpdate(NotALiveUpdate::Unreadable(&Enomem)),
+                "Not a live update: cannot read the handover record (ENOMEM)",
+            ),
+            (
+                Line::NotLoading(NotLoading::NoTestHook),
+                "not loading: selftest=1, but this build has no test hook (build with LUO_SELFTEST=y, \
+                 or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)",
+            ),
+            (
+                Line::NotLoading(NotLoading::SysfsExists),
+                "not loading: /sys/kernel/liveupdate exists, so another orchestrator (or luo \
+                 itself) is loaded; unload it first",
+            ),
+            (
+                Line::NotLoading(NotLoading::MiscNameTaken { mainline: true }),
+                "not loading: another driver owns the misc device name 'liveupdate' \
+                 (/sys/devices/virtual/misc/liveupdate), on this kernel most likely mainline's \
+                 live update orchestrator (liveupdate=on); for luo's state beside it, build luo \
+                 in (CONFIG_LIVEUPDATE_SYSFS_API=y), or boot without liveupdate=on",
+            ),
+            (
+                Line::KhoOff,
+                "kexec handover (KHO) is off: the next kernel cannot tell a live update from a \
+                 plain kexec; boot with kho=on (or CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT=y)",
+            ),
+            (
+                Line::TestHookCreated,
+                "test hook liveupdate/luo_selftest created: it freezes without a kexec and damages \
+                 the handover record; tainting the kernel (TAINT_TEST)",
+            ),
+            (
+                Line::TestHookDamaged(&Enomem),
+                "Test hook: damaged the handover record (ENOMEM)",
+            ),
+            (
+                Line::ObserverIllegal {
+                    from: State::Normal,
+                    to: State::Updated,
+                },
+                "observer: derived [normal] -> [updated], which its table does not allow",
             ),
         ];
         for (line, printed) in cases {
