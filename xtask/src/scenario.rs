@@ -11,6 +11,9 @@ pub mod kernel_tests;
 pub mod lines;
 pub mod liveupdate;
 pub mod mainline;
+// luoctl's JSON records, as the timeline reads them: the types live with luoctl's tests, which
+// read the agent's own records with them.
+#[path = "../../luoctl/tests/records/mod.rs"]
 pub mod records;
 // The example workloads' lines: the programs print them, the timeline parses them.
 #[path = "../../luo-user/examples/shared/report.rs"]

@@ -1,5 +1,9 @@
-//! The JSON records of `luoctl watch --json` and `luoctl agent --json` that the timeline
-//! reads, parsed with serde rather than searched as text.
+//! The JSON records of `luoctl watch --json` and `luoctl agent --json` that the demo's
+//! timeline reads, parsed with serde rather than searched as text.
+//!
+//! xtask's timeline includes this file, and luoctl's agent test reads the agent's own records
+//! with it: the reader's types live with the producer, and a change of the records that the
+//! timeline would no longer read fails luoctl's tests.
 //!
 //! luoctl prints one object per line, its first field `"v"` the schema version
 //! (`luoctl/src/json.rs`); a field is only ever appended within a version, so these types name
