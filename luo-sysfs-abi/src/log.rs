@@ -633,8 +633,8 @@ mod tests {
             ),
             (
                 Line::NotLoading(NotLoading::NoTestHook),
-                "not loading: selftest=1, but this build has no test hook (build with LUO_SELFTEST=y, \
-                 or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)",
+                "not loading: selftest=1, but this build has no test hook (build with \
+                 LUO_SELFTEST=y, or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)",
             ),
             (
                 Line::NotLoading(NotLoading::SysfsExists),
