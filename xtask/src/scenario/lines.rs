@@ -2,11 +2,12 @@
 //! the guest scripts and the example hooks print.
 //!
 //! luo's kernel lines are `luo_sysfs_abi::log`'s, the kernel's own are
-//! [`crate::guest::console`]'s, and the workloads' are `luo-user/examples/shared/report.rs`'s;
-//! both sides use those. A shell script cannot import
-//! Rust, so each script line is defined here once, and a test checks that the script that
-//! prints it still does, and that what the scripts grep in the kernel log is what the module
-//! prints.
+//! [`crate::guest::console`]'s, the workloads' are `luo-user/examples/shared/report.rs`'s and
+//! luoctl's JSON records are `luoctl/tests/records/`'s; producers and readers use those. A
+//! shell script cannot import Rust, so each script line is defined here once, and tests check
+//! that the script that prints it still does, that what the scripts grep in the kernel log is
+//! what the module prints, and that what they grep in the agent's human log (which has no
+//! shared type) is what `luoctl/src/agent.rs` formats.
 
 /// The demo script's last line, before the state `luoctl state` read.
 pub const DEMO_FINAL_STATE: &str = "demo: final state ";
