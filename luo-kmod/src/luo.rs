@@ -44,6 +44,8 @@ pub mod transition;
 
 #[path = "../../luo-sysfs-abi/src/flavour.rs"]
 pub mod flavour;
+#[path = "../../luo-sysfs-abi/src/log.rs"]
+pub mod log;
 #[path = "../../luo-sysfs-abi/src/path.rs"]
 pub mod path;
 #[path = "../../luo-sysfs-abi/src/show.rs"]
@@ -69,6 +71,12 @@ impl kernel::fmt::Display for record::RecordError {
 }
 
 impl kernel::fmt::Display for observed::Inconsistent {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
+impl kernel::fmt::Display for log::Line<'_> {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         core::fmt::Display::fmt(self, f)
     }
@@ -104,6 +112,7 @@ use kernel::{
     prelude::*,
     time::{Instant, Monotonic},
 };
+use log::{Line, NotLoading};
 
 module! {
     type: Luo,
@@ -182,10 +191,7 @@ fn check_selftest() -> Result {
     if cfg!(luo_selftest) || !module_parameters::selftest.value() {
         return Ok(());
     }
-    pr_err!(
-        "not loading: selftest=1, but this build has no test hook (build with LUO_SELFTEST=y, \
-         or CONFIG_LIVEUPDATE_SYSFS_API_TEST=y in the tree)\n"
-    );
+    pr_err!("{}\n", Line::NotLoading(NotLoading::NoTestHook));
     Err(EINVAL)
 }
 
@@ -205,7 +211,12 @@ fn hook() -> Result<Option<Hook>> {
 /// The one line of a load that fails once the state is decided: the steps after it log
 /// nothing themselves, so a failure says once what could not be registered.
 fn not_loading(what: &'static str) -> impl Fn(&Error) {
-    move |err| pr_err!("not loading: cannot register {what} ({err:?})\n")
+    move |error| {
+        pr_err!(
+            "{}\n",
+            Line::NotLoading(NotLoading::CannotRegister { what, error })
+        )
+    }
 }
 
 /// The flavour of this boot.
@@ -268,12 +279,12 @@ impl Choice {
         }
     }
 
-    /// How the ready line names the flavour.
-    fn describe(self) -> &'static str {
+    /// The flavour this choice runs, as the ready line names it.
+    fn flavour(self) -> Flavour {
         match self {
-            Self::Standalone => "",
+            Self::Standalone => Flavour::Standalone,
             #[cfg(luo_mainline)]
-            Self::Observer => ", observing mainline's sessions",
+            Self::Observer => Flavour::Observer,
         }
     }
 }
@@ -292,13 +303,13 @@ impl kernel::InPlaceModule for Luo {
         })
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.
-            pr_info!(
-                "Ready in state [{}] (live update generation {}{}) in {} us\n",
-                orchestrator::current().word(),
-                orchestrator::generation(),
-                choice.describe(),
-                start.elapsed().as_micros_ceil()
-            );
+            let ready = log::Ready {
+                flavour: choice.flavour(),
+                state: orchestrator::current(),
+                generation: orchestrator::generation(),
+                init_us: start.elapsed().as_micros_ceil(),
+            };
+            pr_info!("{}\n", Line::Ready(ready));
             Ok(())
         })
     }

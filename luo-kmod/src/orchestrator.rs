@@ -25,6 +25,7 @@ use kernel::{
 };
 
 use crate::kho::{self, Incoming, NoRecord, Outgoing};
+use crate::log::{Line, NotALiveUpdate, Switched};
 use crate::observed::{observed_change_allowed, Sessions, Step};
 use crate::{next_state, Arrival, Event, Flavour, Record, State, StateCell, TransitionError};
 
@@ -94,19 +95,16 @@ impl Running {
             // Without the record the module still serves the state, as with `kho=off`; only the
             // next kernel's detection of a live update is lost, and the line says so.
             Outgoing::register(Record::new(arrival.state, arrival.generation))
-                .inspect_err(|err| {
-                    pr_warn!(
-                        "cannot register the KHO subtree {:?} ({err:?}): the next kernel cannot \
-                         tell a live update from a plain kexec; going on as with kho=off\n",
-                        crate::record::KHO_SUBTREE
-                    )
+                .inspect_err(|error| {
+                    let line = Line::KhoSubtreeRefused {
+                        subtree: crate::record::KHO_SUBTREE,
+                        error,
+                    };
+                    pr_warn!("{}\n", line)
                 })
                 .ok()
         } else {
-            pr_warn!(
-                "kexec handover (KHO) is off: the next kernel cannot tell a live update from a \
-                 plain kexec; boot with kho=on (or CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT=y)\n"
-            );
+            pr_warn!("{}\n", Line::KhoOff);
             None
         };
         // No reader exists yet, so these are initial values rather than changes to notify
@@ -159,31 +157,34 @@ fn arrive() -> (Arrival, Option<Incoming>) {
     let incoming = match Incoming::find() {
         Ok(incoming) => incoming,
         Err(NoRecord::NotKhoBoot) => {
-            pr_info!(
-                "Not a live update: no kexec handover data (a cold boot, a kexec_load, or KHO off \
-                 in the previous kernel)\n"
-            );
+            pr_info!("{}\n", Line::NotALiveUpdate(NotALiveUpdate::NoHandoverData));
             return (Arrival::COLD, None);
         }
         Err(NoRecord::Absent) => {
-            pr_info!(
-                "Not a live update: the previous kernel left no luo record in its kexec \
-                 handover (luo was not loaded there)\n"
-            );
+            pr_info!("{}\n", Line::NotALiveUpdate(NotALiveUpdate::NoRecord));
             return (Arrival::COLD, None);
         }
         Err(NoRecord::Failed(err)) => {
-            pr_err!("Not a live update: cannot read the handover record ({err:?})\n");
+            pr_err!(
+                "{}\n",
+                Line::NotALiveUpdate(NotALiveUpdate::Unreadable(&err))
+            );
             return (Arrival::COLD, None);
         }
         Err(NoRecord::Refused(reason)) => {
-            pr_err!("Not a live update: handover record refused: {reason}\n");
+            pr_err!(
+                "{}\n",
+                Line::NotALiveUpdate(NotALiveUpdate::Refused(&reason))
+            );
             return (Arrival::COLD, None);
         }
     };
     match incoming.read() {
         Err(reason) => {
-            pr_err!("Not a live update: handover record refused: {reason}\n");
+            pr_err!(
+                "{}\n",
+                Line::NotALiveUpdate(NotALiveUpdate::Refused(&reason))
+            );
             (Arrival::COLD, None)
         }
         Ok(handover) => {
@@ -192,11 +193,8 @@ fn arrive() -> (Arrival, Option<Incoming>) {
                 (arrival, Some(incoming))
             } else {
                 // `normal` is also what `finish` marks in this boot, for a later load.
-                pr_info!(
-                    "Not a live update: the handover record says [{}], not [frozen] (a plain \
-                     kexec, or a live update already finished in this boot)\n",
-                    handover.state.word()
-                );
+                let why = NotALiveUpdate::NotFrozen(handover.state);
+                pr_info!("{}\n", Line::NotALiveUpdate(why));
                 (arrival, None)
             }
         }
@@ -293,7 +291,12 @@ pub(crate) fn change<E>(decide: impl FnOnce(State) -> Result<State, E>) -> Resul
     publish(&records, to);
     // A user can drive transitions in a loop; the log keeps a burst of them per interval.
     if records.log_limit.allow() {
-        pr_info!("Switched from [{}] to [{}]\n", from.word(), to.word());
+        let switched = Switched {
+            flavour: Flavour::Standalone,
+            from,
+            to,
+        };
+        pr_info!("{}\n", Line::Switched(switched));
     }
     Ok(to)
 }
@@ -371,7 +374,7 @@ pub(crate) fn damage_record(damage: crate::Damage) -> Result {
     let mut records = TRANSITION.lock();
     let outgoing = records.outgoing.as_mut().ok_or(EOPNOTSUPP)?;
     outgoing.write(damage.apply(Record::new(STATE.observe(), generation())));
-    pr_info!("Test hook: damaged the handover record ({damage:?})\n");
+    pr_info!("{}\n", Line::TestHookDamaged(&damage));
     Ok(())
 }
 
@@ -392,10 +395,7 @@ pub(crate) fn observe(step: Step) {
     let from = STATE.observe();
     if let Some(err) = inconsistent {
         if records.log_limit.allow() {
-            pr_err!(
-                "observer: {:?} takes away more files than were counted\n",
-                err.0
-            );
+            pr_err!("{}\n", Line::ObserverUncounted(&err.0));
         }
     }
     if to == from {
@@ -403,17 +403,14 @@ pub(crate) fn observe(step: Step) {
     }
     publish(&records, to);
     if !observed_change_allowed(from, to) {
-        pr_err!(
-            "observer: derived [{}] -> [{}], which its table does not allow\n",
-            from.word(),
-            to.word()
-        );
+        pr_err!("{}\n", Line::ObserverIllegal { from, to });
     } else if records.log_limit.allow() {
-        pr_info!(
-            "observer: Switched from [{}] to [{}]\n",
-            from.word(),
-            to.word()
-        );
+        let switched = Switched {
+            flavour: Flavour::Observer,
+            from,
+            to,
+        };
+        pr_info!("{}\n", Line::Switched(switched));
     }
 }
 

@@ -11,6 +11,7 @@
 use kernel::prelude::*;
 
 use crate::kernfs::KernfsNode;
+use crate::log::{Line, NotLoading};
 use crate::path::{DEVICE_NAME, GROUP_NAME};
 
 /// Where the driver core puts the directory of a misc device without a parent:
@@ -27,29 +28,17 @@ pub(crate) fn check() -> Result {
         .and_then(|kernel| kernel.child(GROUP_NAME))
         .is_some()
     {
-        pr_err!(
-            "not loading: /sys/kernel/liveupdate exists, so another orchestrator (or luo \
-             itself) is loaded; unload it first\n"
-        );
+        pr_err!("{}\n", Line::NotLoading(NotLoading::SysfsExists));
         return Err(EEXIST);
     }
     let misc = KernfsNode::sysfs_root().and_then(|root| root.walk(&MISC_DIR));
     if misc.is_some_and(|dir| dir.child(DEVICE_NAME).is_some()) {
         // Out of tree nothing tells whose device it is; with mainline's orchestrator built in,
         // it is most likely that one, booted with liveupdate=on.
-        if cfg!(CONFIG_LIVEUPDATE) {
-            pr_err!(
-                "not loading: another driver owns the misc device name 'liveupdate' \
-                 (/sys/devices/virtual/misc/liveupdate), on this kernel most likely mainline's \
-                 live update orchestrator (liveupdate=on); for luo's state beside it, build luo \
-                 in (CONFIG_LIVEUPDATE_SYSFS_API=y), or boot without liveupdate=on\n"
-            );
-        } else {
-            pr_err!(
-                "not loading: another driver owns the misc device name 'liveupdate' \
-                 (/sys/devices/virtual/misc/liveupdate); unload it first\n"
-            );
-        }
+        let taken = NotLoading::MiscNameTaken {
+            mainline: cfg!(CONFIG_LIVEUPDATE),
+        };
+        pr_err!("{}\n", Line::NotLoading(taken));
         return Err(EEXIST);
     }
     Ok(())

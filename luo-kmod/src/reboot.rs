@@ -24,6 +24,7 @@ use kernel::{
     types::Opaque, //
 };
 
+use crate::log::{Froze, Line};
 use crate::{orchestrator, Event};
 
 // The reboot notifier chain has no Rust abstraction and its functions are not in the bindings;
@@ -135,10 +136,10 @@ unsafe extern "C" fn on_reboot(
             if orchestrator::raise(Event::Freeze).is_ok() {
                 // luo's share of the blackout, for the demo's timeline: the whole freeze, the
                 // handover record and the notify included.
-                pr_info!(
-                    "Froze for the kexec jump in {} us\n",
-                    start.elapsed().as_micros_ceil()
-                );
+                let froze = Froze {
+                    micros: start.elapsed().as_micros_ceil(),
+                };
+                pr_info!("{}\n", Line::Froze(froze));
             }
         }
     }

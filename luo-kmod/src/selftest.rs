@@ -23,6 +23,7 @@ use kernel::{
 
 use crate::{
     ioctl::{SELFTEST_DAMAGE, SELFTEST_FREEZE},
+    log::Line,
     orchestrator,
     path::{SELFTEST_DIR, SELFTEST_FILE},
     Damage, Event,
@@ -118,10 +119,7 @@ impl Selftest {
         // SAFETY: `add_taint` may be called from any context; setting a taint flag that does not
         // make lockdep's data unreliable leaves lockdep on (`LOCKDEP_STILL_OK`).
         unsafe { bindings::add_taint(bindings::TAINT_TEST, bindings::lockdep_ok_LOCKDEP_STILL_OK) };
-        pr_warn!(
-            "test hook liveupdate/luo_selftest created: it freezes without a kexec and damages \
-             the handover record; tainting the kernel (TAINT_TEST)\n"
-        );
+        pr_warn!("{}\n", Line::TestHookCreated);
         // INVARIANT: The directory and its file exist.
         Ok(Self { dir })
     }

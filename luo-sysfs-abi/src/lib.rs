@@ -2,9 +2,12 @@
 //! `state`, `generation`, `flavour` and `transitions` attributes show, a strict parser for what userspace reads, and the generator of
 //! `Documentation/ABI/testing/sysfs-kernel-liveupdate`.
 //!
-//! The kernel module compiles `path.rs` and `show.rs` from this directory; they use nothing
-//! but `core` and reach [`State`] through `crate::State`, which both this crate and the module
-//! re-export at their roots. The parser keeps what it read in a `heapless` buffer, so an error
+//! It also holds luo's kernel log lines ([`log`]): the module prints them, and the host's
+//! readers recognise them, apart from the lines of mainline's orchestrator.
+//!
+//! The kernel module compiles `path.rs`, `show.rs`, `flavour.rs` and `log.rs` from this
+//! directory; they use nothing but `core` and reach [`State`] through `crate::State`, which
+//! both this crate and the module re-export at their roots. The parser keeps what it read in a `heapless` buffer, so an error
 //! can quote the bytes without an allocator; the module does not compile it.
 
 #![no_std]
@@ -14,6 +17,7 @@ extern crate std;
 
 mod abi_doc;
 mod flavour;
+pub mod log;
 mod parse;
 pub mod path;
 mod show;

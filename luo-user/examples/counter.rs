@@ -13,6 +13,8 @@
 
 #[path = "shared/checkpoint.rs"]
 mod checkpoint;
+#[path = "shared/report.rs"]
+mod report;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -20,6 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
+
+use report::Report;
 
 const TICK: Duration = Duration::from_millis(50);
 const USAGE: &str = "usage: counter --dir DIR [--from FILE]";
@@ -50,10 +54,10 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
     })
 }
 
-fn say(line: std::fmt::Arguments<'_>) {
+fn say(report: Report<'_>) {
     let mut out = io::stdout().lock();
     // The demo reads these lines; a closed stdout must not stop the workload.
-    let _ = writeln!(out, "counter: {line}");
+    let _ = writeln!(out, "{report}");
     let _ = out.flush();
 }
 
@@ -63,7 +67,7 @@ fn run(args: &Args) -> Result<(), String> {
             .map_err(|err| format!("cannot restore from {}: {err}", path.display()))?,
         None => 0,
     };
-    say(format_args!("started at {value}"));
+    say(Report::Started(value));
     let request = checkpoint::request_path(&args.dir);
     loop {
         thread::sleep(TICK);
@@ -77,7 +81,7 @@ fn run(args: &Args) -> Result<(), String> {
             })?;
             std::fs::remove_file(&request)
                 .map_err(|err| format!("cannot remove {}: {err}", request.display()))?;
-            say(format_args!("checkpointed {value}"));
+            say(Report::Checkpointed(value));
             return Ok(());
         }
     }

@@ -34,6 +34,11 @@ use luo_user::State;
 use luo_user::keeper::{Client, DEFAULT_SOCKET};
 use rustix::fs::MemfdFlags;
 
+#[path = "shared/report.rs"]
+mod report;
+
+use report::Report;
+
 const USAGE: &str =
     "usage: workload [--session NAME] [--memory-mib N] [--socket PATH] [--run-for SECONDS]";
 const TICK: Duration = Duration::from_millis(50);
@@ -85,10 +90,10 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
     Ok(parsed)
 }
 
-fn say(line: std::fmt::Arguments<'_>) {
+fn say(report: Report<'_>) {
     let mut out = io::stdout().lock();
     // The demo reads these lines; a closed stdout must not stop the workload.
-    let _ = writeln!(out, "workload: {line}");
+    let _ = writeln!(out, "{report}");
     let _ = out.flush();
 }
 
@@ -208,7 +213,7 @@ fn count(memory: &Memory, until: Option<Instant>) -> io::Result<()> {
         memory.set_counter(value)?;
         ticks += 1;
         if ticks % 20 == 0 {
-            say(format_args!("counter at {value}"));
+            say(Report::CounterAt(value));
         }
     }
     Ok(())
@@ -228,20 +233,19 @@ fn run(args: &Args) -> Result<(), String> {
         let memory = Memory::restore(file)?;
         let check = memory.check()?;
         let value = memory.counter().map_err(|err| err.to_string())?;
-        say(format_args!(
-            "restored {} MiB from session {}, check {check:016x} (every page checked in {} ms); \
-             counter resumes at {value}",
-            memory.mib(),
-            args.session,
-            start.elapsed().as_millis()
-        ));
+        say(Report::Restored {
+            mib: memory.mib(),
+            session: &args.session,
+            check,
+            millis: start.elapsed().as_millis(),
+            resumes_at: value,
+        });
         client
             .restored(&args.session)
             .map_err(|err| err.to_string())?;
         count(&memory, Some(Instant::now() + args.run_for)).map_err(|err| err.to_string())?;
-        say(format_args!(
-            "stopped at {}",
-            memory.counter().map_err(|e| e.to_string())?
+        say(Report::Stopped(
+            memory.counter().map_err(|e| e.to_string())?,
         ));
         return Ok(());
     }
@@ -249,18 +253,17 @@ fn run(args: &Args) -> Result<(), String> {
     let memory =
         Memory::create(args.memory_mib).map_err(|err| format!("cannot create the memfd: {err}"))?;
     let check = memory.check()?;
-    say(format_args!(
-        "{} MiB stamped in {} ms, check {check:016x}",
-        memory.mib(),
-        start.elapsed().as_millis()
-    ));
+    say(Report::Stamped {
+        mib: memory.mib(),
+        millis: start.elapsed().as_millis(),
+        check,
+    });
     client
         .keep(&args.session, &[(TOKEN, memory.file.as_fd())])
         .map_err(|err| err.to_string())?;
-    say(format_args!(
-        "running: the agent keeps session {} for the live update",
-        args.session
-    ));
+    say(Report::Running {
+        session: &args.session,
+    });
     // The connection stays open while counting: closing it would let the agent drop the file.
     count(&memory, None).map_err(|err| err.to_string())
 }

@@ -4,6 +4,10 @@
 //! here and the log says so; the guest test `agent` sends them for real.
 
 mod cli;
+// The types the demo's timeline reads these records with (xtask includes the same file), so a
+// change of the records that the timeline would no longer read fails here, where they are
+// made.
+mod records;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -285,6 +289,30 @@ fn hook_output_goes_to_stderr_and_records_to_stdout() {
     let record: serde_json::Value = serde_json::from_str(first).unwrap();
     assert_eq!(record["state"], "updated");
     assert_eq!(record["prev"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_demos_timeline_reads_the_state_and_ready_records() {
+    use records::{AgentRecord, Record};
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "true");
+    let out = setup.run(1, &["--json"]);
+    let stdout = text(&out.stdout);
+    let records: Vec<Record> = stdout
+        .lines()
+        .map(|line| Record::parse(line).unwrap_or_else(|| panic!("not read: {line}")))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            Record::State {
+                state: "prepared".to_owned()
+            },
+            Record::Agent(AgentRecord::Other),
+            Record::Agent(AgentRecord::Ready),
+        ],
+        "{stdout}"
+    );
 }
 
 #[test]

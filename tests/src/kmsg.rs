@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use luo_sysfs_abi::log::{Kind, Message};
+
 /// Markers of a kernel splat: WARN, BUG, oops, lockdep and sleeping-in-atomic reports.
 pub const SPLATS: &[&str] = &[
     "WARNING:",
@@ -31,15 +33,20 @@ pub fn dmesg() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The line the module logs once it is up: a log without it is not the log of this test.
-const MODULE_READY: &str = "luo: Ready in state";
+/// luo's own lines among `lines` (of `dmesg`, or of the console): mainline's orchestrator and
+/// the module loader log with the same prefix `luo: `, but their lines are not luo's.
+pub fn luo_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<Message<'a>> {
+    lines.into_iter().filter_map(Message::find).collect()
+}
 
 /// Fails when the log holds a splat, quoting the lines around it.
 pub fn assert_clean() -> Result<(), String> {
     let log = dmesg()?;
-    if !log.contains(MODULE_READY) {
+    // The line the module logs once it is up: a log without it is not the log of this test.
+    if !luo_lines(log.lines()).iter().any(|m| m.kind == Kind::Ready) {
         return Err(format!(
-            "the kernel log lacks '{MODULE_READY}': it cannot be the log of this test"
+            "the kernel log lacks luo's '{}' line: it cannot be the log of this test",
+            Kind::Ready.opening()
         ));
     }
     assert_no_splat(&log)

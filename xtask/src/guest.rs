@@ -2,6 +2,7 @@
 //! run one shell script ([`runner`]), and the `vm` command that runs one command in such a
 //! guest ([`vm`]).
 
+pub mod console;
 mod qemu;
 pub mod runner;
 pub mod vm;

@@ -8,7 +8,15 @@
 pub mod builtin;
 pub mod demo;
 pub mod kernel_tests;
+pub mod lines;
 pub mod liveupdate;
 pub mod mainline;
+// luoctl's JSON records, as the timeline reads them: the types live with luoctl's tests, which
+// read the agent's own records with them.
+#[path = "../../luoctl/tests/records/mod.rs"]
+pub mod records;
+// The example workloads' lines: the programs print them, the timeline parses them.
+#[path = "../../luo-user/examples/shared/report.rs"]
+pub mod report;
 pub mod systemd;
 pub mod timeline;

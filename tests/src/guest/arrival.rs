@@ -10,6 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use luo_state::{Event, State};
+use luo_sysfs_abi::log::Kind;
 use luo_sysfs_abi::parse_generation;
 use luo_sysfs_abi::path::GENERATION_PATH;
 
@@ -37,7 +38,8 @@ fn reload(ko: &Path) -> Outcome {
 }
 
 /// Loads the module at `ko` and checks the arrival: `expected` is `updated` or `normal`;
-/// `reason`, when given, must appear in the kernel log (why this boot is not a live update).
+/// `reason`, when given, must appear in luo's line that says why this boot is not a live
+/// update.
 pub fn run(ko: &Path, expected: State, generation: u64, reason: Option<&str>) -> Outcome {
     module::load_with_selftest(ko)?;
     let control = dev::open().map_err(|err| format!("opening the device: {err}"))?;
@@ -45,11 +47,15 @@ pub fn run(ko: &Path, expected: State, generation: u64, reason: Option<&str>) ->
     expect_generation(generation, "after the kexec")?;
     if let Some(reason) = reason {
         let log = kmsg::dmesg()?;
+        let luo_lines = kmsg::luo_lines(log.lines());
         ensure!(
-            log.contains(reason),
-            "the kernel log does not say why this boot is not a live update ('{reason}'):\n{}",
-            log.lines()
-                .filter(|l| l.contains("luo:"))
+            luo_lines
+                .iter()
+                .any(|line| line.kind == Kind::NotALiveUpdate && line.text.contains(reason)),
+            "luo's log does not say why this boot is not a live update ('{reason}'):\n{}",
+            luo_lines
+                .iter()
+                .map(|line| line.text)
                 .collect::<Vec<_>>()
                 .join("\n")
         );

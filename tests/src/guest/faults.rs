@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use luo_state::State;
+use luo_sysfs_abi::log::{Kind, Message};
 use luo_sysfs_abi::path::{DEVICE_PATH, SYSFS_DIR};
 
 use crate::{Outcome, dev, ensure, kmsg, module, sysfs};
@@ -60,11 +61,9 @@ const MODULE_DIR: &str = "/sys/module/luo";
 
 /// The line luo logs when it starts, before it allocates anything: init ran (a failure before
 /// it logs nothing of luo's).
-const INIT_RAN: &str = "luo: Not a live update";
+const INIT_RAN: Kind = Kind::NotALiveUpdate;
 /// The line of a load that registered no handover record and went on.
-const KHO_FALLBACK: &str = "luo: cannot register the KHO subtree";
-/// The line of a load that succeeded.
-const READY: &str = "luo: Ready in state";
+const KHO_FALLBACK: Kind = Kind::KhoSubtreeRefused;
 
 /// Markers of a `slub_debug` report, beyond the splats every test refuses
 /// ([`kmsg::SPLATS`]).
@@ -380,12 +379,13 @@ fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Res
         check_loaded(&lines, &context, Record::Shown)?;
         return Ok(Point::None);
     }
-    let init_ran = lines.iter().any(|l| l.text.contains(INIT_RAN));
+    let init_ran = lines.iter().any(|l| l.luo() == Some(INIT_RAN));
     if load.loaded() {
-        let fallback = lines.iter().any(|l| l.text.contains(KHO_FALLBACK));
+        let fallback = lines.iter().any(|l| l.luo() == Some(KHO_FALLBACK));
         ensure!(
             init_ran,
-            "{context}: the load succeeded, yet luo's init did not log '{INIT_RAN}':\n{}",
+            "{context}: the load succeeded, yet luo's init did not log its '{}' line:\n{}",
+            INIT_RAN.opening(),
             join_lines(&lines)
         );
         let record = if fallback {
@@ -444,7 +444,7 @@ fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Res
 fn luo_errors(lines: &[Line]) -> usize {
     lines
         .iter()
-        .filter(|l| l.level <= 3 && l.text.contains("luo: "))
+        .filter(|l| l.level <= 3 && l.luo().is_some())
         .count()
 }
 
@@ -465,7 +465,7 @@ enum Record {
 /// test hook and handover record are there as `record` says.
 fn check_loaded(lines: &[Line], context: &str, record: Record) -> Outcome {
     ensure!(
-        luo_errors(lines) == 0 && lines.iter().any(|l| l.text.contains(READY)),
+        luo_errors(lines) == 0 && lines.iter().any(|l| l.luo() == Some(Kind::Ready)),
         "{context}: the load succeeded, but its lines are not a ready luo's:\n{}",
         join_lines(lines)
     );
@@ -555,11 +555,12 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     let lines = log.take()?;
     let fallbacks = lines
         .iter()
-        .filter(|l| l.text.contains(KHO_FALLBACK))
+        .filter(|l| l.luo() == Some(KHO_FALLBACK))
         .count();
     ensure!(
         fallbacks == 1,
-        "with its KHO subtree taken, luo logged '{KHO_FALLBACK}' {fallbacks} times:\n{}",
+        "with its KHO subtree taken, luo logged '{}' {fallbacks} times:\n{}",
+        KHO_FALLBACK.opening(),
         join_lines(&lines)
     );
     ensure!(
@@ -627,6 +628,13 @@ fn write(path: &str, value: &str) -> Outcome {
 struct Line {
     level: u32,
     text: String,
+}
+
+impl Line {
+    /// Which of luo's lines this is, if it is luo's (mainline's orchestrator's are not).
+    fn luo(&self) -> Option<Kind> {
+        Message::find(&self.text).map(|message| message.kind)
+    }
 }
 
 fn join_lines(lines: &[Line]) -> String {

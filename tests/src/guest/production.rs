@@ -5,15 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use luo_sysfs_abi::log::{Kind, Line, NotLoading};
 use luo_sysfs_abi::path::{SELFTEST_PATH, SYSFS_DIR};
 
 use crate::{Outcome, ensure, kmsg, module};
 
 /// The line a build without the hook logs for `selftest=1`.
-const NO_HOOK: &str = "luo: not loading: selftest=1, but this build has no test hook";
+const NO_HOOK: Line<'_> = Line::NotLoading(NotLoading::NoTestHook);
 
 /// The line the hook logs when it is created.
-const HOOK_TAINTS: &str = "luo: test hook liveupdate/luo_selftest created";
+const HOOK_TAINTS: Kind = Kind::TestHookCreated;
 
 /// `TAINT_TEST`'s bit in `/proc/sys/kernel/tainted`.
 const TAINT_TEST: u64 = 1 << 18;
@@ -32,13 +33,12 @@ pub fn run(ko: &Path) -> Outcome {
     );
     let log = kmsg::dmesg()?;
     let new: Vec<&str> = log.lines().skip(before).collect();
-    let luo_lines: Vec<&&str> = new
-        .iter()
-        .filter(|l| l.contains("luo: ") && !l.contains("taints kernel"))
-        .collect();
+    // The module loader's own `luo: ` line (the out-of-tree taint) is not luo's.
+    let luo_lines = kmsg::luo_lines(new.iter().copied());
+    let no_hook = NO_HOOK.to_string();
     ensure!(
-        luo_lines.len() == 1 && luo_lines[0].contains(NO_HOOK),
-        "expected the one line '{NO_HOOK}', the log says:\n{}",
+        luo_lines.len() == 1 && luo_lines[0].text == no_hook,
+        "expected the one line '{no_hook}', the log says:\n{}",
         new.join("\n")
     );
     ensure!(
@@ -62,10 +62,15 @@ pub fn run(ko: &Path) -> Outcome {
         tainted()? & TAINT_TEST != 0,
         "the test hook exists, but the kernel is not tainted with TAINT_TEST"
     );
-    let hook_lines = kmsg::dmesg()?.matches(HOOK_TAINTS).count();
+    let log = kmsg::dmesg()?;
+    let hook_lines = kmsg::luo_lines(log.lines())
+        .iter()
+        .filter(|line| line.kind == HOOK_TAINTS)
+        .count();
     ensure!(
         hook_lines == 1,
-        "the hook's line '{HOOK_TAINTS}' appears {hook_lines} times"
+        "the hook's line '{}' appears {hook_lines} times",
+        HOOK_TAINTS.opening()
     );
     Ok(())
 }

@@ -4,10 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
+use luo_sysfs_abi::log::{Line, NotLoading};
+
 use crate::{Outcome, ensure, kmsg, module};
 
-/// The line luo logs when the misc device name is taken.
-const REFUSAL: &str = "luo: not loading: another driver owns the misc device name 'liveupdate'";
+/// Whether `text` (one of luo's lines) is the refusal for the misc device name taken: the line
+/// names mainline's orchestrator as the likely owner when the kernel has one.
+fn is_refusal(text: &str) -> bool {
+    [false, true].into_iter().any(|mainline| {
+        Line::NotLoading(NotLoading::MiscNameTaken { mainline }).to_string() == text
+    })
+}
 
 /// Runs the refusal checks with the module at `ko`; the stand-in owner comes from
 /// `LUO_SQUATTER_KO` (set by `cargo xtask test-kernel`).
@@ -24,13 +31,16 @@ pub fn run(ko: &Path) -> Outcome {
     );
     let log = kmsg::dmesg()?;
     let new: Vec<&str> = log.lines().skip(before).collect();
-    let refusals = new.iter().filter(|line| line.contains(REFUSAL)).count();
+    let luo_lines = kmsg::luo_lines(new.iter().copied());
+    let refusals = luo_lines
+        .iter()
+        .filter(|line| is_refusal(line.text))
+        .count();
     ensure!(
         refusals == 1,
         "expected the refusal once in the log, found it {refusals} times:\n{}",
         new.join("\n")
     );
-    let luo_lines: Vec<&&str> = new.iter().filter(|line| line.contains("luo: ")).collect();
     ensure!(
         luo_lines.len() == 1,
         "the refused load logged more than its one line:\n{}",

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use luo_guest_init::protocol::{self, Config, Share};
 
 use crate::build::{cache, guest_init};
-use crate::guest::qemu;
+use crate::guest::{console, qemu};
 use crate::run::Result;
 
 /// What a guest run produced.
@@ -351,7 +351,7 @@ fn earlier_kernels(console: &[&str]) -> String {
     let starts: Vec<usize> = console
         .iter()
         .enumerate()
-        .filter(|(_, line)| line.contains("] Linux version "))
+        .filter(|(_, line)| line.contains(&format!("] {} ", console::LINUX_VERSION)))
         .map(|(i, _)| i)
         .collect();
     let mut out = String::new();

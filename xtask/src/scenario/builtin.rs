@@ -7,7 +7,11 @@
 //! have decided so before userspace started: its log line `luo: Ready in state [updated]` comes
 //! before the kernel's `Run ... as init process`. No module is loaded in either boot.
 
+use luo_sysfs_abi::State;
+use luo_sysfs_abi::log::Message;
+
 use crate::build::kernel::Kernel;
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
 use crate::scenario::{kernel_tests, liveupdate, mainline};
@@ -94,13 +98,22 @@ pub fn test(kernel: &Kernel) -> Result {
 /// `Ready` line comes before the init line.
 fn check_console_order(console: &str) -> Result {
     let second_boot = console
-        .rfind("Linux version")
+        .rfind(console::LINUX_VERSION)
         .map_or(console, |start| &console[start..]);
-    let position = |needle: &str| second_boot.find(needle);
-    match (
-        position("luo: Ready in state [updated]"),
-        position(" as init process"),
-    ) {
+    let mut offset = 0;
+    let (mut ready, mut init) = (None, None);
+    for line in second_boot.split_inclusive('\n') {
+        let updated = Message::find(line)
+            .and_then(|message| message.ready())
+            .is_some_and(|ready| ready.state == State::Updated);
+        if updated {
+            ready = ready.or(Some(offset));
+        } else if line.trim_end().ends_with(console::INIT_PROCESS) {
+            init = init.or(Some(offset));
+        }
+        offset += line.len();
+    }
+    match (ready, init) {
         (Some(ready), Some(init)) if ready < init => Ok(()),
         (ready, init) => Err(format!(
             "on the console of the new kernel, luo's ready line ({ready:?}) does not precede \
@@ -113,15 +126,36 @@ fn check_console_order(console: &str) -> Result {
 mod tests {
     use super::*;
 
+    use luo_sysfs_abi::Flavour;
+    use luo_sysfs_abi::log::{Line, PREFIX, Ready};
+
+    /// The ready line the module prints in `state`.
+    fn ready(state: State) -> String {
+        let ready = Ready {
+            flavour: Flavour::Standalone,
+            state,
+            generation: u64::from(state == State::Updated),
+            init_us: 700,
+        };
+        format!("[    1.2] {PREFIX}{}\n", Line::Ready(ready))
+    }
+
     #[test]
     fn the_console_order_is_read_from_the_last_boot() {
-        let console = "Linux version 7.3\nluo: Ready in state [normal]\nRun /init as init process\n\
-                       Linux version 7.3\nluo: Ready in state [updated] (live update generation 1)\n\
+        let init = "[    1.5] Run /init as init process\n";
+        let boot = "[    0.0] Linux version 7.3\n";
+        let (normal, updated) = (ready(State::Normal), ready(State::Updated));
+        let console = format!("{boot}{normal}{init}{boot}{updated}{init}");
+        assert!(check_console_order(&console).is_ok());
+        let late = format!("{boot}{init}{updated}");
+        assert!(check_console_order(&late).is_err());
+    }
+
+    #[test]
+    fn mainline_lines_do_not_stand_in_for_luos_ready_line() {
+        let console = "Linux version 7.3\nluo: Retrieved live update data, liveupdate number: 1\n\
                        Run /init as init process\n";
-        assert!(check_console_order(console).is_ok());
-        let late = "Linux version 7.3\nRun /init as init process\n\
-                    luo: Ready in state [updated] (live update generation 1)\n";
-        assert!(check_console_order(late).is_err());
+        assert!(check_console_order(console).is_err());
     }
 
     #[test]

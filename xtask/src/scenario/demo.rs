@@ -11,11 +11,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use luo_sysfs_abi::log;
+
 use crate::build::kernel::Kernel;
 use crate::build::{cache, module};
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
 use crate::scenario::liveupdate;
+use crate::scenario::records::Record;
 use crate::scenario::timeline::{self, Mark, Timeline};
 use crate::series;
 
@@ -173,13 +177,12 @@ fn worth_showing(stream: Stream, line: &str) -> Option<String> {
     let text = line.trim();
     match stream {
         // The agent's JSON records feed the timeline; its log lines say the same for a person.
-        Stream::Stdout if text.starts_with("{\"v\":1,\"time\"") && text.contains("\"record\"") => {
-            None
-        }
+        Stream::Stdout if matches!(Record::parse(text), Some(Record::Agent(_))) => None,
         Stream::Stdout => (!text.is_empty()).then(|| text.to_owned()),
         Stream::Console => {
             let message = text.split_once("] ").map_or(text, |(_, rest)| rest);
-            let kernel = ["luo: ", "kexec_core: ", "Linux version"];
+            // luo's lines and mainline orchestrator's, which share luo's prefix.
+            let kernel = [log::PREFIX, console::KEXEC_JUMP, console::LINUX_VERSION];
             kernel
                 .iter()
                 .any(|prefix| message.starts_with(prefix))
@@ -226,7 +229,7 @@ fn print_timeline(timeline: &Timeline) {
     );
     if let (Some(before), Some(after)) = (&timeline.check_before, &timeline.check_after) {
         println!(
-            "Workload memory: {} MiB, check {before} before the kexec and {after} after{}",
+            "Workload memory: {} MiB, check {before:016x} before the kexec and {after:016x} after{}",
             shown(timeline.memory_mib),
             if before == after {
                 ": the same"

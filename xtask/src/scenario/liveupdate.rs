@@ -287,3 +287,44 @@ pub fn test_all(only: &[String]) -> Result {
         format!("cargo xtask test-liveupdate {id}")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::lines;
+
+    #[test]
+    fn what_the_scenarios_look_for_in_the_agents_log_the_agent_logs() {
+        // The failing hook's scenario finds the agent's line for the hook and for the cancel.
+        let failing = SCENARIOS.iter().find(|s| s.id == "failing-hook").unwrap();
+        assert_eq!(
+            failing.reported,
+            ["prepared.d/10-fail failed", "live update cancelled"]
+        );
+        assert!(failing.body.contains("prepared.d/10-fail"));
+        let source = lines::agent_log_source();
+        for format in [
+            "format!(\"{} failed\", hook.name)",
+            "self.bad(\"live update cancelled\")",
+        ] {
+            assert!(
+                source.contains(format),
+                "luoctl agent no longer logs {format}"
+            );
+        }
+        let hooks = include_str!("../../../tests/guest-scripts/liveupdate/agent-hooks.sh");
+        lines::assert_agent_logs(hooks, &[("grep -q 'watching'", "\"watching {} (state: ")]);
+    }
+
+    #[test]
+    fn every_scenario_prints_its_expected_line() {
+        for scenario in SCENARIOS {
+            assert!(
+                lines::prints(scenario.body, scenario.expected),
+                "{}: '{}'",
+                scenario.id,
+                scenario.expected
+            );
+        }
+    }
+}

@@ -105,3 +105,14 @@ pub fn test_module_refusal(module: &Module) -> Result {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::lines;
+
+    #[test]
+    fn the_observer_script_prints_its_done_line() {
+        assert!(lines::prints(OBSERVER_SCRIPT, OBSERVER_DONE));
+    }
+}

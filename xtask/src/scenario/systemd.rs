@@ -24,11 +24,16 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use luo_sysfs_abi::State;
+use luo_sysfs_abi::log::{self, Message};
+
 use crate::build::cache;
 use crate::build::kernel::Kernel;
+use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
-use crate::scenario::liveupdate;
+use crate::scenario::report::{self, Report};
+use crate::scenario::{lines, liveupdate};
 
 /// The test's name in its group (`systemd/standalone`).
 pub const STANDALONE: &str = "standalone";
@@ -327,36 +332,47 @@ fn tail(text: &str, count: usize) -> String {
 /// of the agent, the workload, systemd about them, and the jump.
 fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
     let console = mend(console);
-    let boots: Vec<&str> = console.split("Linux version").skip(1).collect();
+    let boots: Vec<&str> = console.split(console::LINUX_VERSION).skip(1).collect();
     let [first, _] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
             boots.len()
         ));
     };
-    let before = stdout
-        .lines()
-        .find(|line| line.starts_with("note: boot 0: ") && line.contains("MiB stamped in "))
-        .and_then(|line| value_after(line, ", check "))
+    // The script's notes carry the workload's journal lines of each boot.
+    let noted = |boot: &'static str| {
+        stdout
+            .lines()
+            .filter_map(move |line| line.strip_prefix(boot))
+            .filter_map(report::find)
+    };
+    let before = noted("note: boot 0: ")
+        .find_map(|report| match report {
+            Report::Stamped { check, .. } => Some(check),
+            _ => None,
+        })
         .ok_or("the first boot printed no 'workload: N MiB stamped in ..., check X'")?;
-    let restored = stdout
-        .lines()
-        .find(|line| line.starts_with("note: boot 1: ") && line.contains("workload: restored "))
+    let (after, resumed) = noted("note: boot 1: ")
+        .find_map(|report| match report {
+            Report::Restored {
+                check, resumes_at, ..
+            } => Some((check, resumes_at)),
+            _ => None,
+        })
         .ok_or("the second boot printed no 'workload: restored'")?;
-    let after =
-        value_after(restored, ", check ").ok_or("the workload's 'restored' line has no check")?;
     if before != after {
         return Err(format!(
-            "the workload's memory changed across the kexec: check {before} before, {after} after"
+            "the workload's memory changed across the kexec: check {before:016x} before, \
+             {after:016x} after"
         ));
     }
-    let resumed: u64 = value_after(restored, "counter resumes at ")
-        .and_then(|n| n.parse().ok())
-        .ok_or("the workload's 'restored' line has no counter")?;
-    let last: u64 = first
+    let last = first
         .lines()
         .rev()
-        .find_map(|line| value_after(line, "workload: counter at ").and_then(|n| n.parse().ok()))
+        .find_map(|line| match report::find(line) {
+            Some(Report::CounterAt(value)) => Some(value),
+            _ => None,
+        })
         .unwrap_or(0);
     if resumed < last {
         return Err(format!(
@@ -410,7 +426,7 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                 .to_owned(),
         );
     }
-    if !first.contains("kexec_core: Starting new kernel") {
+    if !first.contains(console::KEXEC_JUMP) {
         return Err("the first boot did not end in a kexec".to_owned());
     }
     Ok(console
@@ -424,8 +440,8 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
                     && ["remaining processes", "excluded from killing", "with kexec"]
                         .iter()
                         .any(|what| line.contains(what)))
-                || line.contains("luo: ")
-                || line.contains("kexec_core: Starting new kernel")
+                || line.contains(log::PREFIX)
+                || line.contains(console::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
@@ -435,16 +451,20 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
 /// that the first boot's shutdown stopped the unit cleanly and that the checkpoint restored in
 /// the second boot is the one saved in the first.
 fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
-    let boots: Vec<&str> = guest.console.split("Linux version").skip(1).collect();
+    let boots: Vec<&str> = guest
+        .console
+        .split(console::LINUX_VERSION)
+        .skip(1)
+        .collect();
     let [first, second] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
             boots.len()
         ));
     };
-    let saved = value_after(first, "checkpoint: saved ")
+    let saved = value_after(first, lines::CHECKPOINT_SAVED)
         .ok_or("the first boot's journal has no 'checkpoint: saved'")?;
-    let restored = value_after(second, "restore: found checkpoint ")
+    let restored = value_after(second, lines::RESTORE_FOUND)
         .ok_or("the second boot's journal has no 'restore: found checkpoint'")?;
     if saved != restored {
         return Err(format!(
@@ -469,11 +489,18 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
         .filter(|line| {
             line.contains("] luoctl[")
                 || (line.contains("systemd[1]: ") && line.contains("luo-agent.service"))
-                || line.contains("luo: Switched from [prepared] to [frozen]")
-                || line.contains("kexec_core: Starting new kernel")
+                || freezes(line)
+                || line.contains(console::KEXEC_JUMP)
         })
         .map(str::to_owned)
         .collect())
+}
+
+/// Whether the console line `line` is luo's freeze for the kexec (`prepared` to `frozen`).
+fn freezes(line: &str) -> bool {
+    Message::find(line.trim_start())
+        .and_then(|message| message.switched())
+        .is_some_and(|switched| (switched.from, switched.to) == (State::Prepared, State::Frozen))
 }
 
 /// The console with the kernel's lines taken out of the journal's lines they broke into: the
@@ -537,7 +564,7 @@ fn boot_times(arrivals: &[(Duration, String)]) -> Vec<(&'static str, Duration)> 
     let mut times = Vec::new();
     let mut from = (Duration::ZERO, "power-on");
     for (at, line) in arrivals {
-        if line.contains("kexec_core: Starting new kernel") {
+        if line.contains(console::KEXEC_JUMP) {
             from = (*at, "the kexec");
         }
         if line.contains("Started luo-agent.service") {
@@ -596,17 +623,25 @@ mod tests {
     }
 
     /// The output's notes of the workload's check before and after the kexec.
-    fn observer_stdout(after: &str) -> String {
-        format!(
-            "note: boot 0: workload: 64 MiB stamped in 10463 ms, check 8f97\n\
-             note: boot 1: workload: restored 64 MiB from session workload, check {after} (every \
-             page checked in 1529 ms); counter resumes at 279\n"
-        )
+    fn observer_stdout(after: u64) -> String {
+        let stamped = Report::Stamped {
+            mib: 64,
+            millis: 10463,
+            check: 0x8f97,
+        };
+        let restored = Report::Restored {
+            mib: 64,
+            session: "workload",
+            check: after,
+            millis: 1529,
+            resumes_at: 279,
+        };
+        format!("note: boot 0: {stamped}\nnote: boot 1: {restored}\n")
     }
 
     #[test]
     fn the_observer_console_shows_the_memory_kept_by_an_agent_left_running() {
-        let lines = check_observer_console(&observer_stdout("8f97"), &observer_console(""));
+        let lines = check_observer_console(&observer_stdout(0x8f97), &observer_console(""));
         let lines = lines.unwrap();
         assert!(
             lines
@@ -615,14 +650,17 @@ mod tests {
             "{lines:?}"
         );
         let err =
-            check_observer_console(&observer_stdout("0bad"), &observer_console("")).unwrap_err();
-        assert!(err.contains("check 8f97 before, 0bad after"), "{err}");
+            check_observer_console(&observer_stdout(0xbad), &observer_console("")).unwrap_err();
+        assert!(
+            err.contains("check 0000000000008f97 before, 0000000000000bad after"),
+            "{err}"
+        );
         let stopped = "[ 83.0] systemd[1]: Stopping luo-agent.service - agent...\n";
-        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(stopped))
+        let err = check_observer_console(&observer_stdout(0x8f97), &observer_console(stopped))
             .unwrap_err();
         assert!(err.contains("stopped the agent"), "{err}");
         let killed = "[ 89.9] systemd-shutdown[1]: Sending SIGKILL to PID 56 (luoctl).\n";
-        let err = check_observer_console(&observer_stdout("8f97"), &observer_console(killed))
+        let err = check_observer_console(&observer_stdout(0x8f97), &observer_console(killed))
             .unwrap_err();
         assert!(err.contains("sent SIGKILL to the agent"), "{err}");
     }
@@ -642,5 +680,35 @@ mod tests {
     fn the_script_names_the_expected_line() {
         assert!(SCRIPT.contains(EXPECTED));
         assert!(OBSERVER_SCRIPT.contains(OBSERVER_EXPECTED));
+    }
+
+    #[test]
+    fn what_the_script_greps_in_the_agents_log_the_agent_logs() {
+        lines::assert_agent_logs(
+            SCRIPT,
+            &[
+                ("'90-sync succeeded'", "\"{} succeeded in {took}\""),
+                (
+                    "'sent finish'",
+                    "\"every updated hook succeeded: sent finish{}; state {state}\"",
+                ),
+                ("'state updated at start'", "\"state {state} at start\""),
+            ],
+        );
+        assert!(SCRIPT.contains(&format!("grep -q '{}", lines::RESTORE_FOUND.trim_end())));
+    }
+
+    #[test]
+    fn the_freeze_is_found_as_the_module_prints_it() {
+        use luo_sysfs_abi::Flavour;
+        use luo_sysfs_abi::log::{Line, Switched};
+        let freeze = Line::Switched(Switched {
+            flavour: Flavour::Standalone,
+            from: State::Prepared,
+            to: State::Frozen,
+        });
+        assert!(freezes(&format!("[   86.274882] {}{freeze}", log::PREFIX)));
+        let prepare = "[   80.1] luo: Switched from [normal] to [prepared]";
+        assert!(!freezes(prepare));
     }
 }

@@ -9,8 +9,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use luo_sysfs_abi::State;
+use luo_sysfs_abi::log::{self, Message};
+
+use crate::guest::console;
 use crate::guest::runner::Stream;
 use crate::run::Result;
+use crate::scenario::lines;
+use crate::scenario::records::{AgentRecord, Record};
+use crate::scenario::report::Report;
 
 /// A moment of the live update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,9 +165,9 @@ pub struct Timeline {
     /// Where the restored workload started counting.
     pub restored: Option<u64>,
     /// The memory's check when the workload stamped it, and after the kexec.
-    pub check_before: Option<String>,
+    pub check_before: Option<u64>,
     /// The memory's check in the new kernel.
-    pub check_after: Option<String>,
+    pub check_after: Option<u64>,
     /// How much memory the workload kept (MiB).
     pub memory_mib: Option<u64>,
     /// Preserving the memfd (session created, pages pinned), as the agent measured it.
@@ -193,17 +200,9 @@ fn printk(line: &str) -> (Option<Duration>, &str) {
     (time, text)
 }
 
-/// The number of microseconds in `text` before " us", after `prefix`.
-fn micros_after(text: &str, prefix: &str) -> Option<Duration> {
-    let rest = &text[text.find(prefix)? + prefix.len()..];
-    let number = rest.strip_suffix(" us").unwrap_or(rest).trim();
-    number.parse().ok().map(Duration::from_micros)
-}
-
-/// The state a `luoctl watch --json` record reports.
-fn watched_state(text: &str) -> Option<&str> {
-    let rest = &text[text.find(r#""state":""#)? + r#""state":""#.len()..];
-    rest.split('"').next()
+/// A time luo measured and logged, in microseconds.
+fn micros(micros: i64) -> Option<Duration> {
+    u64::try_from(micros).ok().map(Duration::from_micros)
 }
 
 impl Timeline {
@@ -233,12 +232,7 @@ impl Timeline {
             Stream::Console => printk(text),
             Stream::Stdout => (None, text),
         };
-        // The observer flavour says who changed the state; the changes are the same.
-        let observed = console_text
-            .strip_prefix("luo: observer: ")
-            .map(|rest| format!("luo: {rest}"));
-        let console_text = observed.as_deref().unwrap_or(console_text);
-        if stream == Stream::Console && console_text.starts_with("Linux version") {
+        if stream == Stream::Console && console_text.starts_with(console::LINUX_VERSION) {
             self.boots += 1;
         }
         let boot = self.boots.saturating_sub(1);
@@ -249,88 +243,104 @@ impl Timeline {
         // In the new kernel: after the jump's line, or from the second kernel's first line on
         // (the jump's line may be lost at the jump, see `proven`).
         let after_jump = self.at(Mark::Jump).is_some() || self.boots >= 2;
-        let mut keep = true;
-        match stream {
-            Stream::Console if console_text.starts_with("Linux version") && after_jump => {
-                self.mark(Mark::NewKernel, seen)
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [normal] to [prepared]") =>
-            {
-                self.mark(Mark::Prepared, seen)
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [prepared] to [frozen]") =>
-            {
-                self.mark(Mark::Frozen, seen)
-            }
-            Stream::Console if console_text.starts_with("luo: Froze for the kexec jump in") => {
-                self.freeze = micros_after(console_text, " in ");
-            }
-            Stream::Console if console_text.starts_with("kexec_core: Starting new kernel") => {
-                self.mark(Mark::Jump, seen)
-            }
-            Stream::Console
-                if after_jump
-                    && console_text.starts_with("Run ")
-                    && console_text.ends_with("as init process") =>
-            {
-                self.mark(Mark::Init, seen);
-                keep = false;
-            }
-            Stream::Console if console_text.starts_with("luo: Ready in state [updated]") => {
-                self.mark(Mark::ModuleReady, seen);
-                self.module_init = micros_after(console_text, ") in ");
-            }
-            Stream::Console
-                if console_text.starts_with("luo: Switched from [updated] to [normal]") =>
-            {
-                self.mark(Mark::Normal, seen)
-            }
-            Stream::Console if console_text.starts_with("luo: ") => {}
-            Stream::Stdout if watched_state(text) == Some("frozen") => {
-                self.mark(Mark::FrozenSeen, seen)
-            }
-            Stream::Stdout if watched_state(text) == Some("updated") && after_jump => {
-                self.mark(Mark::UpdatedSeen, seen)
-            }
-            Stream::Stdout if agent_record(text).is_some() => {
-                self.see_record(text, seen);
-                keep = false;
-            }
-            Stream::Stdout if text.starts_with("counter: checkpointed ") => {
-                self.checkpointed = number_after(text, "counter: checkpointed ")
-            }
-            Stream::Stdout if text.starts_with("workload: counter at ") && !after_jump => {
-                self.checkpointed = number_after(text, "workload: counter at ");
-                keep = false;
-            }
-            // The standalone flavour restores in the agent's updated hook, which reads the
-            // checkpoint back; the counter starts from it only after (maybe after the finish).
-            Stream::Stdout if text.starts_with("restore: found checkpoint ") && after_jump => {
-                self.mark(Mark::Restored, seen);
-                self.restored = number_after(text, "restore: found checkpoint ")
-            }
-            Stream::Stdout if text.starts_with("workload: restored ") => {
-                self.mark(Mark::Restored, seen);
-                self.restored =
-                    word_after(text, "counter resumes at ").and_then(|n| n.parse().ok());
-                self.check_after =
-                    word_after(text, "check ").map(|w| w.trim_end_matches(',').to_owned());
-            }
-            Stream::Stdout if text.contains(" MiB stamped in ") => {
-                self.memory_mib = number_after(text, "workload: ");
-                self.check_before = word_after(text, "check ").map(str::to_owned);
-            }
-            Stream::Stdout if text.starts_with("workload: counter at ") => keep = false,
-            Stream::Stdout if text.starts_with("demo: final state ") => {
-                self.final_state = text.strip_prefix("demo: final state ").map(str::to_owned)
-            }
-            Stream::Stdout => {}
-            Stream::Console => keep = false,
-        }
+        let keep = match stream {
+            Stream::Console => self.see_console(console_text, seen, after_jump),
+            Stream::Stdout => self.see_stdout(text, seen, after_jump),
+        };
         if keep && !text.is_empty() {
             self.events.push((at, console_text.to_owned()));
+        }
+    }
+
+    /// Takes in one line of the script's output: luoctl's JSON records, the workloads'
+    /// reports, the hooks' and the script's lines; whether it is worth keeping among the
+    /// events.
+    fn see_stdout(&mut self, text: &str, seen: Seen, after_jump: bool) -> bool {
+        if let Some(record) = Record::parse(text) {
+            return self.see_record(record, seen, after_jump);
+        }
+        if let Some(report) = Report::parse(text) {
+            return self.see_report(report, seen, after_jump);
+        }
+        if let Some(checkpoint) = text.strip_prefix(lines::RESTORE_FOUND) {
+            // The standalone flavour restores in the agent's updated hook, which reads the
+            // checkpoint back; the counter starts from it only after (maybe after the finish).
+            if after_jump {
+                self.mark(Mark::Restored, seen);
+                self.restored = checkpoint.parse().ok();
+            }
+        } else if let Some(state) = text.strip_prefix(lines::DEMO_FINAL_STATE) {
+            self.final_state = Some(state.to_owned());
+        }
+        true
+    }
+
+    /// Takes in one of the workloads' reports; whether the line is worth keeping among the
+    /// events (the counter's ticks are not).
+    fn see_report(&mut self, report: Report<'_>, seen: Seen, after_jump: bool) -> bool {
+        match report {
+            Report::Checkpointed(value) => self.checkpointed = Some(value),
+            Report::CounterAt(value) => {
+                if !after_jump {
+                    self.checkpointed = Some(value);
+                }
+                return false;
+            }
+            Report::Restored {
+                check, resumes_at, ..
+            } => {
+                self.mark(Mark::Restored, seen);
+                self.restored = Some(resumes_at);
+                self.check_after = Some(check);
+            }
+            Report::Stamped { mib, check, .. } => {
+                self.memory_mib = Some(mib);
+                self.check_before = Some(check);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Takes in the text of one console line (its printk time removed); whether the line is
+    /// worth keeping among the events.
+    fn see_console(&mut self, text: &str, seen: Seen, after_jump: bool) -> bool {
+        if let Some(message) = Message::find(text) {
+            self.see_luo(message, seen);
+            return true;
+        }
+        if text.starts_with(console::LINUX_VERSION) && after_jump {
+            self.mark(Mark::NewKernel, seen);
+        } else if text.starts_with(console::KEXEC_JUMP) {
+            self.mark(Mark::Jump, seen);
+        } else if after_jump && text.starts_with("Run ") && text.ends_with(console::INIT_PROCESS) {
+            self.mark(Mark::Init, seen);
+            return false;
+        } else {
+            // Mainline's orchestrator logs under luo's prefix: worth showing, but not luo's.
+            return text.starts_with(log::PREFIX);
+        }
+        true
+    }
+
+    /// Takes in one of luo's lines. The observer flavour's changes are marked like the
+    /// standalone flavour's: the live update passes the same states.
+    fn see_luo(&mut self, message: Message<'_>, seen: Seen) {
+        if let Some(switched) = message.switched() {
+            let mark = match (switched.from, switched.to) {
+                (State::Normal, State::Prepared) => Mark::Prepared,
+                (State::Prepared, State::Frozen) => Mark::Frozen,
+                (State::Updated, State::Normal) => Mark::Normal,
+                _ => return,
+            };
+            self.mark(mark, seen);
+        } else if let Some(ready) = message.ready() {
+            if ready.state == State::Updated {
+                self.mark(Mark::ModuleReady, seen);
+                self.module_init = micros(ready.init_us);
+            }
+        } else if let Some(froze) = message.froze() {
+            self.freeze = micros(froze.micros);
         }
     }
 
@@ -344,25 +354,38 @@ impl Timeline {
             && self.at(Mark::ModuleReady).is_some()
     }
 
-    /// Takes in one of the agent's JSON records.
-    fn see_record(&mut self, text: &str, seen: Seen) {
-        let micros = |text: &str| {
-            word_after(text, r#""duration_us":"#)
-                .and_then(|n| n.trim_end_matches(['}', ',']).parse().ok())
-                .map(Duration::from_micros)
-        };
-        match (agent_record(text), json_str(text, "event")) {
-            (Some("ready"), _) => self.mark(Mark::Ready, seen),
-            (Some("session"), Some("preserved")) => {
-                self.mark(Mark::Preserved, seen);
-                self.preserve = micros(text);
+    /// Takes in one of luoctl's JSON records: the states the watcher (and the agent) read,
+    /// the agent's steps. The agent's records are not worth keeping among the events: its log
+    /// lines say the same for a person.
+    fn see_record(&mut self, record: Record, seen: Seen, after_jump: bool) -> bool {
+        match record {
+            Record::State { state } => match state.as_str() {
+                "frozen" => self.mark(Mark::FrozenSeen, seen),
+                "updated" if after_jump => self.mark(Mark::UpdatedSeen, seen),
+                _ => {}
+            },
+            Record::Agent(AgentRecord::Ready) => {
+                self.mark(Mark::Ready, seen);
+                return false;
             }
-            (Some("session"), Some("claimed")) => {
-                self.mark(Mark::Claimed, seen);
-                self.claim = micros(text);
+            Record::Agent(AgentRecord::Session { event, duration_us }) => {
+                let took = duration_us.map(Duration::from_micros);
+                match event.as_str() {
+                    "preserved" => {
+                        self.mark(Mark::Preserved, seen);
+                        self.preserve = took;
+                    }
+                    "claimed" => {
+                        self.mark(Mark::Claimed, seen);
+                        self.claim = took;
+                    }
+                    _ => {}
+                }
+                return false;
             }
-            _ => {}
+            Record::Agent(AgentRecord::Other) => return false,
         }
+        true
     }
 
     /// Checks that every step happened, in order, and that the workload resumed where it was
@@ -399,9 +422,12 @@ impl Timeline {
         }
         // Unequal also when only one was seen: the memory was stamped but never checked again.
         if self.check_before != self.check_after {
+            let shown =
+                |check: Option<u64>| check.map_or("none".to_owned(), |c| format!("{c:016x}"));
             return Err(format!(
-                "the memory changed across the kexec: check {:?} before, {:?} after",
-                self.check_before, self.check_after
+                "the memory changed across the kexec: check {} before, {} after",
+                shown(self.check_before),
+                shown(self.check_after)
             ));
         }
         match self.final_state.as_deref() {
@@ -543,34 +569,6 @@ pub const BLACKOUT: Span = Span {
     what: "blackout: frozen until a watcher reads updated",
 };
 
-/// The word after the first `marker` in `text`.
-fn word_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
-    text[text.find(marker)? + marker.len()..]
-        .split_whitespace()
-        .next()
-}
-
-/// The string field `key` of a flat JSON object.
-fn json_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let marker = format!("\"{key}\":\"");
-    text[text.find(&marker)? + marker.len()..].split('"').next()
-}
-
-/// The `record` of one of `luoctl agent --json`'s records.
-fn agent_record(text: &str) -> Option<&str> {
-    text.starts_with('{')
-        .then(|| json_str(text, "record"))
-        .flatten()
-}
-
-fn number_after(text: &str, prefix: &str) -> Option<u64> {
-    text.strip_prefix(prefix)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// A duration for a person: microseconds, milliseconds or seconds.
 pub fn human(d: Duration) -> String {
     if d < Duration::from_millis(1) {
@@ -654,17 +652,63 @@ mod tests {
         assert_eq!(printk("plain"), (None, "plain"));
     }
 
+    use luo_sysfs_abi::Flavour;
+    use luo_sysfs_abi::log::{Froze, Line, Ready, Switched};
+
+    /// `line` as the console shows it: the printk time, the prefix, the module's bytes.
+    fn console(time: &str, line: Line<'_>) -> String {
+        format!("[{time}] {}{line}", log::PREFIX)
+    }
+
     #[test]
-    fn luo_measurements_are_read_from_its_lines() {
-        let ready = "luo: Ready in state [updated] (live update generation 1) in 412 us";
-        assert_eq!(
-            micros_after(ready, ") in "),
-            Some(Duration::from_micros(412))
-        );
-        assert_eq!(
-            micros_after("luo: Froze for the kexec jump in 37 us", " in "),
-            Some(Duration::from_micros(37))
-        );
+    fn luo_measurements_are_read_from_the_lines_the_module_prints() {
+        let mut timeline = Timeline::new();
+        let at = Instant::now();
+        let froze = Line::Froze(Froze { micros: 37 });
+        timeline.see(Stream::Console, &console("   5.1", froze), at);
+        timeline.see(Stream::Console, "[ 0.0] Linux version 7.3.4", at);
+        timeline.see(Stream::Console, "[ 0.1] Linux version 7.3.4", at);
+        let ready = Line::Ready(Ready {
+            flavour: Flavour::Observer,
+            state: State::Updated,
+            generation: 1,
+            init_us: 412,
+        });
+        timeline.see(Stream::Console, &console("   0.9", ready), at);
+        assert_eq!(timeline.freeze, Some(Duration::from_micros(37)));
+        assert_eq!(timeline.module_init, Some(Duration::from_micros(412)));
+        assert!(timeline.at(Mark::ModuleReady).is_some());
+    }
+
+    #[test]
+    fn every_change_the_module_prints_marks_the_timeline_in_both_flavours() {
+        for flavour in Flavour::ALL {
+            let mut timeline = Timeline::new();
+            let at = Instant::now();
+            for (from, to, mark) in [
+                (State::Normal, State::Prepared, Mark::Prepared),
+                (State::Prepared, State::Frozen, Mark::Frozen),
+                (State::Updated, State::Normal, Mark::Normal),
+            ] {
+                let line = Line::Switched(Switched { flavour, from, to });
+                timeline.see(Stream::Console, &console("  26.4", line), at);
+                assert!(timeline.at(mark).is_some(), "{flavour}: {mark:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mainline_lines_under_luos_prefix_mark_nothing() {
+        let mut timeline = Timeline::new();
+        let at = Instant::now();
+        for line in [
+            "[ 0.5] luo: Retrieved live update data, liveupdate number: 1",
+            "[ 0.6] luo: File count mismatch: expected 2, found 1",
+        ] {
+            timeline.see(Stream::Console, line, at);
+        }
+        assert!(Mark::ALL.iter().all(|mark| timeline.at(*mark).is_none()));
+        assert_eq!(timeline.events.len(), 2, "shown, though not luo's");
     }
 
     #[test]
@@ -705,14 +749,69 @@ mod tests {
     }
 
     #[test]
-    fn watched_states_come_from_json_records() {
-        let record =
-            r#"{"time":"2026-11-24T15:00:00.000000Z","seq":1,"prev":"prepared","state":"frozen"}"#;
-        assert_eq!(watched_state(record), Some("frozen"));
-        assert_eq!(watched_state("workload: restored 256 MiB"), None);
-        let ready = r#"{"v":1,"time":"t","record":"ready","seq":1}"#;
-        assert_eq!(agent_record(ready), Some("ready"));
-        assert_eq!(agent_record(record), None);
+    fn a_whole_observer_cycle_from_the_producers_lines_verifies() {
+        let start = Instant::now();
+        let mut timeline = Timeline::new();
+        let state = |prev: &str, state: &str| {
+            format!(r#"{{"v":1,"time":"t","seq":1,"prev":"{prev}","state":"{state}"}}"#)
+        };
+        let switched = |from, to| {
+            let line = Line::Switched(Switched {
+                flavour: Flavour::Observer,
+                from,
+                to,
+            });
+            console("   9.0", line)
+        };
+        let ready = Line::Ready(Ready {
+            flavour: Flavour::Observer,
+            state: State::Updated,
+            generation: 1,
+            init_us: 3_000,
+        });
+        let stamped = Report::Stamped {
+            mib: 256,
+            millis: 900,
+            check: 0x8f97,
+        };
+        let restored = Report::Restored {
+            mib: 256,
+            session: "workload",
+            check: 0x8f97,
+            millis: 700,
+            resumes_at: 81,
+        };
+        let lines = [
+            (Stream::Stdout, stamped.to_string()),
+            (Stream::Stdout, Report::CounterAt(80).to_string()),
+            (Stream::Console, switched(State::Normal, State::Prepared)),
+            (
+                Stream::Stdout,
+                r#"{"v":1,"time":"t","record":"session","event":"preserved","session":"workload","files":1,"duration_us":4810}"#.to_owned(),
+            ),
+            (Stream::Stdout, r#"{"v":1,"time":"t","record":"ready","seq":1}"#.to_owned()),
+            (Stream::Console, switched(State::Prepared, State::Frozen)),
+            (Stream::Stdout, state("prepared", "frozen")),
+            (Stream::Console, format!("[  10.0] {}", console::KEXEC_JUMP)),
+            (Stream::Console, format!("[   0.0] {} 7.3.4", console::LINUX_VERSION)),
+            (Stream::Console, console("   0.5", ready)),
+            (Stream::Console, format!("[   1.0] Run /init{}", console::INIT_PROCESS)),
+            (Stream::Stdout, state("-", "updated")),
+            (Stream::Stdout, restored.to_string()),
+            (Stream::Console, switched(State::Updated, State::Normal)),
+            (Stream::Stdout, format!("{}normal", lines::DEMO_FINAL_STATE)),
+        ];
+        for (i, (stream, line)) in lines.iter().enumerate() {
+            timeline.see(*stream, line, start + Duration::from_millis(i as u64));
+        }
+        timeline.verify().unwrap();
+        assert_eq!(timeline.preserve, Some(Duration::from_micros(4810)));
+        assert_eq!(timeline.module_init, Some(Duration::from_millis(3)));
+        assert_eq!(timeline.memory_mib, Some(256));
+        assert_eq!(
+            (timeline.checkpointed, timeline.restored),
+            (Some(80), Some(81))
+        );
     }
 
     #[test]
