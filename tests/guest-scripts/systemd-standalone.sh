@@ -1,0 +1,111 @@
+# The standalone flavour under Debian's systemd as PID 1 (xtask/src/scenario/systemd.rs sets
+# the variables above this line: LUOCTL, BZIMAGE, DIR). Run in both boots and both phases
+# (LUO_GUEST_PHASE): the agent is the unit of contrib/systemd/, the hooks those of
+# contrib/hooks/, and systemctl kexec reboots into the live update.
+set -eu
+EXAMPLE=/var/lib/luo-example
+if [ "$LUO_GUEST_PHASE" = setup ]; then
+    # What a package and an administrator would have put on the disk; the overlay is new at
+    # every boot, so the second boot installs the same again.
+    # luoctl is bound rather than copied: 24 MiB of debug build over 9p cost seconds of TCG.
+    # Marks on the console with the kernel's time: the setup phase is part of the boot time.
+    echo "<6>setup: start" > /dev/kmsg
+    touch /usr/bin/luoctl
+    mount -o bind,ro "$LUOCTL" /usr/bin/luoctl
+    install -d -m 0755 /etc/luo
+    cp -R contrib/hooks /etc/luo/hooks
+    chmod -R go-w /etc/luo/hooks
+    install -m 0644 contrib/systemd/luo-agent.service /etc/systemd/system/luo-agent.service
+    echo "<6>setup: before enable" > /dev/kmsg
+    systemctl enable luo-agent.service
+    echo "<6>setup: after enable" > /dev/kmsg
+    install -d -m 0755 "$EXAMPLE"
+    mount --bind "$DIR" "$EXAMPLE"
+    exit 0
+fi
+
+GEN=$(cat /sys/kernel/liveupdate/generation)
+FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
+[ "$FLAVOUR" = standalone ] || { echo "luo runs in the $FLAVOUR flavour, not standalone"; exit 1; }
+state() { cat /sys/kernel/liveupdate/state; }
+prop() { systemctl show -P "$1" luo-agent.service; }
+expect_prop() {
+    value=$(prop "$1")
+    [ "$value" = "$2" ] || { echo "luo-agent.service: $1=$value, expected $2"; systemctl status --no-pager luo-agent.service || true; exit 1; }
+}
+journal() { journalctl -b -u luo-agent.service -o cat --no-pager; }
+# wait_journal TEXT SECONDS: until the agent's journal has a line with TEXT.
+wait_journal() {
+    i=0
+    until journal | grep -q -- "$1"; do
+        i=$((i+1))
+        [ $i -lt $(($2 * 5)) ] || { echo "no '$1' in the agent's journal after $2 s:"; journal; exit 1; }
+        sleep 0.2
+    done
+}
+# The readiness systemd heard: active (running) only after READY=1 for Type=notify, and the
+# agent's STATUS= text.
+check_ready() {
+    expect_prop Type notify
+    expect_prop NotifyAccess main
+    expect_prop UnitFileState enabled
+    expect_prop ActiveState active
+    expect_prop SubState running
+    expect_prop NRestarts 0
+    expect_prop StatusText "state $1"
+    START=$(prop ExecMainStartTimestampMonotonic)
+    READY=$(prop ActiveEnterTimestampMonotonic)
+    echo "note: boot $GEN: agent started at $((START / 1000)) ms, READY=1 at $((READY / 1000)) ms (CLOCK_MONOTONIC, from the kernel's start)"
+}
+
+case "$GEN" in
+0)  [ "$(state)" = normal ] || { echo "a cold boot came up $(state)"; exit 1; }
+    check_ready normal
+    # The workload: answers the checkpoint hook's request with its counter.
+    ( n=0
+      while :; do
+          n=$((n + 1))
+          if [ -e "$EXAMPLE/checkpoint.request" ]; then
+              echo "$n" > "$EXAMPLE/checkpoint"
+              rm -f "$EXAMPLE/checkpoint.request"
+          fi
+          sleep 0.1
+      done ) &
+    luoctl prepare
+    wait_journal '90-sync succeeded' 60
+    [ "$(state)" = prepared ] || { echo "after the prepared hooks the state is $(state)"; journal; exit 1; }
+    echo "note: checkpoint saved: $(cat "$EXAMPLE/checkpoint")"
+    luoctl kexec --load-only --reuse-cmdline "$BZIMAGE"
+    [ "$(cat /sys/kernel/kexec_loaded)" = 1 ] || { echo "luoctl kexec --load-only loaded nothing"; exit 1; }
+    echo "boot 0: systemctl kexec"
+    systemctl kexec
+    # The shutdown stops this service: luo-guest-init dies of SIGTERM without a status, and
+    # this shell of the SIGKILL after.
+    sleep 600
+    echo "systemctl kexec did not reboot"; exit 1 ;;
+1)  wait_journal 'sent finish' 60
+    [ "$(state)" = normal ] || { echo "after finish the state is $(state)"; journal; exit 1; }
+    check_ready normal
+    journal | grep -q 'state updated at start' || { echo "the agent did not find updated at start"; journal; exit 1; }
+    journal | grep -q 'restore: found checkpoint' || { echo "the restore hook found no checkpoint"; journal; exit 1; }
+    journalctl -b -u luo-agent.service -o short-monotonic --no-pager | sed 's/^/journal: /'
+    systemctl stop luo-agent.service
+    # The agent dies of the SIGTERM (after stopping a running hook), which systemd counts as
+    # a clean exit of the main process.
+    expect_prop Result success
+    expect_prop ExecMainCode 2
+    expect_prop ExecMainStatus 15
+    echo "note: boot $GEN: stopped: Result=success, killed by SIGTERM (a clean exit for systemd)"
+    # Without luo the unit is skipped, not started to wait for a READY=1 that never comes
+    # and restarted forever: hide the state file as a kernel without luo would.
+    mount -t tmpfs -o mode=0755 none /sys/kernel/liveupdate
+    systemctl start luo-agent.service
+    sleep 3
+    expect_prop ConditionResult no
+    expect_prop ActiveState inactive
+    expect_prop NRestarts 0
+    umount /sys/kernel/liveupdate
+    echo "note: boot $GEN: without /sys/kernel/liveupdate/state the unit is skipped: inactive, no restart"
+    echo "systemd live update: generation 1, restored, finished, state normal" ;;
+*)  echo "unexpected generation $GEN"; exit 1 ;;
+esac
