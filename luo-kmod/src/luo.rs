@@ -56,8 +56,8 @@ pub use event::{Event, UnknownEvent};
 pub use flavour::Flavour;
 pub use record::{Arrival, Damage, Record};
 pub use show::{
-    show, show_flavour, show_generation, show_transitions, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN,
-    TRANSITIONS_SHOW_MAX_LEN,
+    show, show_flavour, show_generation, show_transitions, FLAVOUR_SHOW_MAX_LEN,
+    GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
 };
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};

@@ -31,7 +31,9 @@ use crate::path::{
     STATE,
     TRANSITIONS, //
 };
-use crate::{State, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN};
+use crate::{
+    State, FLAVOUR_SHOW_MAX_LEN, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
+};
 
 /// `state`: the current state's word and a newline; notified on every change.
 struct StateFile;
@@ -79,7 +81,9 @@ impl AttributeOperations for FlavourFile {
             // The module is unloading, as for `state`.
             return Err(ENODEV);
         }
-        write_shown::<SHOW_MAX_LEN>(buffer, |bytes| crate::show_flavour(view.flavour(), bytes))
+        write_shown::<FLAVOUR_SHOW_MAX_LEN>(buffer, |bytes| {
+            crate::show_flavour(view.flavour(), bytes)
+        })
     }
 }
 

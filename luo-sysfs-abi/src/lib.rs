@@ -29,6 +29,6 @@ pub use parse::{
     parse_flavour, parse_generation, parse_state, parse_transitions, Content, ParseError,
 };
 pub use show::{
-    show, show_flavour, show_generation, show_transitions, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN,
-    TRANSITIONS_SHOW_MAX_LEN,
+    show, show_flavour, show_generation, show_transitions, FLAVOUR_SHOW_MAX_LEN,
+    GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
 };

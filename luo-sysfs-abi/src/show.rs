@@ -26,6 +26,22 @@ pub fn show(state: State, buf: &mut [u8]) -> Option<usize> {
     show_word(state.word(), buf)
 }
 
+/// The length of the longest output of [`show_flavour`] (`"standalone\n"`).
+pub const FLAVOUR_SHOW_MAX_LEN: usize = longest_flavour() + 1;
+
+const fn longest_flavour() -> usize {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < Flavour::ALL.len() {
+        let len = Flavour::ALL[i].word().len();
+        if len > longest {
+            longest = len;
+        }
+        i += 1;
+    }
+    longest
+}
+
 /// Writes what reading the `flavour` attribute returns for `flavour` at the start of `buf`
 /// and returns its length, or `None` if `buf` is shorter than that.
 pub fn show_flavour(flavour: Flavour, buf: &mut [u8]) -> Option<usize> {
@@ -89,6 +105,16 @@ fn show_decimal(number: u64, buf: &mut [u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_word_fits_its_attributes_longest_output_and_one_is_that_long() {
+        let mut buf = [0u8; SHOW_MAX_LEN];
+        let lens = State::ALL.map(|state| show(state, &mut buf).unwrap());
+        assert_eq!(lens.into_iter().max(), Some(SHOW_MAX_LEN));
+        let mut buf = [0u8; FLAVOUR_SHOW_MAX_LEN];
+        let lens = Flavour::ALL.map(|flavour| show_flavour(flavour, &mut buf).unwrap());
+        assert_eq!(lens.into_iter().max(), Some(FLAVOUR_SHOW_MAX_LEN));
+    }
 
     #[test]
     fn show_generation_writes_decimal_and_a_newline() {

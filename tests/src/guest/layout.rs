@@ -9,7 +9,8 @@ use std::path::Path;
 
 use luo_state::{Event, State};
 use luo_sysfs_abi::path::{
-    ATTRIBUTES, DEVICE_MODE, DEVICE_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR, TRANSITIONS_PATH,
+    ATTRIBUTES, DEVICE_MODE, DEVICE_PATH, FLAVOUR_PATH, GENERATION_PATH, STATE_PATH, SYSFS_DIR,
+    TRANSITIONS_PATH,
 };
 
 use crate::{Outcome, dev, ensure, module};
@@ -51,6 +52,13 @@ pub fn run(ko: &Path) -> Outcome {
             meta.gid()
         );
     }
+    // Every attribute reads whole: a `show` whose word does not fit its buffer fails the read.
+    let flavour = fs::read(FLAVOUR_PATH).map_err(|err| format!("{FLAVOUR_PATH}: {err}"))?;
+    ensure!(
+        flavour == b"standalone\n",
+        "{FLAVOUR_PATH} reads {:?} without liveupdate=on, expected \"standalone\\n\"",
+        String::from_utf8_lossy(&flavour)
+    );
     let generation =
         fs::read(GENERATION_PATH).map_err(|err| format!("{GENERATION_PATH}: {err}"))?;
     ensure!(
