@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::build::{cache, module};
+use crate::build::{cache, module, userspace};
 use crate::guest::runner;
 use crate::run::{self, Result};
 use report::{Figure, Ioctl, Latency, Lines, Values, WATCHERS, figure_or_null, range};
@@ -49,19 +49,13 @@ pub fn run() -> Result {
     let module = module::ensure()?;
     let workspace = cache::workspace();
     run::step("luo-bench (release) and the C floor");
-    run::run(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "luo-tests",
-                "--bin",
-                "luo-bench",
-            ])
-            .current_dir(&workspace),
-    )?;
+    run::run(userspace::cargo_build().args([
+        "--release",
+        "-p",
+        "luo-tests",
+        "--bin",
+        "luo-bench",
+    ]))?;
     let release = workspace.join("target/release");
     let bench = release.join("luo-bench");
     let floor = release.join("poll_floor");

@@ -13,3 +13,4 @@ pub mod module;
 pub mod selftests;
 pub mod setup;
 pub mod sources;
+pub mod userspace;

@@ -3,10 +3,9 @@
 //! tests that apply to a built-in run against the in-tree kernel instead (`--ko builtin`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::build::kernel::Kernel;
-use crate::build::{cache, module};
+use crate::build::{cache, module, userspace};
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
 use crate::series;
@@ -228,21 +227,15 @@ fn check_names(only: &[String], tests: &[&str]) -> Result {
 /// run from beside it.
 pub fn build_binary() -> Result<PathBuf> {
     run::step("guest test binary and luoctl");
-    run::run(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "luo-tests",
-                "--bin",
-                "luo-guest-tests",
-                "-p",
-                "luoctl",
-                "--bin",
-                "luoctl",
-            ])
-            .current_dir(cache::workspace()),
-    )?;
+    run::run(userspace::cargo_build().args([
+        "-p",
+        "luo-tests",
+        "--bin",
+        "luo-guest-tests",
+        "-p",
+        "luoctl",
+        "--bin",
+        "luoctl",
+    ]))?;
     Ok(cache::workspace().join("target/debug/luo-guest-tests"))
 }

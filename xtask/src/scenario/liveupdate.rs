@@ -6,11 +6,10 @@
 //! sysfs, handed over in KHO) or by a word the test appended to the command line.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use crate::build::cache;
 use crate::build::module::{self, Module};
+use crate::build::{cache, userspace};
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests;
@@ -36,20 +35,14 @@ pub fn prepare_tools() -> Result<Tools> {
 /// checkout through 9p.
 pub fn build_userspace() -> Result {
     run::step("userspace for the guest: luoctl, the workloads");
-    run::run(
-        Command::new("cargo")
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "luo-user",
-                "-p",
-                "luoctl",
-                "--bins",
-                "--examples",
-            ])
-            .current_dir(cache::workspace()),
-    )
+    run::run(userspace::cargo_build().args([
+        "-p",
+        "luo-user",
+        "-p",
+        "luoctl",
+        "--bins",
+        "--examples",
+    ]))
 }
 
 /// Empties `dir`: each guest run starts from a clean scratch directory, so no file of an

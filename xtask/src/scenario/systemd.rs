@@ -21,14 +21,13 @@
 //! unit stopped cleanly by the kexec's shutdown, and the checkpoint saved in the first boot
 //! equal to the one restored in the second.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use luo_sysfs_abi::State;
 use luo_sysfs_abi::log::{self, Message};
 
-use crate::build::cache;
 use crate::build::kernel::Kernel;
+use crate::build::{cache, userspace};
 use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
@@ -82,11 +81,7 @@ pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String)
 /// The standalone cycle under systemd.
 fn standalone(kernel: &Kernel) -> Result {
     run::step("userspace for the guest: luoctl");
-    run::run(
-        Command::new("cargo")
-            .args(["build", "--quiet", "-p", "luoctl", "--bin", "luoctl"])
-            .current_dir(cache::workspace()),
-    )?;
+    run::run(userspace::cargo_build().args(["-p", "luoctl", "--bin", "luoctl"]))?;
     let dir = cache::scratch("systemd")?;
     liveupdate::clear(&dir)?;
     run::step("live update under systemd as PID 1, standalone flavour (QEMU)");
