@@ -21,8 +21,8 @@
 //! luo's KHO subtree name taken (the squatter with `kho_subtree=1`) lets luo load without its
 //! record, with one warning, as with `kho=off`. failslab never reaches that fallback:
 //! `kho_alloc_preserve` takes whole pages and `kho_add_subtree` edits the FDT in place, so
-//! only the squatter covers it. Not covered here: a boot with `kho=off` (a guest of its own)
-//! and a kernel without debugfs (the config matrix).
+//! only the squatter covers it. Elsewhere: the boots with `kho=off` and `debugfs=off`
+//! (`boot_faults.rs`, a guest each) and kernels without debugfs or KHO (`config-matrix`).
 //!
 //! How: each load is a `finit_module(2)` from a thread of its own, which writes N to
 //! `/proc/thread-self/fail-nth` just before the call; the kernel then fails exactly the Nth
@@ -39,19 +39,20 @@
 //! The host shows the summary line: points failed, leaks, splats, and how the points split.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use luo_state::State;
-use luo_sysfs_abi::log::{Kind, Message};
+use luo_sysfs_abi::log::Kind;
 use luo_sysfs_abi::path::{DEVICE_PATH, SYSFS_DIR};
 
-use crate::{Outcome, dev, ensure, kmsg, module, sysfs};
+use crate::kmsg::{self, Kmsg, Line, join_lines, luo_errors};
+use crate::{Outcome, dev, ensure, module, sysfs};
 
 const FAILSLAB: &str = "/sys/kernel/debug/failslab";
 const FAIL_NTH: &str = "/proc/thread-self/fail-nth";
@@ -60,8 +61,6 @@ const KHO_SUBTREE: &str = "/sys/kernel/debug/kho/out/sub_fdts/luo-v3-state";
 const KHO_FDT: &str = "/sys/kernel/debug/kho/out/fdt";
 const HOOK_DIR: &str = "/sys/kernel/debug/liveupdate";
 const MODULE_DIR: &str = "/sys/module/luo";
-/// How many WARNs the kernel has printed since boot (`CONFIG_BUG`).
-const WARN_COUNT: &str = "/sys/kernel/warn_count";
 
 /// The line luo logs when it starts, before it allocates anything: init ran (a failure before
 /// it logs nothing of luo's).
@@ -69,28 +68,9 @@ const INIT_RAN: Kind = Kind::NotALiveUpdate;
 /// The line of a load that registered no handover record and went on.
 const KHO_FALLBACK: Kind = Kind::KhoSubtreeRefused;
 
-/// Markers of a `slub_debug` report, beyond the splats every test refuses
-/// ([`kmsg::SPLATS`]).
-const SLUB_REPORTS: &[&str] = &[
-    "BUG ",
-    "Redzone",
-    "Poison overwritten",
-    "Object padding",
-    "Freepointer",
-    "INFO: Slab",
-];
-
 /// The function whose `WARN_ON_ONCE` fires when KHO cannot create the debugfs view of a subtree
 /// it registered: KHO's own warning about an optional view, which the sweep's faults reach.
-const KHO_VIEW_WARNING: &str = " at kho_add_subtree+";
-
-/// Whether a kernel log line is a splat or a `slub_debug` report.
-fn is_splat(text: &str) -> bool {
-    kmsg::SPLATS
-        .iter()
-        .chain(SLUB_REPORTS)
-        .any(|marker| text.contains(marker))
-}
+pub const KHO_VIEW_WARNING: &str = " at kho_add_subtree+";
 
 /// The `fail-nth` of the load that measures where init starts: more calls than any load makes.
 const UNLIMITED: u32 = 1 << 30;
@@ -107,7 +87,7 @@ pub fn run(ko: &Path) -> Outcome {
         .map(PathBuf::from)
         .ok_or("LUO_SQUATTER_KO is not set: run this test through cargo xtask test-kernel")?;
     module::mount_debugfs()?;
-    let warnings = warn_count()?;
+    let warnings = kmsg::warn_count()?;
     let mut log = Kmsg::open()?;
     kmemleak("scan")?;
     kmemleak("clear")?;
@@ -140,7 +120,7 @@ pub fn run(ko: &Path) -> Outcome {
     let _ = opener.join();
     let summary = swept?;
     squatters(ko, &squatter, &mut log)?;
-    let warned = warn_count()? - warnings;
+    let warned = kmsg::warn_count()? - warnings;
     ensure!(
         warned == summary.kho_view_warnings,
         "the kernel counts {warned} WARNs during the test, its log showed {} (KHO's about its \
@@ -474,14 +454,6 @@ fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Res
     })
 }
 
-/// The number of luo's error lines (`pr_err` and worse) among `lines`.
-fn luo_errors(lines: &[Line]) -> usize {
-    lines
-        .iter()
-        .filter(|l| l.level <= 3 && l.luo().is_some())
-        .count()
-}
-
 /// What a load that went on shows of its handover record.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Record {
@@ -560,11 +532,11 @@ fn check_new_lines(
     excuse: Excuse,
 ) -> Result<(Vec<Line>, bool), String> {
     let mut lines = log.take()?;
-    let warned = excuse == Excuse::KhoView && take_kho_view_warning(&mut lines);
+    let warned = excuse == Excuse::KhoView && kmsg::take_warnings(&mut lines, KHO_VIEW_WARNING) > 0;
     if warned {
         summary.kho_view_warnings += 1;
     }
-    if lines.iter().any(|l| is_splat(&l.text)) {
+    if lines.iter().any(|l| kmsg::is_splat(&l.text)) {
         summary.splats += 1;
         return Err(format!(
             "{context}: the kernel log has a splat:\n{}",
@@ -572,23 +544,6 @@ fn check_new_lines(
         ));
     }
     Ok((lines, warned))
-}
-
-/// Takes KHO's warning about its debugfs view out of `lines`, from its `WARNING:` line to the
-/// end of its trace; whether it was there.
-fn take_kho_view_warning(lines: &mut Vec<Line>) -> bool {
-    let Some(start) = lines
-        .iter()
-        .position(|l| l.text.starts_with("WARNING:") && l.text.contains(KHO_VIEW_WARNING))
-    else {
-        return false;
-    };
-    let end = lines[start..]
-        .iter()
-        .position(|l| l.text.starts_with("---[ end trace"))
-        .map_or(lines.len(), |at| start + at + 1);
-    lines.drain(start..end);
-    true
 }
 
 /// Fails when KHO warned about the debugfs view of the record, yet the load is not one that went
@@ -601,14 +556,6 @@ fn unexpected_kho_view_warning(warned: bool, context: &str, lines: &[Line]) -> O
         join_lines(lines)
     );
     Ok(())
-}
-
-/// The kernel's count of WARNs since boot.
-fn warn_count() -> Result<u64, String> {
-    let text = fs::read_to_string(WARN_COUNT).map_err(|err| format!("{WARN_COUNT}: {err}"))?;
-    text.trim()
-        .parse()
-        .map_err(|err| format!("{WARN_COUNT} '{}': {err}", text.trim()))
 }
 
 /// The squatters: the misc device name taken refuses the load with one line; luo's KHO subtree
@@ -661,7 +608,7 @@ fn squatters(ko: &Path, squatter: &Path, log: &mut Kmsg) -> Outcome {
     );
     let lines = log.take()?;
     ensure!(
-        !lines.iter().any(|l| is_splat(&l.text)),
+        !lines.iter().any(|l| kmsg::is_splat(&l.text)),
         "the squatter checks splat:\n{}",
         join_lines(&lines)
     );
@@ -709,73 +656,6 @@ fn write(path: &str, value: &str) -> Outcome {
     fs::write(path, value).map_err(|err| format!("writing '{value}' to {path}: {err}"))
 }
 
-/// A record of the kernel log.
-struct Line {
-    level: u32,
-    text: String,
-}
-
-impl Line {
-    /// Which of luo's lines this is, if it is luo's (mainline's orchestrator's are not).
-    fn luo(&self) -> Option<Kind> {
-        Message::find(&self.text).map(|message| message.kind)
-    }
-}
-
-fn join_lines(lines: &[Line]) -> String {
-    lines
-        .iter()
-        .map(|l| l.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `/dev/kmsg`, read without blocking from the end of the log onwards.
-struct Kmsg(File);
-
-impl Kmsg {
-    fn open() -> Result<Self, String> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")
-            .map_err(|err| format!("/dev/kmsg: {err}"))?;
-        use std::io::Seek;
-        file.seek(std::io::SeekFrom::End(0))
-            .map_err(|err| format!("seeking /dev/kmsg: {err}"))?;
-        Ok(Self(file))
-    }
-
-    /// The records logged since the last call.
-    fn take(&mut self) -> Result<Vec<Line>, String> {
-        let mut lines = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match self.0.read(&mut buf) {
-                Ok(0) => break,
-                Ok(len) => {
-                    let record = String::from_utf8_lossy(&buf[..len]);
-                    let Some((prefix, text)) = record.split_once(';') else {
-                        continue;
-                    };
-                    let level = prefix
-                        .split(',')
-                        .next()
-                        .and_then(|p| p.parse::<u32>().ok())
-                        .map_or(7, |p| p & 7);
-                    let text = text.lines().next().unwrap_or_default().to_owned();
-                    lines.push(Line { level, text });
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                // Records overwritten before they were read: go on from the oldest left.
-                Err(err) if err.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(err) => return Err(format!("reading /dev/kmsg: {err}")),
-            }
-        }
-        Ok(lines)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -806,7 +686,7 @@ mod tests {
             "---[ end trace 0000000000000000 ]---",
             "luo: Ready in state [normal]",
         ]);
-        assert!(take_kho_view_warning(&mut log));
+        assert_eq!(kmsg::take_warnings(&mut log, KHO_VIEW_WARNING), 1);
         assert_eq!(
             texts(&log),
             [
@@ -815,7 +695,7 @@ mod tests {
                 "luo: Ready in state [normal]"
             ]
         );
-        assert!(!log.iter().any(|l| is_splat(&l.text)));
+        assert!(!log.iter().any(|l| kmsg::is_splat(&l.text)));
     }
 
     #[test]
@@ -825,8 +705,8 @@ mod tests {
             "Call Trace:",
             "---[ end trace 0000000000000000 ]---",
         ]);
-        assert!(!take_kho_view_warning(&mut log));
+        assert_eq!(kmsg::take_warnings(&mut log, KHO_VIEW_WARNING), 0);
         assert_eq!(log.len(), 3);
-        assert!(log.iter().any(|l| is_splat(&l.text)));
+        assert!(log.iter().any(|l| kmsg::is_splat(&l.text)));
     }
 }
