@@ -36,7 +36,18 @@ pub struct Config {
     pub absent: &'static [&'static str],
 }
 
-/// The configurations, cheapest first. Both are needed: the test hook is built only with
+impl Config {
+    /// The fragments of its kernel, in order: the in-tree kernel's, then its own.
+    fn fragments(&self) -> Vec<&'static str> {
+        IN_TREE_FRAGMENTS
+            .iter()
+            .copied()
+            .chain([self.fragment])
+            .collect()
+    }
+}
+
+/// The configurations. Both are needed: the test hook is built only with
 /// debugfs, and luo's observer only with mainline's orchestrator, so a single configuration
 /// without debugfs and without KHO would build neither `kho.rs`'s stubs beside the hook nor the
 /// observer without debugfs.
@@ -109,29 +120,18 @@ fn write_marker(build: &Path, key: &str) -> Result {
 /// The build directory of `config`: keyed by everything but the series, which changes with
 /// every edit of luo and only rebuilds what it touches.
 fn build_dir(config: &Config) -> Result<PathBuf> {
-    let fragments: Vec<&str> = IN_TREE_FRAGMENTS
-        .iter()
-        .copied()
-        .chain([config.fragment])
-        .collect();
-    kernel::inputs_dir(&format!("matrix-{}", config.name), &fragments, &[])
+    kernel::inputs_dir(&format!("matrix-{}", config.name), &config.fragments(), &[])
 }
 
-/// Configures `build` for `config` (once: its name keys the fragments), builds luo's objects
-/// in it, and checks the log and the objects' symbols.
+/// Configures `build` for `config`, builds luo's objects in it, and checks the log and the
+/// objects' symbols.
+///
+/// It configures each time: the series' Kconfig changes with the series, and Kbuild's own
+/// update of a `.config` would give an option that became visible its default, not the value
+/// the fragments ask for. The same `.config` again rebuilds nothing.
 fn build_config(config: &Config, tree: &Path, build: &Path) -> Result {
     let _lock = kernel::lock(build)?;
-    let configured = build.join(".luo-configured");
-    if !configured.is_file() {
-        let fragments: Vec<&str> = IN_TREE_FRAGMENTS
-            .iter()
-            .copied()
-            .chain([config.fragment])
-            .collect();
-        kernel::configure(tree, build, &fragments, &[config.fragment])?;
-        std::fs::write(&configured, "")
-            .map_err(|err| format!("cannot write {}: {err}", configured.display()))?;
-    }
+    kernel::configure(tree, build, &config.fragments(), &[config.fragment])?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let log = cache::log(&format!("kernel-matrix-{}", config.name))?;
     let mut make = Command::new("make");
