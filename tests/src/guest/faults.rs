@@ -132,8 +132,8 @@ pub fn run(ko: &Path) -> Outcome {
     println!(
         "note: faults: {} allocation points failed in turn, {} leaks, {} splats ({} loads; \
          {} failed before luo's init; then {} refused the load, {} went on without the KHO \
-         record, {} were absorbed by the kernel ({} of them in KHO's debugfs view of the record, \
-         which KHO warned of {} times); {} opens of {DEVICE_PATH} meanwhile)",
+         record, {} were absorbed by the kernel ({} of them in KHO's debugfs view of the record; KHO's \
+         warnings about that view: {}); {} opens of {DEVICE_PATH} meanwhile)",
         summary.points(),
         leaks.len(),
         summary.splats,
