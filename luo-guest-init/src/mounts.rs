@@ -19,6 +19,10 @@ struct Mount {
     /// Whether the init creates the mount point: only ones on a file system it mounted itself
     /// (the host's root is read-only).
     create: bool,
+    /// Whether it is mounted only when the kernel has the file system: debugfs, which a boot
+    /// with `debugfs=off` leaves out (a test checks that boot), as a kernel without `DEBUG_FS`
+    /// does.
+    optional: bool,
 }
 
 const fn mount_of(
@@ -33,6 +37,7 @@ const fn mount_of(
         flags,
         data,
         create: false,
+        optional: false,
     }
 }
 
@@ -63,7 +68,10 @@ const SYSTEM: &[Mount] = &[
         create: true,
         ..mount_of("tmpfs", "/dev/shm", SCRATCH, "mode=1777")
     },
-    mount_of("debugfs", "/sys/kernel/debug", PSEUDO, ""),
+    Mount {
+        optional: true,
+        ..mount_of("debugfs", "/sys/kernel/debug", PSEUDO, "")
+    },
     mount_of("tmpfs", "/tmp", SCRATCH, "mode=1777"),
     mount_of("tmpfs", "/run", SCRATCH, "mode=0755"),
 ];
@@ -83,8 +91,11 @@ pub fn mount_proc() -> Result<(), String> {
 pub fn mount_system(keep: &[&str]) -> Result<(), String> {
     let mounted = std::fs::read_to_string("/proc/self/mounts")
         .map_err(|err| format!("cannot read /proc/self/mounts: {err}"))?;
+    let known = std::fs::read_to_string("/proc/filesystems")
+        .map_err(|err| format!("cannot read /proc/filesystems: {err}"))?;
     let pending: Vec<&Mount> = SYSTEM
         .iter()
+        .filter(|entry| !entry.optional || has_filesystem(&known, entry.fstype))
         .filter(|entry| {
             !mounted
                 .lines()
@@ -114,6 +125,14 @@ pub fn mount_system(keep: &[&str]) -> Result<(), String> {
             .map_err(|err| format!("cannot put the host's {dir} back at its path: {err}"))?;
     }
     link_dev_fd()
+}
+
+/// Whether `filesystems`, the text of `/proc/filesystems` (`[nodev]\tNAME` a line), lists
+/// `fstype`.
+fn has_filesystem(filesystems: &str, fstype: &str) -> bool {
+    filesystems
+        .lines()
+        .any(|line| line.split_whitespace().last() == Some(fstype))
 }
 
 /// `/dev/fd`, which udev would create: a script run from a descriptor (the agent's hooks are
@@ -201,6 +220,15 @@ fn mount_one(entry: &Mount) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_system_is_known_by_its_whole_name() {
+        let filesystems = "nodev\tsysfs\nnodev\ttmpfs\nnodev\tdebugfs\n\text4\n";
+        assert!(has_filesystem(filesystems, "debugfs"));
+        assert!(has_filesystem(filesystems, "ext4"));
+        assert!(!has_filesystem(filesystems, "fs"));
+        assert!(!has_filesystem("nodev\tsysfs\n", "debugfs"));
+    }
 
     #[test]
     fn only_the_outermost_directories_are_bound() {

@@ -107,7 +107,8 @@ pub enum Command {
         tests: Vec<String>,
     },
     /// Only the in-tree series: regenerate it, `git am` it on the pristine tree,
-    /// checkpatch.pl --strict, build it in, run the built-in tests and a live update.
+    /// checkpatch.pl --strict, build it in (and its luo objects without debugfs, without KHO),
+    /// run the built-in tests and a live update.
     TestPatches,
     /// Only the live update across kexec and its failure paths.
     TestLiveupdate {

@@ -24,6 +24,7 @@ use crate::run::Result;
 pub mod check;
 pub mod generate;
 mod git;
+pub mod matrix;
 pub mod tree;
 
 /// The file at `path`, as text.

@@ -3,7 +3,8 @@
 //!
 //! Each test has a name (`cargo xtask test --list`): the host's checks by theirs, then
 //! `kernel/TEST`, `liveupdate/ID`, `patches` (the in-tree series applied, checkpatch.pl and the
-//! built-in kernel), `builtin/TEST`, `mainline/TEST` (luo beside mainline's orchestrator) and
+//! built-in kernel), `config-matrix` (the series' luo objects without debugfs, without KHO),
+//! `builtin/TEST`, `mainline/TEST` (luo beside mainline's orchestrator) and
 //! `systemd/TEST` (the live update under Debian's systemd as PID 1, on the in-tree kernel).
 //! A failure says how to run that test alone.
 
@@ -70,6 +71,9 @@ const MAINLINE_DEMO: &str = "mainline/demo";
 /// The in-tree series' own checks (see `series::check`), which build the built-in's kernel.
 const PATCHES: &str = "patches";
 
+/// The series' luo objects built without debugfs and without KHO (see `series::matrix`).
+const CONFIG_MATRIX: &str = "config-matrix";
+
 /// Every test's name, in the order `test` runs them.
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = HOST.iter().map(|name| (*name).to_owned()).collect();
@@ -77,6 +81,7 @@ pub fn names() -> Vec<String> {
     names.push(MAINLINE_REFUSAL.to_owned());
     names.extend(liveupdate::names().map(|id| format!("liveupdate/{id}")));
     names.push(PATCHES.to_owned());
+    names.push(CONFIG_MATRIX.to_owned());
     names.extend(builtin::names().map(|t| format!("builtin/{t}")));
     names.push(MAINLINE_OBSERVER.to_owned());
     names.push(MAINLINE_DEMO.to_owned());
@@ -122,20 +127,27 @@ pub fn run(only: &[String]) -> Result {
     let built_in = in_group(&chosen, "builtin");
     let patches = chose(PATCHES);
     let under_systemd = in_group(&chosen, "systemd");
-    if patches
-        || !built_in.is_empty()
+    // The built-in's tests need its kernel, which the series' checks build; alone, they take it
+    // from the cache without checking the series again.
+    let kernel = if patches {
+        Some(
+            series::check::run()
+                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(PATCHES)))?,
+        )
+    } else if !built_in.is_empty()
         || chose(MAINLINE_OBSERVER)
         || chose(MAINLINE_DEMO)
         || !under_systemd.is_empty()
     {
-        // The built-in's tests need its kernel, which the series' checks build; alone, they
-        // take it from the cache without checking the series again.
-        let kernel = if patches {
-            series::check::run()
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(PATCHES)))?
-        } else {
-            series::tree::in_tree_kernel()?
-        };
+        Some(series::tree::in_tree_kernel()?)
+    } else {
+        None
+    };
+    if chose(CONFIG_MATRIX) {
+        series::matrix::run()
+            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(CONFIG_MATRIX)))?;
+    }
+    if let Some(kernel) = kernel {
         builtin::run_each(&kernel, &built_in, |t| rerun(&format!("builtin/{t}")))?;
         if chose(MAINLINE_OBSERVER) {
             mainline::test_observer(&kernel)

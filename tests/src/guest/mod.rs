@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod arrival;
+pub mod boot_faults;
 pub mod errors;
 pub mod faults;
 pub mod follow;

@@ -21,7 +21,7 @@ const FRAGMENTS: &[&str] = &[
 
 /// The fragments of the in-tree kernel: the same base, luo built in, and what systemd as PID 1
 /// needs (the systemd guest runs the built-in flavours).
-const IN_TREE_FRAGMENTS: &[&str] = &[
+pub const IN_TREE_FRAGMENTS: &[&str] = &[
     "luo-kmod/kconfig/base.config",
     "luo-kmod/kconfig/debug.config",
     "luo-kmod/kconfig/systemd.config",
@@ -58,7 +58,7 @@ pub fn ensure() -> Result<Kernel> {
         return Ok(Kernel { build });
     }
     eprintln!("    building in {}", build.display());
-    configure(&src, &build, FRAGMENTS)?;
+    configure(&src, &build, FRAGMENTS, FRAGMENTS)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut make = Command::new("make");
     make.arg("-C")
@@ -120,7 +120,7 @@ pub fn build_in_tree(patched: &Patched) -> Result<Kernel> {
     }
     seed_from_previous(&build)?;
     eprintln!("    building in {}", build.display());
-    configure(patched.tree, &build, IN_TREE_FRAGMENTS)?;
+    configure(patched.tree, &build, IN_TREE_FRAGMENTS, IN_TREE_FRAGMENTS)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let log = cache::log("kernel-build-in-tree")?;
     let mut make = Command::new("make");
@@ -210,7 +210,7 @@ fn seed_from_previous(build: &Path) -> Result {
 
 /// Fails when the build log holds a compiler or clippy warning about a file of the series.
 /// Warnings about the rest of the tree are the tree's; they are counted, not refused.
-fn check_series_warnings(log: &Path, files: &[&str]) -> Result {
+pub fn check_series_warnings(log: &Path, files: &[&str]) -> Result {
     let text = std::fs::read_to_string(log)
         .map_err(|err| format!("cannot read {}: {err}", log.display()))?;
     let lines: Vec<&str> = text.lines().collect();
@@ -244,6 +244,25 @@ fn check_series_warnings(log: &Path, files: &[&str]) -> Result {
     }
 }
 
+/// Whether the fragment line `wanted` holds in `config`, a `.config`: `CONFIG_X=V` is there as
+/// is; `# CONFIG_X is not set` means no `CONFIG_X=` line (an option whose dependencies are off
+/// has no line at all). Other lines are comments.
+fn survived(config: &str, wanted: &str) -> bool {
+    if wanted.starts_with("CONFIG_") {
+        return config.lines().any(|line| line == wanted);
+    }
+    match wanted
+        .strip_prefix("# ")
+        .and_then(|rest| rest.strip_suffix(" is not set"))
+    {
+        Some(option) if option.starts_with("CONFIG_") => {
+            let set = format!("{option}=");
+            !config.lines().any(|line| line.starts_with(&set))
+        }
+        _ => true,
+    }
+}
+
 /// The build directory for the current inputs of the out-of-tree module's kernel.
 fn build_dir() -> Result<PathBuf> {
     inputs_dir("build", FRAGMENTS, &[])
@@ -251,7 +270,7 @@ fn build_dir() -> Result<PathBuf> {
 
 /// A build directory `PREFIX-KEY`, keyed by the source version, rustc, bindgen, the fragments'
 /// content and `extra`.
-fn inputs_dir(prefix: &str, fragments: &[&str], extra: &[Vec<u8>]) -> Result<PathBuf> {
+pub fn inputs_dir(prefix: &str, fragments: &[&str], extra: &[Vec<u8>]) -> Result<PathBuf> {
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
     let rustc = run::output(Command::new("rustc").arg("-vV"))?;
     let bindgen =
@@ -274,7 +293,9 @@ fn inputs_dir(prefix: &str, fragments: &[&str], extra: &[Vec<u8>]) -> Result<Pat
         .join(format!("{prefix}-{}", cache::key(&parts))))
 }
 
-fn configure(src: &Path, build: &Path, fragments: &[&str]) -> Result {
+/// Configures `build` from `src`: tinyconfig, then `fragments` merged in order, then
+/// `olddefconfig`; every option of the fragments in `checked` must have survived.
+pub fn configure(src: &Path, build: &Path, fragments: &[&str], checked: &[&str]) -> Result {
     std::fs::create_dir_all(build)
         .map_err(|err| format!("cannot create {}: {err}", build.display()))?;
     let log = cache::log("kernel-config")?;
@@ -300,23 +321,23 @@ fn configure(src: &Path, build: &Path, fragments: &[&str]) -> Result {
     run::run_logged("merge the config fragments", &mut merge, &log)?;
     run::run_logged("make olddefconfig", &mut make("olddefconfig")?, &log)?;
     run::run_logged("make rustavailable", &mut make("rustavailable")?, &log)?;
-    verify_config(build, fragments)
+    verify_config(build, checked)
 }
 
 /// Every option a fragment asks for must have survived `olddefconfig`: one that did not has an
-/// unmet dependency, and the kernel would build without it, silently.
+/// unmet dependency (or, for one turned off, another option selects it), and the kernel would
+/// build without it, silently.
 fn verify_config(build: &Path, fragments: &[&str]) -> Result {
     let config_path = build.join(".config");
     let config = std::fs::read_to_string(&config_path)
         .map_err(|err| format!("cannot read {}: {err}", config_path.display()))?;
-    let have: Vec<&str> = config.lines().collect();
     let mut lost = Vec::new();
     for fragment in fragments {
         let path = cache::workspace().join(fragment);
         let text = std::fs::read_to_string(&path)
             .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        for wanted in text.lines().filter(|l| l.starts_with("CONFIG_")) {
-            if !have.contains(&wanted) {
+        for wanted in text.lines() {
+            if !survived(&config, wanted) {
                 lost.push(format!("{wanted} (from {fragment})"));
             }
         }
@@ -329,5 +350,31 @@ fn verify_config(build: &Path, fragments: &[&str]) -> Result {
             lost.join(", "),
             config_path.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::survived;
+
+    const CONFIG: &str =
+        "CONFIG_BUG=y\n# CONFIG_DEBUG_FS is not set\nCONFIG_KEXEC_HANDOVER_DEBUGFS=y\n";
+
+    #[test]
+    fn an_option_asked_on_must_be_there_as_asked() {
+        assert!(survived(CONFIG, "CONFIG_BUG=y"));
+        assert!(!survived(CONFIG, "CONFIG_DEBUG_FS=y"));
+        assert!(!survived(CONFIG, "CONFIG_BUG=m"));
+    }
+
+    #[test]
+    fn an_option_asked_off_must_have_no_value() {
+        assert!(survived(CONFIG, "# CONFIG_DEBUG_FS is not set"));
+        assert!(!survived(CONFIG, "# CONFIG_BUG is not set"));
+        assert!(
+            survived(CONFIG, "# CONFIG_KEXEC_HANDOVER is not set"),
+            "an option without a line is off, whatever longer names are on"
+        );
+        assert!(survived(CONFIG, "# a comment"));
     }
 }

@@ -34,11 +34,12 @@ pub fn names() -> impl Iterator<Item = &'static str> {
         .chain(std::iter::once(LIVEUPDATE))
 }
 
-/// `cargo xtask test-patches`: the series checked and built in (see [`series::check`]), then
-/// the built-in run through the guest tests, this live update, and the observer flavour
-/// beside mainline's orchestrator.
+/// `cargo xtask test-patches`: the series checked and built in (see [`series::check`]), its luo
+/// objects built under the config matrix (see [`series::matrix`]), then the built-in run through
+/// the guest tests, this live update, and the observer flavour beside mainline's orchestrator.
 pub fn test_patches() -> Result {
     let kernel = series::check::run()?;
+    series::matrix::run()?;
     let all: Vec<&str> = names().collect();
     run_each(&kernel, &all, |test| match test {
         LIVEUPDATE => "cargo xtask test-patches".to_owned(),

@@ -24,6 +24,8 @@ pub const TESTS: &[&str] = &[
     "refusal",
     "production",
     "faults",
+    "kho-off",
+    "debugfs-off",
 ];
 
 /// Tests that run only when named (`cargo xtask test-kernel NAME`), never in `test`: none now;
@@ -31,12 +33,16 @@ pub const TESTS: &[&str] = &[
 pub const NAMED_ONLY: &[&str] = &[];
 
 /// Words the guest of a test appends to the kernel command line: the fault-injection test
-/// checks every failed load with the slab's debug checks and kmemleak on.
+/// checks every failed load with the slab's debug checks and kmemleak on; the boot-option
+/// faults boot with the option, and the slab's checks too.
 fn append_for(test: &str) -> Vec<String> {
-    match test {
-        "faults" => vec!["slub_debug=FZPU".to_owned(), "kmemleak=on".to_owned()],
-        _ => Vec::new(),
-    }
+    let words: &[&str] = match test {
+        "faults" => &["slub_debug=FZPU", "kmemleak=on"],
+        "kho-off" => &["kho=off", "slub_debug=FZPU"],
+        "debugfs-off" => &["debugfs=off", "slub_debug=FZPU"],
+        _ => &[],
+    };
+    words.iter().map(|word| (*word).to_owned()).collect()
 }
 
 /// The tests that apply to luo built in: not `rmmod` (a built-in cannot be unloaded), not

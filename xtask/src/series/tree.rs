@@ -33,7 +33,7 @@ pub fn lock_tree() -> Result<std::fs::File> {
 /// abstraction, luo (under `kernel/liveupdate/luo_sysfs/`), and the observer hook in mainline's
 /// `kernel/liveupdate/luo_*.c` and `include/linux/liveupdate.h`. A warning about one of them
 /// fails the in-tree build.
-const SERIES_FILES: &[&str] = &[
+pub const SERIES_FILES: &[&str] = &[
     generate::ABSTRACTION_PATH,
     generate::TREE_DIR,
     "kernel/liveupdate/luo_",
