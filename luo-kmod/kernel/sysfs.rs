@@ -82,6 +82,10 @@ mod helpers {
     use super::KobjShow;
     use kernel::{bindings, ffi::c_char};
 
+    // Only pointers cross these calls, but the lint looks through them: in some configurations
+    // `kernfs_node` reaches a field-less struct of bindgen's (`its_array`). The declarations
+    // bindgen generates in the tree allow the lint for the same reason.
+    #[allow(improper_ctypes)]
     extern "C" {
         #[link_name = "rust_helper_sysfs_attr_init"]
         pub(super) fn sysfs_attr_init(attr: *mut bindings::attribute);
