@@ -102,7 +102,9 @@ pub fn generate(out: &Path) -> Result<Series> {
     run::step("patches: the in-tree series");
     let source = sources::source_tree()?;
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
-    let scratch = cache::root().join("patches-scratch");
+    // A repository of this checkout's own: two checkouts generating at once (a developer's and
+    // CI's, or two worktrees) would otherwise take each other's git index lock.
+    let scratch = cache::scratch("patches")?;
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)
             .map_err(|err| format!("cannot remove {}: {err}", scratch.display()))?;
