@@ -1,8 +1,8 @@
-# The observer flavour under Debian's systemd as PID 1 (xtask/src/scenario/systemd.rs sets the
-# variables above this line: LUOCTL, WORKLOAD, BZIMAGE, MIB). Run in both boots and both
-# phases (LUO_GUEST_PHASE): the agent is the unit of contrib/systemd/ with its observer
-# drop-in, a root storage daemon that systemctl kexec's shutdown does not stop or kill, so
-# the session that preserves the workload's memfd is still open at reboot(KEXEC).
+# The observer flavour under Debian's systemd as PID 1 (xtask/src/scenario/systemd.rs puts the
+# variables LUOCTL, WORKLOAD, BZIMAGE and MIB, then systemd-lib.sh, above this line). Run in
+# both boots and both phases (LUO_GUEST_PHASE): the agent is the unit of contrib/systemd/ with
+# its observer drop-in, a root storage daemon that systemctl kexec's shutdown does not stop or
+# kill, so the session that preserves the workload's memfd is still open at reboot(KEXEC).
 set -eu
 if [ "$LUO_GUEST_PHASE" = setup ]; then
     # What a package and an administrator would have put on the disk; the overlay is new at
@@ -23,12 +23,6 @@ fi
 GEN=$(cat /sys/kernel/liveupdate/generation)
 FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
 [ "$FLAVOUR" = observer ] || { echo "luo runs in the $FLAVOUR flavour, not observer (liveupdate=on?)"; exit 1; }
-state() { cat /sys/kernel/liveupdate/state; }
-prop() { systemctl show -P "$1" luo-agent.service; }
-expect_prop() {
-    value=$(prop "$1")
-    [ "$value" = "$2" ] || { echo "luo-agent.service: $1=$value, expected $2"; systemctl status --no-pager luo-agent.service || true; exit 1; }
-}
 journal() { journalctl -b -u "$1" -o cat --no-pager; }
 # wait_journal UNIT TEXT SECONDS: until the unit's journal has a line with TEXT.
 wait_journal() {

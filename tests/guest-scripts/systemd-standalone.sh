@@ -1,7 +1,7 @@
-# The standalone flavour under Debian's systemd as PID 1 (xtask/src/scenario/systemd.rs sets
-# the variables above this line: LUOCTL, BZIMAGE, DIR). Run in both boots and both phases
-# (LUO_GUEST_PHASE): the agent is the unit of contrib/systemd/, the hooks those of
-# contrib/hooks/, and systemctl kexec reboots into the live update.
+# The standalone flavour under Debian's systemd as PID 1 (xtask/src/scenario/systemd.rs puts
+# the variables LUOCTL, BZIMAGE and DIR, then systemd-lib.sh, above this line). Run in both
+# boots and both phases (LUO_GUEST_PHASE): the agent is the unit of contrib/systemd/, the
+# hooks those of contrib/hooks/, and systemctl kexec reboots into the live update.
 set -eu
 EXAMPLE=/var/lib/luo-example
 if [ "$LUO_GUEST_PHASE" = setup ]; then
@@ -27,12 +27,6 @@ fi
 GEN=$(cat /sys/kernel/liveupdate/generation)
 FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
 [ "$FLAVOUR" = standalone ] || { echo "luo runs in the $FLAVOUR flavour, not standalone"; exit 1; }
-state() { cat /sys/kernel/liveupdate/state; }
-prop() { systemctl show -P "$1" luo-agent.service; }
-expect_prop() {
-    value=$(prop "$1")
-    [ "$value" = "$2" ] || { echo "luo-agent.service: $1=$value, expected $2"; systemctl status --no-pager luo-agent.service || true; exit 1; }
-}
 journal() { journalctl -b -u luo-agent.service -o cat --no-pager; }
 # wait_journal TEXT SECONDS: until the agent's journal has a line with TEXT.
 wait_journal() {

@@ -63,6 +63,9 @@ const EXPECTED: &str = "systemd live update: generation 1, restored, finished, s
 /// The script, for both boots and both phases. `LUOCTL`, `BZIMAGE` and `DIR` come first.
 const SCRIPT: &str = include_str!("../../../tests/guest-scripts/systemd-standalone.sh");
 
+/// The functions both scripts use, put before each.
+const LIB: &str = include_str!("../../../tests/guest-scripts/systemd-lib.sh");
+
 /// Runs the test on `kernel`, which has luo built in; `rerun` is the command that runs it
 /// alone.
 pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String) -> Result {
@@ -87,7 +90,7 @@ fn standalone(kernel: &Kernel) -> Result {
     run::step("live update under systemd as PID 1, standalone flavour (QEMU)");
     let bzimage = kernel.build.join("arch/x86/boot/bzImage");
     let script = format!(
-        "LUOCTL=target/debug/luoctl\nBZIMAGE={}\nDIR={}\n{SCRIPT}",
+        "LUOCTL=target/debug/luoctl\nBZIMAGE={}\nDIR={}\n{LIB}{SCRIPT}",
         runner::shell_quote(&bzimage.to_string_lossy()),
         runner::shell_quote(&dir.to_string_lossy()),
     );
@@ -121,7 +124,7 @@ fn observer(kernel: &Kernel) -> Result {
     let bzimage = kernel.build.join("arch/x86/boot/bzImage");
     let workload = cache::workspace().join("target/debug/examples/workload");
     let script = format!(
-        "LUOCTL=target/debug/luoctl\nWORKLOAD={}\nBZIMAGE={}\nMIB={OBSERVER_MIB}\n{OBSERVER_SCRIPT}",
+        "LUOCTL=target/debug/luoctl\nWORKLOAD={}\nBZIMAGE={}\nMIB={OBSERVER_MIB}\n{LIB}{OBSERVER_SCRIPT}",
         runner::shell_quote(&workload.to_string_lossy()),
         runner::shell_quote(&bzimage.to_string_lossy()),
     );
