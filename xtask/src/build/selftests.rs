@@ -13,6 +13,8 @@ const SELFTESTS: &[&str] = &["liveupdate", "luo_kexec_simple", "luo_multi_sessio
 
 /// Builds mainline's liveupdate selftests (cached), returning their directory.
 pub fn ensure() -> Result<PathBuf> {
+    // The cache key is the source package's version, so the package comes first.
+    setup::packages()?;
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).unwrap_or_default();
     let out = cache::dir("selftests-liveupdate")?.join(cache::key(&[version.as_bytes()]));
     if SELFTESTS.iter().all(|name| out.join(name).is_file()) {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::build::cache;
 use crate::run::{self, Result};
@@ -71,6 +72,20 @@ pub const LIBCLANG_PATH: &str = "/usr/lib/llvm-19/lib";
 /// Installs whatever is missing; a no-op (a few dpkg queries) when all is there.
 pub fn run() -> Result {
     run::step("setup: packages and tools");
+    packages()?;
+    install_bindgen()?;
+    install_virtme_ng()?;
+    Ok(())
+}
+
+/// Installs the Debian packages that are missing, once per xtask process: the host checks
+/// that need one (shellcheck, the kernel source's headers) call this rather than [`run()`],
+/// which also builds bindgen.
+pub fn packages() -> Result {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let rustc = rustc_version()?;
     let mut wanted: Vec<String> = BOOKWORM_PACKAGES.iter().map(|p| (*p).to_owned()).collect();
     wanted.push(KERNEL_SOURCE_PACKAGE.to_owned());
@@ -85,8 +100,7 @@ pub fn run() -> Result {
     } else {
         eprintln!("    apt packages: all present (rust-src matches rustc {rustc})");
     }
-    install_bindgen()?;
-    install_virtme_ng()?;
+    DONE.store(true, Ordering::Relaxed);
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use crate::run::{self, Result};
 /// The extracted source of the installed `linux-source` package, re-extracted when the
 /// package version changes.
 pub fn source_tree() -> Result<PathBuf> {
+    setup::packages()?;
     let version = setup::installed_version(setup::KERNEL_SOURCE_PACKAGE).ok_or_else(|| {
         format!(
             "{} is not installed; run `cargo xtask setup`",

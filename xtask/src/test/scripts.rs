@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::build::cache;
+use crate::build::{cache, setup};
 use crate::run::{self, Result};
 
 /// Where the guest scripts are, under the workspace.
@@ -16,6 +16,7 @@ const DIR: &str = "tests/guest-scripts";
 /// Runs `sh -n` on each script, then shellcheck on all of them at once.
 pub fn check() -> Result {
     run::step("guest scripts: sh -n and shellcheck");
+    setup::packages()?;
     let workspace = cache::workspace();
     // Relative to the workspace, so each finding names a short path.
     let scripts: Vec<PathBuf> = find(&workspace.join(DIR))?
@@ -44,12 +45,7 @@ pub fn check() -> Result {
             .arg("--shell=sh")
             .args(&scripts)
             .current_dir(&workspace),
-    )
-    .map_err(|err| {
-        format!(
-            "{err} (shellcheck comes with Debian's `shellcheck`; `cargo xtask setup` installs it)"
-        )
-    })?;
+    )?;
     eprintln!("    {} scripts: ok", scripts.len());
     Ok(())
 }
