@@ -242,7 +242,9 @@ fn write_units(root: &Path, init: &Path) -> Result<(), String> {
 }
 
 /// `path` as a unit file's command: quoted (a checkout may lie behind a space), with
-/// systemd's specifier character doubled; the protocol keeps `"` out of the paths.
+/// systemd's specifier character `%` and the `$` of its variable expansion in `ExecStart=`
+/// (`$NAME`, `${NAME}`) doubled, so the path reaches the kernel as it is; the protocol keeps
+/// `"` out of the paths.
 fn unit_path(path: &Path) -> Result<String, String> {
     let text = path
         .to_str()
@@ -250,7 +252,9 @@ fn unit_path(path: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} cannot be named in a unit file", path.display()))?;
     Ok(format!(
         "\"{}\"",
-        text.replace('\\', "\\\\").replace('%', "%%")
+        text.replace('\\', "\\\\")
+            .replace('%', "%%")
+            .replace('$', "$$")
     ))
 }
 
@@ -351,5 +355,14 @@ mod tests {
             "\"/tmp/a b/100%%/init\""
         );
         assert!(unit_path(Path::new("/a\"b")).is_err());
+    }
+
+    #[test]
+    fn a_unit_path_keeps_its_dollars_from_systemd_expansion() {
+        // systemd would put $HOME's value (or nothing) in place of `$HOME` and `${HOME}`.
+        assert_eq!(
+            unit_path(Path::new("/tmp/$HOME/${HOME}/$$/init")).unwrap(),
+            "\"/tmp/$$HOME/$${HOME}/$$$$/init\""
+        );
     }
 }
