@@ -17,11 +17,12 @@ mod ports;
 mod systemd;
 
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
 
 use luo_guest_init::protocol::{self, Config, STATUS_PORT, STDOUT_PORT};
 use rustix::io::Errno;
-use rustix::process::{Pid, WaitOptions, WaitStatus};
+use rustix::process::{Pid, WaitOptions};
 use rustix::system::RebootCommand;
 
 use console::Console;
@@ -116,7 +117,9 @@ fn run_script(config: &Config, mut command: Command) -> Result<i32, String> {
     loop {
         match rustix::process::wait(WaitOptions::empty()) {
             Ok(Some((pid, status))) if pid.as_raw_nonzero().get() == shell => {
-                return Ok(shell_status(status));
+                // The kernel's wait status, which rustix keeps as unsigned: the same bits.
+                let raw = i32::from_ne_bytes(status.as_raw().to_ne_bytes());
+                return Ok(exit_code(ExitStatus::from_raw(raw)));
             }
             Ok(_) | Err(Errno::INTR) => {}
             Err(err) => return Err(format!("waiting for /bin/sh {}: {err}", config.script)),
@@ -124,19 +127,12 @@ fn run_script(config: &Config, mut command: Command) -> Result<i32, String> {
     }
 }
 
-/// A child's exit status as a shell reports it, from the standard library's form.
+/// A child's exit status as a shell reports it (`$?`): its exit code, or 128 + the signal that
+/// ended it; -1 for a status that is neither (a stopped child, which is not waited for here).
 fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
     status
         .code()
         .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(-1)
-}
-
-fn shell_status(status: WaitStatus) -> i32 {
-    status
-        .exit_status()
-        .or_else(|| status.terminating_signal().map(|signal| 128 + signal))
         .unwrap_or(-1)
 }
 
@@ -148,4 +144,32 @@ fn power_off(console: &mut Console) -> ! {
         console.say(&format!("cannot power off: {err}"));
     }
     std::process::exit(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_status_reads_as_the_shells_dollar_question_mark() {
+        // Raw wait statuses, as the kernel reports them: the code in the second byte, a
+        // terminating signal in the low seven bits, 0x7f for a stopped child.
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(15 | 0x80)), 143);
+        assert_eq!(exit_code(ExitStatus::from_raw((19 << 8) | 0x7f)), -1);
+    }
+
+    #[test]
+    fn the_script_status_is_the_waited_status() {
+        // run_script reaps any child, as PID 1 must: no other test of this binary starts one.
+        let config = Config::from_cmdline("luo_init.script=/dev/null luo_init.cwd=/").unwrap();
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", "exit 7"]);
+        assert_eq!(run_script(&config, command), Ok(7));
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", "kill -TERM $$"]);
+        assert_eq!(run_script(&config, command), Ok(143));
+    }
 }
