@@ -31,8 +31,9 @@ use console::Console;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn main() {
-    // The script's service under systemd (the systemd mode): not PID 1, and systemd, not this
-    // program, powers the machine off.
+    // The script's service under systemd (the systemd mode): not PID 1, so the guard below
+    // does not apply; it powers the machine off too (through systemd), so `service` has its
+    // own guard, and exits 2 untouched anywhere but in a systemd-mode guest of ours.
     if std::env::args_os()
         .nth(1)
         .is_some_and(|arg| arg == "--service")

@@ -304,8 +304,19 @@ pub fn script_command(config: &Config, phase: Option<&str>, stdout: File) -> Com
 /// writes its exit status on the status port, and asks systemd to power off; on an error, says
 /// so on stderr (the journal, forwarded to the console) and powers off without a status, which
 /// the host reports as an init failure.
+///
+/// It powers the machine off, so it first makes sure the machine is one of our guests in the
+/// systemd mode ([`in_our_guest`]); anywhere else (a host, where root may run it by mistake)
+/// it says why and exits 2 without touching the machine.
 pub fn service() -> ! {
-    match run_service() {
+    let config = match in_our_guest(crate::read_config(), std::env::var_os(INVOCATION_ID)) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("luo-guest-init: --service refused: {message}; nothing was run or stopped");
+            std::process::exit(2);
+        }
+    };
+    match run_service(&config) {
         Ok(code) => eprintln!("luo-guest-init: sh exited {code}; powering off"),
         Err(message) => {
             eprintln!("luo-guest-init: error: {message}; powering off without an exit status");
@@ -324,11 +335,45 @@ pub fn service() -> ! {
     std::process::exit(if asked { 0 } else { 1 })
 }
 
-fn run_service() -> Result<i32, String> {
-    let config = crate::read_config()?;
+/// The variable systemd sets for the processes of every unit it starts (the run's id), and
+/// nothing else does: its absence says no systemd started this process as a service.
+const INVOCATION_ID: &str = "INVOCATION_ID";
+
+/// The configuration of `--service`, if everything says this process is [`SYSTEMD_SERVICE`]
+/// in a guest that the runner of `cargo xtask` booted in the systemd mode: the kernel command line
+/// (`config`, from `/proc/cmdline`) carries the runner's words and `luo_init.systemd=1`, and
+/// systemd started the process (`invocation_id`, its [`INVOCATION_ID`]). Otherwise why not,
+/// with what to do: the caller must not power the machine off then.
+fn in_our_guest(
+    config: Result<Config, String>,
+    invocation_id: Option<std::ffi::OsString>,
+) -> Result<Config, String> {
+    let config = config.map_err(|err| {
+        format!(
+            "{err}; --service is the script's service in the guests that `cargo xtask` boots \
+             in the systemd mode, and powers the machine off, so it runs only there"
+        )
+    })?;
+    if !config.systemd {
+        return Err(format!(
+            "the kernel command line has no {}=1: this guest's init is luo-guest-init itself, \
+             which runs the script; --service is for the systemd mode only",
+            protocol::SYSTEMD_WORD
+        ));
+    }
+    if invocation_id.is_none_or(|id| id.is_empty()) {
+        return Err(format!(
+            "${INVOCATION_ID} is not set, so systemd did not start this process; only \
+             {SYSTEMD_SERVICE} runs --service"
+        ));
+    }
+    Ok(config)
+}
+
+fn run_service(config: &Config) -> Result<i32, String> {
     let stdout = ports::open(STDOUT_PORT)?;
     let mut status = ports::open(STATUS_PORT)?;
-    let code = script_command(&config, Some("service"), stdout)
+    let code = script_command(config, Some("service"), stdout)
         .status()
         .map(crate::exit_code)
         .map_err(|err| format!("cannot run /bin/sh {}: {err}", config.script))?;
@@ -364,5 +409,42 @@ mod tests {
             unit_path(Path::new("/tmp/$HOME/${HOME}/$$/init")).unwrap(),
             "\"/tmp/$$HOME/$${HOME}/$$$$/init\""
         );
+    }
+
+    fn guest_config(systemd: bool) -> Config {
+        let mut cmdline = "console=ttyS0 luo_init.script=/s.sh luo_init.cwd=/work".to_owned();
+        if systemd {
+            cmdline.push_str(" luo_init.systemd=1");
+        }
+        Config::from_cmdline(&cmdline).unwrap()
+    }
+
+    #[test]
+    fn the_service_runs_in_a_systemd_guest_started_by_systemd() {
+        let config = guest_config(true);
+        assert_eq!(
+            in_our_guest(Ok(config.clone()), Some("0123abcd".into())),
+            Ok(config)
+        );
+    }
+
+    #[test]
+    fn the_service_refuses_a_host_without_the_runners_command_line() {
+        // A host's /proc/cmdline has no luo_init.script=: --service must not power it off.
+        let host = Config::from_cmdline("BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet")
+            .map_err(|err| err.to_string());
+        let err = in_our_guest(host, Some("0123abcd".into())).unwrap_err();
+        assert!(err.contains("luo_init.script"), "{err}");
+        assert!(err.contains("runs only there"), "{err}");
+    }
+
+    #[test]
+    fn the_service_refuses_the_plain_mode_and_a_process_systemd_did_not_start() {
+        let err = in_our_guest(Ok(guest_config(false)), Some("0123abcd".into())).unwrap_err();
+        assert!(err.contains("luo_init.systemd=1"), "{err}");
+        for id in [None, Some("".into())] {
+            let err = in_our_guest(Ok(guest_config(true)), id).unwrap_err();
+            assert!(err.contains("INVOCATION_ID"), "{err}");
+        }
     }
 }
