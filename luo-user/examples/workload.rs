@@ -81,7 +81,16 @@ fn parse(mut args: impl Iterator<Item = OsString>) -> Result<Args, String> {
         };
         match flag.as_str() {
             "--session" => parsed.session = text.into_owned(),
-            "--memory-mib" => parsed.memory_mib = number()?,
+            "--memory-mib" => {
+                let mib = number()?;
+                pages_in(mib).ok_or_else(|| {
+                    format!(
+                        "--memory-mib {mib} is more memory than a file can hold (its length in \
+                         bytes must fit in 63 bits); {USAGE}"
+                    )
+                })?;
+                parsed.memory_mib = mib;
+            }
             "--socket" => parsed.socket = PathBuf::from(value),
             "--run-for" => parsed.run_for = Duration::from_secs(number()?),
             _ => return Err(format!("unexpected argument '{flag}'; {USAGE}")),
@@ -102,13 +111,23 @@ fn stamp(seed: u64, index: u64) -> u64 {
     seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// FNV-1a over `words`.
-fn fnv(words: impl Iterator<Item = u64>) -> u64 {
-    words.fold(0xcbf2_9ce4_8422_2325, |hash, word| {
-        word.to_le_bytes().iter().fold(hash, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
+/// FNV-1a's offset basis: the check of no words.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a's state `hash` after the bytes of `word`, little-endian: folding every stamp in page
+/// order gives the memory's check without keeping the stamps.
+fn fnv_step(hash: u64, word: u64) -> u64 {
+    word.to_le_bytes().iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// The number of pages of `mib` MiB, if the memory and its header page fit in a file, whose
+/// length is a signed 64-bit offset; past that, `mib * MIB` would wrap (or `set_len` fail).
+fn pages_in(mib: u64) -> Option<u64> {
+    let bytes = mib.checked_mul(MIB)?;
+    i64::try_from(bytes.checked_add(PAGE)?).ok()?;
+    Some(bytes / PAGE)
 }
 
 /// The memory behind the header: N MiB of stamped pages.
@@ -120,9 +139,14 @@ struct Memory {
 
 impl Memory {
     fn create(mib: u64) -> io::Result<Self> {
+        let pages = pages_in(mib).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{mib} MiB is more than a file can hold"),
+            )
+        })?;
         let fd = rustix::fs::memfd_create("luo-workload", MemfdFlags::CLOEXEC)?;
         let file = File::from(fd);
-        let pages = mib * MIB / PAGE;
         file.set_len(PAGE + pages * PAGE)?;
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -155,17 +179,27 @@ impl Memory {
         }
         let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
         let (seed, mib) = (word(8), word(16));
-        Ok(Memory {
-            file,
-            seed,
-            pages: mib * MIB / PAGE,
-        })
+        // The size comes from the memory itself: a corrupt one must not make the check read
+        // past the file's end (or overflow) but say what is wrong.
+        let length = file
+            .metadata()
+            .map_err(|err| format!("cannot read the memfd's length: {err}"))?
+            .len();
+        let pages = pages_in(mib)
+            .filter(|pages| PAGE + pages * PAGE <= length)
+            .ok_or_else(|| {
+                format!(
+                    "the memfd's header says {mib} MiB, but the memfd holds {length} bytes: the \
+                     memory was damaged"
+                )
+            })?;
+        Ok(Memory { file, seed, pages })
     }
 
     /// Reads every page back, checks both stamps, and returns the check over them.
     fn check(&self) -> Result<u64, String> {
         let mut chunk = vec![0u8; MIB as usize];
-        let mut stamps = Vec::with_capacity(self.pages as usize);
+        let mut hash = FNV_BASIS;
         for first in (0..self.pages).step_by((MIB / PAGE) as usize) {
             self.file
                 .read_exact_at(&mut chunk, PAGE + first * PAGE)
@@ -181,10 +215,10 @@ impl Memory {
                          memory did not survive"
                     ));
                 }
-                stamps.push(head);
+                hash = fnv_step(hash, head);
             }
         }
-        Ok(fnv(stamps.into_iter()))
+        Ok(hash)
     }
 
     fn counter(&self) -> io::Result<u64> {
@@ -209,7 +243,13 @@ fn count(memory: &Memory, until: Option<Instant>) -> io::Result<()> {
     let mut ticks = 0u64;
     while until.is_none_or(|end| Instant::now() < end) {
         std::thread::sleep(TICK);
-        value += 1;
+        // The counter comes from the memory, which may come back damaged: no overflow panic.
+        value = value.checked_add(1).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the counter in the memory is at its largest value: the memory was damaged",
+            )
+        })?;
         memory.set_counter(value)?;
         ticks += 1;
         if ticks % 20 == 0 {
@@ -282,5 +322,95 @@ fn main() -> ExitCode {
             eprintln!("workload: error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+// Run with `cargo test -p luo-user --example workload`: a plain `cargo test` builds the
+// examples without their tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check as the workload computed it before it folded as it went: FNV-1a over the
+    /// collected stamps. The demo compares the check printed before the kexec with the one
+    /// printed after, possibly by two builds: the value must not change.
+    fn collected_check(seed: u64, pages: u64) -> u64 {
+        let stamps: Vec<u64> = (0..pages).map(|index| stamp(seed, index)).collect();
+        stamps.iter().fold(0xcbf2_9ce4_8422_2325, |hash, word| {
+            word.to_le_bytes().iter().fold(hash, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+        })
+    }
+
+    /// A memfd that starts with a header saying `mib` MiB, `length` bytes long.
+    fn with_header(mib: u64, length: u64) -> File {
+        let file = File::from(rustix::fs::memfd_create("test", MemfdFlags::CLOEXEC).unwrap());
+        file.set_len(length).unwrap();
+        let mut header = [0u8; 32];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..16].copy_from_slice(&7u64.to_le_bytes());
+        header[16..24].copy_from_slice(&mib.to_le_bytes());
+        file.write_all_at(&header, 0).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_check_is_fnv_over_every_stamp_and_reads_back_the_same() {
+        let memory = Memory::create(2).unwrap();
+        assert_eq!(memory.pages, 512);
+        assert_eq!(memory.mib(), 2);
+        let check = memory.check().unwrap();
+        assert_eq!(check, collected_check(memory.seed, 512));
+        let restored = Memory::restore(memory.file.try_clone().unwrap()).unwrap();
+        assert_eq!(restored.check(), Ok(check));
+        // The printed line, which the host parses, is unchanged.
+        let line = Report::Stamped {
+            mib: restored.mib(),
+            millis: 1,
+            check: 0xabc,
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "workload: 2 MiB stamped in 1 ms, check 0000000000000abc"
+        );
+    }
+
+    #[test]
+    fn a_size_past_a_files_length_is_refused_not_overflowed() {
+        assert_eq!(pages_in(256), Some(65_536));
+        assert_eq!(pages_in(0), Some(0));
+        for mib in [u64::MAX, u64::MAX / MIB + 1, 1 << 43] {
+            assert_eq!(pages_in(mib), None, "{mib}");
+        }
+        assert!(pages_in((1 << 43) - 1).is_some());
+        let err = Memory::create(u64::MAX).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let args = ["--memory-mib", "18446744073709551615"].map(OsString::from);
+        let err = parse(args.into_iter()).err().unwrap();
+        assert!(err.contains("--memory-mib 18446744073709551615"), "{err}");
+    }
+
+    #[test]
+    fn a_header_that_claims_more_than_the_memfd_holds_is_refused() {
+        // A wrapping size, and one past the end of the file: neither is read.
+        for (mib, length) in [(u64::MAX, PAGE + MIB), (2, PAGE + MIB)] {
+            let err = Memory::restore(with_header(mib, length)).err().unwrap();
+            assert!(
+                err.contains(&format!("says {mib} MiB")) && err.contains("damaged"),
+                "{err}"
+            );
+        }
+        let memory = Memory::restore(with_header(1, PAGE + MIB)).unwrap();
+        assert_eq!(memory.pages, 256);
+    }
+
+    #[test]
+    fn a_counter_at_its_largest_value_stops_the_count_with_an_error() {
+        let memory = Memory::create(0).unwrap();
+        memory.set_counter(u64::MAX).unwrap();
+        let err = count(&memory, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }
