@@ -315,9 +315,7 @@ impl Agent {
                     attached_before = true;
                     // Right after the follower's read and before anyone hears of it, so that no
                     // change a listener makes on hearing it can come between the two reads.
-                    let attached = Snapshot::read_beside(&state_file)
-                        .ok()
-                        .filter(|snapshot| snapshot.state == current);
+                    let attached = snapshot_of(current, &state_file);
                     report(AgentEvent::Attached {
                         path: &state_file,
                         state: current,
@@ -378,7 +376,7 @@ impl Agent {
         // The count of this state, read beside the state file (none from a module older than
         // the counter, or a state file without one): it keys the readiness mark, and it tells
         // the changes that coalesced since the last state acted on.
-        let snapshot = Snapshot::read_beside(&env.state_file).ok();
+        let snapshot = snapshot_of(env.state, &env.state_file);
         let transitions = snapshot.map(|snapshot| snapshot.transitions);
         report(AgentEvent::State {
             state: env.state,
@@ -565,8 +563,41 @@ fn failure(hook: Option<&Hook>, state: &str) -> String {
     )
 }
 
+/// The count and state read beside `state_file`, if they are of `state`, the state the
+/// follower read before. The state may have moved on since (a `prepared` cancelled back to
+/// `normal`): that later count is not this state's, and pairing the two would key the
+/// readiness mark and the records with another state's count. None then, as without a counter.
+fn snapshot_of(state: State, state_file: &Path) -> Option<Snapshot> {
+    Snapshot::read_beside(state_file)
+        .ok()
+        .filter(|snapshot| snapshot.state == state)
+}
+
 /// Whether a state found at start leaves work for the agents: saving in `prepared`,
 /// restoring and finishing in `updated`.
 fn asks_for_action(state: State) -> bool {
     matches!(state, State::Prepared | State::Updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_of_a_later_state_is_not_taken_for_the_state_read() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let state_file = dir.path().join("state");
+        // The follower read `prepared`; before the agent reads the count, a cancel made the
+        // state `normal`, the fourth change.
+        std::fs::write(&state_file, "normal\n").unwrap();
+        std::fs::write(dir.path().join("transitions"), "4\n").unwrap();
+        assert_eq!(snapshot_of(State::Prepared, &state_file), None);
+        assert_eq!(
+            snapshot_of(State::Normal, &state_file),
+            Some(Snapshot {
+                transitions: 4,
+                state: State::Normal,
+            })
+        );
+    }
 }
