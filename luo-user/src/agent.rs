@@ -33,7 +33,7 @@ use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::follow::{Followed, Follower};
 use crate::generation::read_generation;
-use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop};
+use crate::hooks::{self, Hook, HookEnv, HooksDir, OpenError, Outcome, Stop, failure};
 use crate::keeper::{Keeper, Mark};
 use crate::session::SessionError;
 use crate::state_file::StateFile;
@@ -553,14 +553,6 @@ impl Agent {
         let _ = rustix::event::poll(&mut fds, timeout.as_ref());
         !stop.is_stopped()
     }
-}
-
-/// Why the hooks of `state` did not all succeed, as a clause.
-fn failure(hook: Option<&Hook>, state: &str) -> String {
-    hook.map_or_else(
-        || format!("the {state} hooks could not be run"),
-        |hook| format!("{} failed", hook.name),
-    )
 }
 
 /// The count and state read beside `state_file`, if they are of `state`, the state the

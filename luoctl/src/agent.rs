@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use std::sync::Arc;
 
 use luo_user::agent::{Agent, AgentEvent, Delivery};
-use luo_user::hooks::{Hook, HooksDir, Outcome, Stop};
+use luo_user::hooks::{HooksDir, Outcome, Stop, failure};
 use luo_user::keeper::{Keeper, KeeperEvent, Listener};
 use luo_user::{Flavour, Snapshot, State, StateFile};
 
@@ -536,14 +536,6 @@ impl Log {
             _ => {}
         }
     }
-}
-
-/// Why cancel or finish was called for, as a clause.
-fn failure(hook: Option<&Hook>, state: &str) -> String {
-    hook.map_or_else(
-        || format!("the {state} hooks could not be run"),
-        |hook| format!("{} failed", hook.name),
-    )
 }
 
 /// How many tries it took, as a clause, when more than one.

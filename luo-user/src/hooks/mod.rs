@@ -109,6 +109,18 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// Why the hooks of `state` did not all succeed, as a clause for a log line or an error:
+/// `"NAME failed"` for the first `hook` that failed, or, without one (the state's directory
+/// could not be read, or a hook in it was refused), `"the STATE hooks could not be run"`.
+///
+/// `state` is what names the state: a [`State`](crate::State), or its name.
+pub fn failure(hook: Option<&Hook>, state: impl fmt::Display) -> String {
+    hook.map_or_else(
+        || format!("the {state} hooks could not be run"),
+        |hook| format!("{} failed", hook.name),
+    )
+}
+
 /// Runs `hook` from its checked descriptor with `env` for at most `timeout`, or until
 /// `stop`; returns how it ended and how long it took.
 pub fn run_hook(
@@ -177,4 +189,21 @@ fn explain(err: io::Error, hook: Option<&Hook>) -> io::Error {
              from there: mount /proc (and link /dev/fd to /proc/self/fd)"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_hook_the_failure_names_the_state() {
+        assert_eq!(
+            failure(None, crate::State::Prepared),
+            "the prepared hooks could not be run"
+        );
+        assert_eq!(
+            failure(None, "updated"),
+            "the updated hooks could not be run"
+        );
+    }
 }
