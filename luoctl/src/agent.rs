@@ -40,11 +40,11 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
     let style = Style::new(args.output.json, args.output.format.as_deref());
     // Bound before the first hook runs, so `luoctl kexec` finds it; dropped (and its path
     // removed) when the agent returns.
-    let (agent, _listener) = if args.no_socket {
-        (agent, None)
+    let (agent, _listener, keeper) = if args.no_socket {
+        (agent, None, None)
     } else {
         let (keeper, listener) = listen(args, log, style == Style::Json)?;
-        (agent.keeper(keeper), Some(listener))
+        (agent.keeper(keeper.clone()), Some(listener), Some(keeper))
     };
     let mut follower = args.state.follower();
     let notifier = match Notifier::from_env() {
@@ -60,6 +60,15 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
     let mut output: io::Result<()> = Ok(());
     let path = args.state.state_file.as_path();
     let summary = agent.run(&mut follower, args.count, |event| {
+        // A `luoctl kexec` waiting for a `prepared` the agent has not acted on yet does not
+        // count the time the agent spends in hooks (they run one at a time) as missed.
+        if let Some(keeper) = &keeper {
+            match event {
+                AgentEvent::HookStarted { .. } => keeper.hook_running(true),
+                AgentEvent::HookEnded { .. } => keeper.hook_running(false),
+                _ => {}
+            }
+        }
         if output.is_ok() {
             output = match event {
                 AgentEvent::State {
@@ -116,10 +125,15 @@ fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Listen
     })?;
     let state_file = args.state.state_file.clone();
     // The count with the state, read exactly (see `Snapshot`); the state alone from a module
-    // older than the counter.
+    // older than the counter, and only then: with a counter that cannot be read now, the
+    // state alone would let the mark of an earlier `prepared` pass for this one, so the
+    // answer is "cannot tell".
     let current = move || match Snapshot::read_beside(&state_file) {
         Ok(snapshot) => Some((snapshot.state, Some(snapshot.transitions))),
-        Err(_) => Some((StateFile::open(&state_file).ok()?.state().ok()?, None)),
+        Err(luo_user::Error::NoTransitions { .. }) => {
+            Some((StateFile::open(&state_file).ok()?.state().ok()?, None))
+        }
+        Err(_) => None,
     };
     let report = move |event: KeeperEvent<'_>| {
         if json {
@@ -485,14 +499,46 @@ impl Log {
                 failure(*hook, "prepared")
             )),
             AgentEvent::SessionsFinished { finished, waiting } => {
-                let done = finished.iter().filter(|(_, r)| r.is_ok()).count();
-                self.line(format_args!(
-                    "every updated hook succeeded: finished {done} restored session(s); \
-                     {waiting} claimed session(s) wait for their workload's restore"
-                ));
+                for line in self.sessions_finished(finished, *waiting) {
+                    self.line(format_args!("{line}"));
+                }
             }
             _ => {}
         }
+    }
+
+    /// The lines for the sessions finished after the updated hooks: each failed finish, as
+    /// the keeper's log says it, then the counts.
+    fn sessions_finished(
+        &self,
+        finished: &[(String, Result<(), luo_user::session::SessionError>)],
+        waiting: usize,
+    ) -> Vec<String> {
+        let mut lines: Vec<String> = finished
+            .iter()
+            .filter_map(|(name, result)| {
+                let error = result.as_ref().err()?;
+                Some(format!(
+                    "session {name}: {}: {error}",
+                    self.bad("finish failed")
+                ))
+            })
+            .collect();
+        let done = finished.len() - lines.len();
+        let failed = if lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} finish(es) {} and stay open ('luoctl finish' tries again)",
+                lines.len(),
+                self.bad("failed")
+            )
+        };
+        lines.push(format!(
+            "every updated hook succeeded: finished {done} restored session(s){failed}; \
+             {waiting} claimed session(s) wait for their workload's restore"
+        ));
+        lines
     }
 
     fn keeper(&self, event: &KeeperEvent<'_>) {
@@ -593,6 +639,24 @@ mod tests {
             first: false,
         });
         assert_eq!(again.as_deref(), Some("STATUS=state normal"));
+    }
+
+    #[test]
+    fn a_failed_session_finish_is_logged_and_counted_apart() {
+        let log = Log::new(false);
+        let error = || luo_user::session::SessionError::Off {
+            path: "/dev/liveupdate".into(),
+        };
+        let finished = [("vm".to_owned(), Ok(())), ("db".to_owned(), Err(error()))];
+        let lines = log.sessions_finished(&finished, 1);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0], format!("session db: finish failed: {}", error()));
+        assert_eq!(
+            lines[1],
+            "every updated hook succeeded: finished 1 restored session(s); 1 finish(es) failed \
+             and stay open ('luoctl finish' tries again); 1 claimed session(s) wait for their \
+             workload's restore"
+        );
     }
 
     #[test]

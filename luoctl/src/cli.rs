@@ -162,7 +162,13 @@ pub enum Command {
     Cancel(CancelArgs),
 
     /// End a live update after restoration (updated to normal) and print the new state.
-    Finish(EventArgs),
+    ///
+    /// Observer flavour (mainline LUO, which has no finish event): asks the agent (--socket)
+    /// to finish every session its workload said it restored, now and as each restores from
+    /// then on, as it does itself once the updated hooks succeeded (after a failed one was
+    /// dealt with, say). A session claimed but not restored yet, or never claimed, keeps the
+    /// state updated.
+    Finish(FinishArgs),
 
     /// Run hooks per state: the agent of a live update.
     ///
@@ -278,9 +284,25 @@ pub struct PrepareArgs {
     pub socket: SocketArg,
 
     /// Observer flavour: how long to wait for the agent to preserve the files and run the
-    /// prepared hooks.
+    /// prepared hooks; the agent waits 10m at most.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub timeout: humantime::Duration,
+}
+
+/// The options of `finish`.
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+
+    /// Observer flavour: the state file read after the agent's answer, with the `flavour`
+    /// file beside it that tells the flavours apart.
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Observer flavour: the agent that finishes its sessions.
+    #[command(flatten)]
+    pub socket: SocketArg,
 }
 
 /// The options of `cancel`.
@@ -482,7 +504,7 @@ pub struct KexecArgs {
     #[arg(long)]
     pub no_wait: bool,
 
-    /// How long to wait for the agent's prepared hooks.
+    /// How long to wait for the agent's prepared hooks; the agent waits 10m at most.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration, conflicts_with = "no_wait")]
     pub wait_timeout: humantime::Duration,
 
@@ -560,6 +582,12 @@ mod tests {
         };
         assert_eq!(args.exec.as_deref(), Some("echo hi"));
         assert_eq!(args.count, Some(1));
+    }
+
+    #[test]
+    fn the_agents_longest_wait_is_the_one_the_help_gives() {
+        // `prepare --timeout` and `kexec --wait-timeout` say 10m.
+        assert_eq!(luo_user::keeper::READY_LIMIT, Duration::from_secs(600));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use clap::{CommandFactory, Parser};
 use luo_user::keeper::Client;
 use luo_user::{Control, Event, Snapshot, State, StateFile};
 
-use crate::cli::{Cli, Command, EventArgs, PrepareArgs};
+use crate::cli::{Cli, Command, EventArgs, FinishArgs, PrepareArgs};
 use crate::exit::Failure;
 use crate::json::Object;
 
@@ -69,7 +69,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Prepare(args) => prepare(args),
         Command::Cancel(args) => cancel::run(args),
-        Command::Finish(args) => send(args, Event::Finish),
+        Command::Finish(args) => finish(args),
         Command::Agent(args) => agent::run(args),
         Command::Kexec(args) => kexec::run(args),
         Command::Completions { shell } => {
@@ -122,6 +122,20 @@ fn prepare(args: &PrepareArgs) -> Result<(), Failure> {
     if let Some(transitions) = mark.transitions {
         eprintln!("luoctl: ready for the kexec at transition {transitions}");
     }
+    print_state(args.state.open()?.state()?, args.event.json)
+}
+
+/// Standalone: the finish event. Observer (no events in mainline): a request to the agent,
+/// which finishes the sessions its workloads restored.
+fn finish(args: &FinishArgs) -> Result<(), Failure> {
+    if luo_user::flavour_beside(&args.state.state_file) != Some(luo_user::Flavour::Observer) {
+        return send(&args.event, Event::Finish);
+    }
+    let (finished, waiting) = Client::connect(&args.socket.socket)?.finish()?;
+    eprintln!(
+        "luoctl: observer flavour: the agent finished {finished} restored session(s); \
+         {waiting} claimed session(s) wait for their workload's restore"
+    );
     print_state(args.state.open()?.state()?, args.event.json)
 }
 

@@ -18,7 +18,7 @@ use std::process::{Child, Output, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use cli::{luoctl_std, script, write_state};
+use cli::{luoctl_copy_in, luoctl_std, script, write_state};
 use luo_user::State;
 use tempfile::TempDir;
 
@@ -67,6 +67,12 @@ impl Setup {
     }
 
     fn agent(&self, args: &[&str]) -> std::process::Command {
+        // Each test's own socket: tests run in parallel, and not as the system's agent.
+        self.agent_at(&self.dir.path().join("agent.sock"), args)
+    }
+
+    /// [`Setup::agent`], listening at `socket`.
+    fn agent_at(&self, socket: &Path, args: &[&str]) -> std::process::Command {
         let mut command = luoctl_std();
         command
             .arg("--state-file")
@@ -78,9 +84,8 @@ impl Setup {
             .arg("agent")
             .arg("--hooks-dir")
             .arg(&self.hooks)
-            // Each test's own socket: tests run in parallel, and not as the system's agent.
             .arg("--socket")
-            .arg(self.dir.path().join("agent.sock"))
+            .arg(socket)
             .args(args)
             .stdin(Stdio::null());
         command
@@ -722,6 +727,11 @@ fn every_log_line_is_one_line_even_for_a_path_with_a_newline() {
 
 /// `luoctl kexec --load-only` of a file that is no kernel, against the agent of `setup`.
 fn kexec_against(setup: &Setup) -> Output {
+    kexec_with(setup, &setup.dir.path().join("agent.sock"), "30")
+}
+
+/// [`kexec_against`] the agent at `socket`, waiting at most `wait` for the hooks.
+fn kexec_with(setup: &Setup, socket: &Path, wait: &str) -> Output {
     let debugfs = setup.dir.path().join("debug");
     fs::create_dir_all(debugfs.join("kho")).unwrap();
     let cmdline = setup.dir.path().join("cmdline");
@@ -731,13 +741,13 @@ fn kexec_against(setup: &Setup) -> Output {
     let child = luoctl_std()
         .arg("--state-file")
         .arg(&setup.state)
-        .args(["kexec", "--load-only", "--wait-timeout", "30"])
+        .args(["kexec", "--load-only", "--wait-timeout", wait])
         .arg("--debugfs")
         .arg(&debugfs)
         .arg("--cmdline-file")
         .arg(&cmdline)
         .arg("--socket")
-        .arg(setup.dir.path().join("agent.sock"))
+        .arg(socket)
         .arg(&kernel)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -748,9 +758,12 @@ fn kexec_against(setup: &Setup) -> Output {
 
 #[test]
 fn kexec_waits_for_the_prepared_hooks_and_refuses_when_one_fails() {
-    for (body, succeeds) in [("sleep 1", true), ("sleep 1; exit 3", false)] {
+    for (last, succeeds) in [("", true), ("exit 3", false)] {
         let setup = Setup::new(State::Normal);
-        setup.hook(State::Prepared, "10-save", body);
+        let marker = setup.dir.path().join("saved");
+        // The marker is written after the sleep, at the hook's very end.
+        let body = format!("sleep 1; touch '{}'; {last}", marker.display());
+        setup.hook(State::Prepared, "10-save", &body);
         // Two states: it must outlive the kexec's wait, which `-n 1` would end.
         let mut agent = setup
             .agent(&["-n", "2"])
@@ -766,6 +779,11 @@ fn kexec_waits_for_the_prepared_hooks_and_refuses_when_one_fails() {
         let err = text(&out.stderr);
         if succeeds {
             assert!(err.contains("the prepared hooks succeeded"), "{err}");
+            // Succeeded means ended: the hook's last step is done.
+            assert!(
+                marker.exists(),
+                "kexec went on before the hook ended: {err}"
+            );
             // It went on to the load, which the file that is no kernel fails.
             assert!(!out.status.success(), "{err}");
         } else {
@@ -873,4 +891,170 @@ fn with_the_counter_the_agent_records_the_count_and_says_what_it_missed() {
         rest.contains("missed: 2 change(s) between normal and prepared"),
         "{rest}"
     );
+}
+
+/// A state file of the observer flavour: the `flavour` file beside it says so.
+fn observer(setup: &Setup) {
+    fs::write(setup.dir.path().join("flavour"), "observer\n").unwrap();
+}
+
+/// Waits until `path` exists.
+fn wait_for_path(path: &Path) {
+    for _ in 0..500 {
+        if path.exists() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} did not appear", path.display());
+}
+
+#[test]
+fn in_the_observer_flavour_finish_asks_the_agent() {
+    let setup = Setup::new(State::Normal);
+    observer(&setup);
+    setup.hook(State::Updated, "10-restore", "exit 1");
+    let mut agent = setup
+        .agent(&["-n", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = read_past_ready_line(&mut agent);
+    write_state(&setup.state, State::Updated);
+    // The failed updated hook withholds the agent's own finish, and its log says what to do.
+    let mut line = String::new();
+    while !line.contains("no finish") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no 'no finish'");
+    }
+    assert!(line.contains("then run 'luoctl finish'"), "{line}");
+    let out = luoctl_std()
+        .arg("finish")
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--socket")
+        .arg(setup.dir.path().join("agent.sock"))
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the agent finished 0 restored session(s)"),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout), "updated\n");
+    write_state(&setup.state, State::Normal);
+    let _ = finish_within(agent, Duration::from_secs(60));
+}
+
+#[test]
+fn a_socket_directory_others_may_write_stops_the_agent_with_the_fix() {
+    let setup = Setup::new(State::Prepared);
+    setup.hook(State::Prepared, "10-save", "");
+    let run = setup.dir.path().join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o775)).unwrap();
+    let child = setup
+        .agent_at(&run.join("agent.sock"), &["-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(child, Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("will not listen in {}", run.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("chmod go-w {}", run.display())),
+        "{stderr}"
+    );
+    assert!(!run.join("agent.sock").exists());
+    // It stops before acting on any state.
+    assert!(setup.ran().is_empty(), "{stderr}");
+}
+
+#[test]
+fn kexec_does_not_trust_a_listener_of_another_user() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: running the agent as another user needs root");
+        return;
+    }
+    let setup = Setup::new(State::Prepared);
+    // The agent as nobody: it must reach its copy of luoctl, the hooks and the state.
+    fs::set_permissions(setup.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let run = setup.dir.path().join("run");
+    fs::create_dir(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(NOBODY), None).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = run.join("agent.sock");
+    let mut agent = luoctl_copy_in(setup.dir.path());
+    use std::os::unix::process::CommandExt;
+    let mut agent = agent
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .arg("--state-file")
+        .arg(&setup.state)
+        .arg("--generation-file")
+        .arg(setup.dir.path().join("generation"))
+        .arg("--device")
+        .arg(setup.dir.path().join("no-device"))
+        .arg("agent")
+        .arg("--hooks-dir")
+        .arg(&setup.hooks)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_path(&socket);
+    let out = kexec_with(&setup, &socket, "30");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} belongs to a process of uid {NOBODY}",
+            socket.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("the prepared hooks succeeded"), "{err}");
+}
+
+/// The uid and gid the test runs an agent as, when it runs as root.
+const NOBODY: u32 = 65534;
+
+#[test]
+fn with_a_counter_that_cannot_be_read_kexec_is_not_told_ready() {
+    let setup = Setup::new(State::Normal);
+    // A counter that is there but does not read: the state alone would let a mark of an
+    // earlier `prepared` pass for this one.
+    fs::write(setup.dir.path().join("transitions"), "garbage\n").unwrap();
+    setup.hook(State::Prepared, "10-save", "");
+    let mut agent = setup
+        .agent(&["-n", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = read_past_ready_line(&mut agent);
+    write_state(&setup.state, State::Prepared);
+    let mut line = String::new();
+    while !line.contains("ready for the kexec") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
+    }
+    let out = kexec_with(&setup, &setup.dir.path().join("agent.sock"), "2");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(!err.contains("the prepared hooks succeeded"), "{err}");
+    write_state(&setup.state, State::Normal);
+    let _ = finish_within(agent, Duration::from_secs(60));
 }

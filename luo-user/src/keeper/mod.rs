@@ -22,7 +22,8 @@
 //!    the updated hooks succeeded, and the state goes back to `normal`.
 //!
 //! Only root and the agent's own user may use the socket (checked with `SO_PEERCRED`, and
-//! the socket is mode 0600).
+//! the socket is mode 0600, in a directory only root or the agent's user may write); a client
+//! in turn takes only an agent that runs as root or as its own user.
 //!
 //! The prior art this follows: luo-agent's planned daemon (a socket under `/run`, requests to
 //! subscribe, preserve, signal readiness and claim after the reboot), and systemd's file
@@ -34,9 +35,9 @@ mod server;
 mod store;
 mod wire;
 
-pub use client::{Client, ClientError};
+pub use client::{CALL_LIMIT, Client, ClientError};
 pub use server::{Current, Listener, READY_LIMIT, Report};
-pub use store::{Finished, Keeper, KeeperEvent, Mark, Refusal, STALE_LIMIT};
+pub use store::{Finished, Keeper, KeeperEvent, Mark, NotReady, Refusal, STALE_LIMIT};
 pub use wire::WireError;
 
 /// Where `luoctl agent` listens unless told otherwise.
@@ -44,8 +45,10 @@ pub const DEFAULT_SOCKET: &str = "/run/luo/agent.sock";
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
-    use std::sync::Arc;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, mpsc};
     use std::time::Duration;
 
     use luo_state::State;
@@ -57,18 +60,25 @@ mod tests {
         sessions: bool,
         state: State,
     ) -> (tempfile::TempDir, Arc<Keeper>, std::path::PathBuf, Listener) {
+        serve_with(sessions, Arc::new(move || Some((state, Some(2)))))
+    }
+
+    fn serve_with(
+        sessions: bool,
+        current: Arc<Current>,
+    ) -> (tempfile::TempDir, Arc<Keeper>, std::path::PathBuf, Listener) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/agent.sock");
         let listener = Listener::bind(&path).unwrap();
         let keeper = Arc::new(Keeper::new(dir.path().join("no-device"), sessions));
         listener
-            .serve(
-                keeper.clone(),
-                Arc::new(move || Some((state, Some(2)))),
-                Arc::new(|_event| {}),
-            )
+            .serve(keeper.clone(), current, Arc::new(|_event| {}))
             .unwrap();
         (dir, keeper, path, listener)
+    }
+
+    fn memfd() -> OwnedFd {
+        rustix::fs::memfd_create("luo-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap()
     }
 
     #[test]
@@ -76,7 +86,12 @@ mod tests {
         let (_dir, keeper, path, _listener) = serve(false, State::Prepared);
         let client = Client::connect(&path).unwrap();
         let err = client.wait_ready(Duration::from_millis(50)).unwrap_err();
+        // The agent's own answer at the end of the client's wait, not the client giving up.
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "the prepared hooks did not finish within 50ms"
+        );
         keeper.hooks_ready(Mark {
             transitions: Some(2),
             seq: 1,
@@ -90,7 +105,7 @@ mod tests {
     fn a_refusal_carries_the_agents_reason() {
         let (_dir, _keeper, path, _listener) = serve(false, State::Normal);
         let client = Client::connect(&path).unwrap();
-        let file = tempfile::tempfile().unwrap();
+        let file = memfd();
         let err = client.keep("vm", &[(1, file.as_fd())]).unwrap_err();
         assert!(err.to_string().contains("liveupdate=on"), "{err}");
         let err = client.wait_ready(Duration::from_secs(5)).unwrap_err();
@@ -104,7 +119,7 @@ mod tests {
     fn kept_files_reach_the_keeper_and_go_with_their_workload() {
         let (_dir, keeper, path, _listener) = serve(true, State::Normal);
         let client = Client::connect(&path).unwrap();
-        let file = tempfile::tempfile().unwrap();
+        let file = memfd();
         client.keep("vm", &[(7, file.as_fd())]).unwrap();
         let again = Client::connect(&path).unwrap();
         let err = again.keep("vm", &[(7, file.as_fd())]).unwrap_err();
@@ -124,10 +139,127 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_is_no_memfd_or_a_token_given_twice_is_refused_at_keep() {
+        let (_dir, keeper, path, _listener) = serve(true, State::Normal);
+        let client = Client::connect(&path).unwrap();
+        let plain = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let err = client.keep("vm", &[(1, plain.as_fd())]).unwrap_err();
+        assert!(err.to_string().contains("is not a memfd"), "{err}");
+        let file = memfd();
+        let err = client
+            .keep("vm", &[(1, file.as_fd()), (1, file.as_fd())])
+            .unwrap_err();
+        assert!(err.to_string().contains("token 1 is given twice"), "{err}");
+        assert_eq!(keeper.drop_kept("vm"), None);
+    }
+
+    #[test]
+    fn after_a_cancel_the_next_prepared_is_answered_by_its_hooks() {
+        let count = Arc::new(AtomicU64::new(2));
+        let current = {
+            let count = count.clone();
+            Arc::new(move || Some((State::Prepared, Some(count.load(Ordering::SeqCst)))))
+        };
+        let (_dir, keeper, path, _listener) = serve_with(true, current);
+        keeper.hooks_ready(Mark {
+            transitions: Some(2),
+            seq: 1,
+        });
+        assert_eq!(Client::connect(&path).unwrap().cancel().unwrap(), 0);
+        // The cancel took the state to normal (3), the next prepare to prepared (4): its
+        // waiter starts before the agent acts on it, as `prepare`'s does after preserving.
+        count.store(4, Ordering::SeqCst);
+        let waiter = {
+            let client = Client::connect(&path).unwrap();
+            std::thread::spawn(move || client.wait_ready(Duration::from_secs(20)))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        keeper.hooks_started(Mark {
+            transitions: Some(4),
+            seq: 3,
+        });
+        keeper.hooks_ready(Mark {
+            transitions: Some(4),
+            seq: 3,
+        });
+        let mark = waiter.join().unwrap().unwrap();
+        assert_eq!(mark.transitions, Some(4));
+    }
+
+    #[test]
+    fn a_prepare_while_updated_is_refused_before_anything_is_preserved() {
+        let (_dir, keeper, path, _listener) = serve(true, State::Updated);
+        let client = Client::connect(&path).unwrap();
+        let file = memfd();
+        client.keep("vm", &[(1, file.as_fd())]).unwrap();
+        let err = client.prepare(Duration::from_secs(5)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("while the state is updated"), "{text}");
+        assert!(text.contains("must be finished first"), "{text}");
+        // Not Ready's advice, which would send the person round in a circle.
+        assert!(!text.contains("run 'luoctl prepare'"), "{text}");
+        // The device was never tried (this one does not exist): the files are still kept.
+        assert_eq!(keeper.drop_kept("vm"), Some(false));
+    }
+
+    #[test]
+    fn a_persons_finish_is_taken_while_updated_only() {
+        let (_dir, _keeper, path, _listener) = serve(true, State::Updated);
+        assert_eq!(Client::connect(&path).unwrap().finish().unwrap(), (0, 0));
+        let (_dir, _keeper, path, _listener) = serve(true, State::Normal);
+        let err = Client::connect(&path).unwrap().finish().unwrap_err();
+        assert!(err.to_string().contains("not updated"), "{err}");
+        let (_dir, _keeper, path, _listener) = serve(false, State::Updated);
+        let err = Client::connect(&path).unwrap().finish().unwrap_err();
+        assert!(err.to_string().contains("standalone flavour"), "{err}");
+    }
+
+    #[test]
+    fn an_agent_that_never_answers_ends_the_call_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        // Listens, never accepts: the connection waits in the backlog, unanswered.
+        let socket = wire::socket().unwrap();
+        let addr = rustix::net::SocketAddrUnix::new(path.as_path()).unwrap();
+        rustix::net::bind(&socket, &addr).unwrap();
+        rustix::net::listen(&socket, 1).unwrap();
+        let client = Client::connect(&path)
+            .unwrap()
+            .with_timeout(Duration::from_millis(100));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(client.cancel()));
+        let got = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("cancel still waits for the agent");
+        let err = got.unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "the agent did not answer 'cancel' within 100ms"
+        );
+    }
+
+    #[test]
     fn no_agent_says_how_to_start_one() {
         let dir = tempfile::tempdir().unwrap();
         let err = Client::connect(dir.path().join("agent.sock")).unwrap_err();
         assert!(err.to_string().contains("start 'luoctl agent'"), "{err}");
+    }
+
+    #[test]
+    fn a_socket_directory_others_may_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Listener::bind(run.join("agent.sock")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("chmod go-w {}", run.display())),
+            "{text}"
+        );
+        assert!(!run.join("agent.sock").exists());
     }
 
     #[test]

@@ -8,14 +8,21 @@
 //! keep NAME TOKEN...        + one file per token   -> ok kept NAME COUNT
 //! claim NAME TOKEN...                              -> ok claimed NAME COUNT + the files
 //! restored NAME                                    -> ok restored NAME
-//! prepare                                          -> ok ready [TRANSITIONS]
-//! ready                                            -> ok ready [TRANSITIONS]
+//! prepare [TIMEOUT_MS]                             -> ok ready [TRANSITIONS] | timeout MS
+//! ready [TIMEOUT_MS]                               -> ok ready [TRANSITIONS] | timeout MS
 //! cancel                                           -> ok cancelled SESSIONS
+//! finish                                           -> ok finished SESSIONS WAITING
 //! ```
+//!
+//! A token appears once per request. `prepare` and `ready` carry how long the client waits
+//! (the agent waits at most [`READY_LIMIT`](super::READY_LIMIT)); the agent answers `timeout`
+//! with how long it waited when the hooks were not done by then, so the client tells a
+//! timeout from a refusal without racing the agent's clock.
 //!
 //! Any request may instead be answered `error MESSAGE`, a sentence meant for a person.
 
 use std::fmt;
+use std::time::Duration;
 
 /// The longest message, with its words; longer ones are refused.
 pub const MAX_MESSAGE: usize = 4096;
@@ -47,12 +54,23 @@ pub enum Request {
         name: String,
     },
     /// Observer flavour: preserve every kept file, run the prepared hooks, answer when ready.
-    Prepare,
+    Prepare {
+        /// How long the client waits (the agent waits at most this long); `None`: the
+        /// agent's own limit.
+        timeout: Option<Duration>,
+    },
     /// Answer once the prepared hooks of the current `prepared` state all succeeded.
-    Ready,
+    Ready {
+        /// How long the client waits (the agent waits at most this long); `None`: the
+        /// agent's own limit.
+        timeout: Option<Duration>,
+    },
     /// Observer flavour: close the outgoing sessions, so their files are no longer preserved
     /// (mainline's cancel); the files stay kept for a later prepare.
     Cancel,
+    /// Observer flavour: a person's finish (after a failed updated hook was dealt with):
+    /// finish every restored incoming session now, and each one restored from now on.
+    Finish,
 }
 
 /// The agent's answer.
@@ -87,6 +105,18 @@ pub enum Reply {
         /// How many sessions.
         sessions: usize,
     },
+    /// The restored incoming sessions were finished; claimed ones not restored yet wait.
+    Finished {
+        /// How many sessions were finished now.
+        sessions: usize,
+        /// How many claimed sessions wait for their workload's restore.
+        waiting: usize,
+    },
+    /// The prepared hooks were not done within the wait, which lasted this long.
+    TimedOut {
+        /// How long the agent waited.
+        after: Duration,
+    },
     /// The request failed; the text says why and what to do.
     Error(String),
 }
@@ -118,9 +148,10 @@ impl fmt::Display for Request {
             Self::Keep { name, tokens } => write_words(f, "keep", name, tokens),
             Self::Claim { name, tokens } => write_words(f, "claim", name, tokens),
             Self::Restored { name } => write!(f, "restored {name}"),
-            Self::Prepare => f.write_str("prepare"),
-            Self::Ready => f.write_str("ready"),
+            Self::Prepare { timeout } => write_wait(f, "prepare", *timeout),
+            Self::Ready { timeout } => write_wait(f, "ready", *timeout),
             Self::Cancel => f.write_str("cancel"),
+            Self::Finish => f.write_str("finish"),
         }
     }
 }
@@ -136,6 +167,8 @@ impl fmt::Display for Reply {
             } => write!(f, "ok ready {n}"),
             Self::Ready { transitions: None } => f.write_str("ok ready"),
             Self::Cancelled { sessions } => write!(f, "ok cancelled {sessions}"),
+            Self::Finished { sessions, waiting } => write!(f, "ok finished {sessions} {waiting}"),
+            Self::TimedOut { after } => write!(f, "timeout {}", millis(*after)),
             // One line: the message is a datagram, but a person reads it in a log.
             Self::Error(text) => write!(f, "error {}", text.replace('\n', " ")),
         }
@@ -145,6 +178,19 @@ impl fmt::Display for Reply {
 fn write_words(f: &mut fmt::Formatter<'_>, verb: &str, name: &str, tokens: &[u64]) -> fmt::Result {
     write!(f, "{verb} {name}")?;
     tokens.iter().try_for_each(|token| write!(f, " {token}"))
+}
+
+fn write_wait(f: &mut fmt::Formatter<'_>, verb: &str, timeout: Option<Duration>) -> fmt::Result {
+    match timeout {
+        Some(timeout) => write!(f, "{verb} {}", millis(timeout)),
+        None => f.write_str(verb),
+    }
+}
+
+/// `duration` in whole milliseconds, as the protocol carries it (saturating: a client's wait
+/// of centuries is the agent's limit anyway).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Request {
@@ -162,6 +208,19 @@ impl Request {
                         tokens.len()
                     )));
                 }
+                // A token names one file of the session: twice in `keep`, the second preserve
+                // of it would fail at every prepare, for every workload; twice in `claim`, the
+                // second retrieve fails.
+                if let Some(twice) = tokens
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, token)| tokens[..i].contains(token).then_some(token))
+                {
+                    return Err(Malformed(format!(
+                        "token {twice} is given twice; each file of a session has a token of \
+                         its own"
+                    )));
+                }
                 if verb == "keep" {
                     Self::Keep { name, tokens }
                 } else {
@@ -171,9 +230,14 @@ impl Request {
             "restored" => Self::Restored {
                 name: name(words.next(), verb)?,
             },
-            "prepare" => Self::Prepare,
-            "ready" => Self::Ready,
+            "prepare" => Self::Prepare {
+                timeout: words.next().map(timeout).transpose()?,
+            },
+            "ready" => Self::Ready {
+                timeout: words.next().map(timeout).transpose()?,
+            },
             "cancel" => Self::Cancel,
+            "finish" => Self::Finish,
             _ => return Err(Malformed(format!("unknown request '{}'", clip(verb)))),
         };
         match words.next() {
@@ -215,6 +279,13 @@ impl Reply {
             ["ok", "cancelled", n] => Ok(Self::Cancelled {
                 sessions: count(n)?,
             }),
+            ["ok", "finished", n, w] => Ok(Self::Finished {
+                sessions: count(n)?,
+                waiting: count(w)?,
+            }),
+            ["timeout", ms] => Ok(Self::TimedOut {
+                after: timeout(ms)?,
+            }),
             _ => Err(Malformed(format!("unknown reply '{}'", clip(text)))),
         }
     }
@@ -229,6 +300,12 @@ fn name(word: Option<&str>, verb: &str) -> Result<String, Malformed> {
         ))),
         None => Err(Malformed(format!("'{verb}' needs a session name"))),
     }
+}
+
+fn timeout(word: &str) -> Result<Duration, Malformed> {
+    word.parse()
+        .map(Duration::from_millis)
+        .map_err(|_| Malformed(format!("not a time in milliseconds: '{}'", clip(word))))
 }
 
 fn token(word: &str) -> Result<u64, Malformed> {
@@ -261,9 +338,16 @@ mod tests {
                 tokens: vec![7],
             },
             Request::Restored { name: "x".into() },
-            Request::Prepare,
-            Request::Ready,
+            Request::Prepare { timeout: None },
+            Request::Prepare {
+                timeout: Some(Duration::from_secs(600)),
+            },
+            Request::Ready { timeout: None },
+            Request::Ready {
+                timeout: Some(Duration::from_millis(1500)),
+            },
             Request::Cancel,
+            Request::Finish,
         ];
         for request in requests {
             assert_eq!(Request::parse(&request.to_string()), Ok(request));
@@ -287,6 +371,13 @@ mod tests {
             },
             Reply::Ready { transitions: None },
             Reply::Cancelled { sessions: 2 },
+            Reply::Finished {
+                sessions: 1,
+                waiting: 2,
+            },
+            Reply::TimedOut {
+                after: Duration::from_secs(120),
+            },
             Reply::Error("no such session 'a'".into()),
         ];
         for reply in replies {
@@ -303,7 +394,11 @@ mod tests {
             ("keep a b", "not a token"),
             ("keep a/b 1", "not a session name"),
             ("claim a 1 -2", "not a token"),
-            ("prepare now", "takes no word"),
+            ("prepare now", "not a time in milliseconds"),
+            ("ready 10 20", "takes no word"),
+            ("finish now", "takes no word"),
+            ("keep a 1 2 1", "token 1 is given twice"),
+            ("claim a 7 7", "token 7 is given twice"),
             ("restored", "needs a session name"),
             ("KEEP a 1", "unknown request"),
         ] {

@@ -9,13 +9,17 @@ use std::time::Duration;
 
 use luo_state::State;
 use rustix::event::{PollFd, PollFlags};
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::io::Errno;
+use rustix::net::{SocketAddrUnix, SocketFlags};
 
 use super::protocol::{Reply, Request};
-use super::store::{Keeper, KeeperEvent, Refusal};
-use super::wire::{self, WireError};
+use super::store::{Keeper, KeeperEvent, NotReady, Refusal};
+use super::wire::{self, WireError, socket};
+use crate::hooks::trust::{self, OpenError, Target};
 
-/// How long `prepare` and `ready` wait for the prepared hooks at most.
+/// How long `prepare` and `ready` wait for the prepared hooks at most: a client that asks for
+/// longer gets this (its request says how long it waits, and the agent answers `timeout` at
+/// the shorter of the two).
 pub const READY_LIMIT: Duration = Duration::from_secs(600);
 
 /// Reads the kernel's state and transition count, when they can be read.
@@ -35,6 +39,11 @@ pub struct Listener {
 impl Listener {
     /// Listens at `path`, creating its directory (mode 0755) if missing.
     ///
+    /// The directory, and every one above it, must be owned by root or the agent's user and
+    /// writable by its owner alone, as the hooks' (see [`crate::hooks::trust`]): whoever may
+    /// write it could put their own socket at `path` once the agent is gone, and be handed
+    /// the workloads' files. Binding fails with `PermissionDenied` and the fix otherwise.
+    ///
     /// A socket left at `path` by an agent that died is replaced; one that answers belongs
     /// to a running agent, and binding fails with `AddrInUse` and a message saying so.
     pub fn bind(path: impl Into<PathBuf>) -> std::io::Result<Self> {
@@ -42,13 +51,16 @@ impl Listener {
         let context = |err: std::io::Error, what: &str| {
             std::io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
         };
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(dir)
-                .map_err(|err| context(err, "cannot create the directory of"))?;
-        }
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|err| context(err, "cannot create the directory of"))?;
+        check_dir(dir)?;
         remove_stale(&path)?;
         let addr =
             SocketAddrUnix::new(path.as_path()).map_err(|e| context(e.into(), "bad path"))?;
@@ -120,13 +132,26 @@ impl Drop for Listener {
     }
 }
 
-fn socket() -> std::io::Result<OwnedFd> {
-    Ok(rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?)
+/// Checks that `dir`, where the socket goes, and the directories above it are trusted: owned
+/// by root or the agent's user, writable by their owner alone (a sticky root directory such
+/// as `/tmp` may be above).
+fn check_dir(dir: &Path) -> std::io::Result<()> {
+    let absolute = std::path::absolute(dir)?;
+    match trust::open(&absolute, Target::Directory) {
+        Ok(_) => Ok(()),
+        Err(OpenError::Untrusted(untrusted)) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "will not listen in {}: {untrusted}; others could put a socket of their own \
+                 in its place",
+                absolute.display()
+            ),
+        )),
+        Err(OpenError::Io { path, source }) => Err(std::io::Error::new(
+            source.kind(),
+            format!("cannot check {}: {source}", path.display()),
+        )),
+    }
 }
 
 /// Removes a socket at `path` that nobody answers on; refuses to remove anything else.
@@ -145,21 +170,38 @@ fn remove_stale(path: &Path) -> std::io::Result<()> {
     }
     let addr = SocketAddrUnix::new(path)?;
     let probe = socket()?;
-    if rustix::net::connect(&probe, &addr).is_ok() {
-        return Err(std::io::Error::new(
+    match rustix::net::connect(&probe, &addr) {
+        Ok(()) => Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
             format!(
                 "another agent listens at {}; one agent per machine",
                 path.display()
             ),
-        ));
+        )),
+        // Nobody listens: the socket of an agent that died.
+        Err(Errno::CONNREFUSED) => std::fs::remove_file(path).map_err(|err| {
+            std::io::Error::new(
+                err.kind(),
+                format!("cannot remove the stale socket {}: {err}", path.display()),
+            )
+        }),
+        // Anything else (a full backlog, EAGAIN, a denied access) does not say the agent is
+        // gone: its socket stays.
+        Err(errno) => Err(std::io::Error::new(
+            std::io::Error::from(errno).kind(),
+            format!(
+                "cannot tell whether an agent listens at {}: connecting to it failed: {errno}; \
+                 if no agent runs, remove it",
+                path.display()
+            ),
+        )),
     }
-    std::fs::remove_file(path)
 }
 
 /// One connected workload.
 struct Peer {
     conn: OwnedFd,
+    /// 0 when not known (a peer outside the agent's pid namespace): only for the log.
     pid: u32,
     allowed: Result<(), Refusal>,
     /// The sessions this peer handed files for that are not preserved yet.
@@ -168,20 +210,19 @@ struct Peer {
 
 impl Peer {
     fn new(conn: OwnedFd) -> Self {
-        let (pid, allowed) = match rustix::net::sockopt::socket_peercred(&conn) {
+        let (pid, allowed) = match wire::peer_cred(&conn) {
             Ok(cred) => {
-                let me = rustix::process::geteuid();
-                let allowed = if cred.uid.is_root() || cred.uid == me {
+                let me = rustix::process::geteuid().as_raw();
+                let allowed = if cred.uid == 0 || cred.uid == me {
                     Ok(())
                 } else {
                     Err(format!(
                         "uid {} may not use this agent: only root and the agent's own user \
-                         (uid {}) may hand over or claim files",
-                        cred.uid.as_raw(),
-                        me.as_raw()
+                         (uid {me}) may hand over or claim files",
+                        cred.uid,
                     ))
                 };
-                (cred.pid.as_raw_nonzero().get().unsigned_abs(), allowed)
+                (cred.pid.unwrap_or(0), allowed)
             }
             Err(err) => (0, Err(format!("cannot read the peer's credentials: {err}"))),
         };
@@ -273,7 +314,67 @@ impl Peer {
                 report_finished(&finished, report);
                 Reply::Restored { name }
             }),
-            Request::Prepare => keeper.preserve_kept().and_then(|preserved| {
+            Request::Prepare { timeout } => {
+                return (self.prepare(timeout, keeper, current, report), Vec::new());
+            }
+            Request::Ready { timeout } => {
+                return (self.wait_ready(timeout, keeper, current), Vec::new());
+            }
+            // The count now, so the cancel answers waiters of this `prepared` and not those of
+            // the next one.
+            Request::Cancel => {
+                keeper
+                    .cancel(current().and_then(|(_, count)| count))
+                    .map(|sessions| {
+                        report(KeeperEvent::Unpreserved { sessions });
+                        Reply::Cancelled { sessions }
+                    })
+            }
+            Request::Finish => finish(keeper, current, report),
+        };
+        (reply.unwrap_or_else(Reply::Error), Vec::new())
+    }
+
+    /// Preserves the kept files, then waits for the prepared hooks; refused outside `normal`
+    /// and `prepared`, before anything is preserved.
+    fn prepare(
+        &self,
+        timeout: Option<Duration>,
+        keeper: &Keeper,
+        current: &Current,
+        report: &Report,
+    ) -> Reply {
+        match current() {
+            Some((State::Normal, _)) => keeper.forget_uncounted(),
+            Some((State::Prepared, _)) => {}
+            // Mainline would take the files while `updated`, but the state shows `prepared`
+            // only once every incoming session is finished: the hooks would not run, and the
+            // files would stay preserved with nobody waiting for them.
+            Some((State::Updated, _)) => {
+                return Reply::Error(
+                    "cannot prepare a live update while the state is updated: the sessions the \
+                     previous kernel handed over must be finished first (each workload claims \
+                     and restores its own, then the agent finishes it after the updated hooks; \
+                     'luoctl finish' finishes the restored ones by hand)"
+                        .to_owned(),
+                );
+            }
+            Some((state, _)) => {
+                return Reply::Error(format!(
+                    "cannot prepare a live update while the state is {state}; wait until it is \
+                     normal"
+                ));
+            }
+            None => {
+                return Reply::Error(
+                    "cannot prepare a live update: the agent cannot read the state; check \
+                     that the module is loaded and the agent's --state-file"
+                        .to_owned(),
+                );
+            }
+        }
+        match keeper.preserve_kept() {
+            Ok(preserved) => {
                 for (name, count, took) in &preserved {
                     report(KeeperEvent::Preserved {
                         name,
@@ -281,23 +382,73 @@ impl Peer {
                         took: *took,
                     });
                 }
-                self.wait_ready(keeper, current)
-            }),
-            Request::Ready => self.wait_ready(keeper, current),
-            Request::Cancel => keeper.cancel().map(|sessions| {
-                report(KeeperEvent::Unpreserved { sessions });
-                Reply::Cancelled { sessions }
-            }),
-        };
-        (reply.unwrap_or_else(Reply::Error), Vec::new())
+                self.wait_ready(timeout, keeper, current)
+            }
+            Err(refusal) => Reply::Error(refusal),
+        }
     }
 
-    fn wait_ready(&self, keeper: &Keeper, current: &Current) -> Result<Reply, Refusal> {
-        let mark = keeper.wait_ready(READY_LIMIT, current, || hung_up(&self.conn))?;
-        Ok(Reply::Ready {
-            transitions: mark.transitions,
-        })
+    /// Waits for the prepared hooks as long as the client does, at most [`READY_LIMIT`].
+    fn wait_ready(&self, timeout: Option<Duration>, keeper: &Keeper, current: &Current) -> Reply {
+        let limit = timeout.map_or(READY_LIMIT, |timeout| timeout.min(READY_LIMIT));
+        match keeper.wait_ready(limit, current, || hung_up(&self.conn)) {
+            Ok(mark) => Reply::Ready {
+                transitions: mark.transitions,
+            },
+            Err(NotReady::TimedOut(after)) => Reply::TimedOut { after },
+            Err(NotReady::Refused(why)) => Reply::Error(why),
+        }
     }
+}
+
+/// A person's finish (observer flavour): finishes the restored incoming sessions now, and
+/// lets the ones restored later be finished at once; refused outside `updated`. A failed
+/// finish is logged and refuses the request, naming the session.
+fn finish(keeper: &Keeper, current: &Current, report: &Report) -> Result<Reply, Refusal> {
+    if !keeper.has_sessions() {
+        return Err(
+            "there is no session to finish: luo runs in the standalone flavour, where \
+                    'luoctl finish' sends the finish event itself"
+                .to_owned(),
+        );
+    }
+    match current() {
+        Some((State::Updated, _)) => {}
+        Some((state, _)) => {
+            return Err(format!(
+                "the state is {state}, not updated: no session the previous kernel handed over \
+                 waits to be finished"
+            ));
+        }
+        None => {
+            return Err(
+                "the agent cannot read the state; check that the module is loaded and \
+                        the agent's --state-file"
+                    .to_owned(),
+            );
+        }
+    }
+    let (finished, waiting) = keeper.allow_finish();
+    report_finished(&finished, report);
+    let failed: Vec<String> = finished
+        .iter()
+        .filter_map(|(name, result)| {
+            result
+                .as_ref()
+                .err()
+                .map(|error| format!("session '{name}': {error}"))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "finishing failed, and those sessions stay open: {}; 'luoctl finish' tries again",
+            failed.join("; ")
+        ));
+    }
+    Ok(Reply::Finished {
+        sessions: finished.len(),
+        waiting,
+    })
 }
 
 /// Reports the finish of each session in `finished`.

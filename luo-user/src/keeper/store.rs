@@ -119,6 +119,10 @@ struct Inner {
     /// The updated hooks all succeeded: a restored session may be finished.
     finish_allowed: bool,
     hooks: Hooks,
+    /// Whether the agent runs a hook now (of any state), and since when it does not: a
+    /// `prepared` it has not acted on yet may just wait behind the hooks of the state before.
+    hook_running: bool,
+    idle_since: Instant,
 }
 
 /// The files and sessions `luoctl agent` keeps for the workloads (see [`super`]).
@@ -150,6 +154,8 @@ impl Keeper {
                 restored: BTreeSet::new(),
                 finish_allowed: false,
                 hooks: Hooks::Idle,
+                hook_running: false,
+                idle_since: Instant::now(),
             }),
             changed: Condvar::new(),
             device: device.into(),
@@ -192,6 +198,10 @@ impl Keeper {
     }
 
     /// Keeps `files` for session `name` under `tokens` until the prepare preserves them.
+    ///
+    /// Refuses a file mainline cannot preserve (anything but an unlinked memfd that is not
+    /// hugetlb), since it would fail every later prepare, and a name whose session is
+    /// preserved already (see below).
     pub fn keep(&self, name: &str, tokens: &[u64], files: Vec<OwnedFd>) -> Result<(), Refusal> {
         self.need_sessions()?;
         if tokens.len() != files.len() {
@@ -201,10 +211,25 @@ impl Keeper {
                 files.len()
             ));
         }
+        for (token, file) in tokens.iter().zip(&files) {
+            preservable(file).map_err(|why| format!("the file of token {token} {why}"))?;
+        }
         let mut inner = self.lock();
         if inner.kept.contains_key(name) {
             return Err(format!(
                 "session '{name}' is already kept; one workload per session name"
+            ));
+        }
+        // Its workload went away after the prepare (the shutdown of `systemctl kexec` stops
+        // it) and its session still preserves the files it had: those are what the next
+        // kernel gets, and the prepare would skip a new set under the same name. Replacing
+        // the session would throw away what was preserved; refusing loses nothing, and a
+        // person who wants the new files preserved instead says so with a cancel.
+        if inner.outgoing.contains_key(name) {
+            return Err(format!(
+                "session '{name}' is preserved already, with the files handed over before the \
+                 last prepare; run 'luoctl cancel' to close it, then hand the files over again \
+                 and run 'luoctl prepare'"
             ));
         }
         inner
@@ -276,15 +301,34 @@ impl Keeper {
     }
 
     /// A person's cancel (observer flavour): closes the outgoing sessions, and a waiter for
-    /// readiness is told. Returns how many sessions were closed.
-    pub fn cancel(&self) -> Result<usize, Refusal> {
+    /// readiness is told. `transitions` is the kernel's count read at the cancel (when it
+    /// counts): the cancel is about the `prepared` of that count, not about the one a later
+    /// prepare makes. Returns how many sessions were closed.
+    pub fn cancel(&self, transitions: Option<u64>) -> Result<usize, Refusal> {
         self.need_sessions()?;
         let sessions = self.unpreserve();
-        self.hooks_failed(
-            None,
+        self.set(Hooks::Failed(
+            transitions,
             "the live update was cancelled (luoctl cancel)".to_owned(),
-        );
+        ));
         Ok(sessions)
+    }
+
+    /// A new prepare starts from `normal`: what the agent recorded without a transition count
+    /// (a module older than the counter, or a cancel whose count could not be read) is about
+    /// an earlier `prepared`, and would otherwise answer the waiter of this one at once.
+    pub(super) fn forget_uncounted(&self) {
+        let mut inner = self.lock();
+        if matches!(
+            inner.hooks,
+            Hooks::Failed(None, _)
+                | Hooks::Ready(Mark {
+                    transitions: None,
+                    ..
+                })
+        ) {
+            inner.hooks = Hooks::Idle;
+        }
     }
 
     /// Retrieves the incoming session `name` and its files under `tokens`, in order.
@@ -318,13 +362,20 @@ impl Keeper {
         Ok(finish_restored(&mut inner))
     }
 
-    /// The updated hooks all succeeded: finishes every restored session now, and each one
-    /// restored from now on. Returns the sessions finished, and how many claimed ones wait.
+    /// The updated hooks all succeeded (or a person said to finish): finishes every restored
+    /// session now, and each one restored from now on. Returns the sessions finished (each
+    /// with how its finish went: a failed one stays open), and how many claimed ones wait for
+    /// their workload's restore.
     pub fn allow_finish(&self) -> (Finished, usize) {
         let mut inner = self.lock();
         inner.finish_allowed = true;
         let finished = finish_restored(&mut inner);
-        let waiting = inner.incoming.len();
+        // Those whose finish failed are still there, restored: they do not wait for a restore.
+        let waiting = inner
+            .incoming
+            .keys()
+            .filter(|name| !inner.restored.contains(*name))
+            .count();
         (finished, waiting)
     }
 
@@ -338,22 +389,42 @@ impl Keeper {
         self.set(Hooks::Ready(mark));
     }
 
-    /// A prepared hook of `mark` failed (`None`: a cancel, whatever the count).
+    /// A prepared hook of `mark` failed (`None`: whatever the count).
     pub fn hooks_failed(&self, mark: Option<Mark>, why: String) {
         self.set(Hooks::Failed(mark.and_then(|mark| mark.transitions), why));
     }
 
     /// The agent acted on `state`, which is not `prepared`, at `mark`: a waiter for the hooks
     /// of the `prepared` before it is told.
+    ///
+    /// A failure recorded without a transition count is forgotten here: it was about the
+    /// `prepared` the state just left, and kept, it would answer the waiter of every later
+    /// `prepared` at once (it matches whatever the count).
     pub fn left_prepared(&self, state: State, mark: Mark) {
         let mut inner = self.lock();
-        if matches!(inner.hooks, Hooks::Running(_) | Hooks::Ready(_)) {
-            inner.hooks = Hooks::Failed(
-                mark.transitions,
-                format!("the state moved to {state} before the kexec"),
-            );
-            self.changed.notify_all();
+        match inner.hooks {
+            Hooks::Running(_) | Hooks::Ready(_) => {
+                inner.hooks = Hooks::Failed(
+                    mark.transitions,
+                    format!("the state moved to {state} before the kexec"),
+                );
+                self.changed.notify_all();
+            }
+            Hooks::Failed(None, _) => inner.hooks = Hooks::Idle,
+            Hooks::Idle | Hooks::Failed(Some(_), _) => {}
         }
+    }
+
+    /// The agent started (`true`) or ended (`false`) a hook, of any state. While one runs, a
+    /// waiter does not count the time towards [`STALE_LIMIT`]: the agent runs hooks one at a
+    /// time, so a `prepared` that came meanwhile is acted on once they are done.
+    pub fn hook_running(&self, running: bool) {
+        let mut inner = self.lock();
+        inner.hook_running = running;
+        if !running {
+            inner.idle_since = Instant::now();
+        }
+        self.changed.notify_all();
     }
 
     fn set(&self, hooks: Hooks) {
@@ -363,19 +434,21 @@ impl Keeper {
 
     /// Waits until the prepared hooks of the `prepared` state that `current` reads succeeded,
     /// one failed, or `timeout` passed; `gone` is asked every second whether the waiter left.
+    /// `current` answers `None` when it cannot tell (the state or the count could not be
+    /// read): then no mark is taken for this state's.
     ///
     /// `current` reads the kernel's state and transition count: a mark with a count answers
     /// only for that count, so a `prepared` that came and went and came back between two reads
     /// is not taken for the one whose hooks ran. The agent follows the state's word, so it is
     /// not woken by such a round trip: when its last mark stays older than the count for
-    /// [`STALE_LIMIT`] ([`Keeper::with_stale_limit`]), the wait ends saying so, instead of at
-    /// the timeout.
+    /// [`STALE_LIMIT`] ([`Keeper::with_stale_limit`]) while it runs no hook
+    /// ([`Keeper::hook_running`]), the wait ends saying so, instead of at the timeout.
     pub fn wait_ready(
         &self,
         timeout: Duration,
         current: impl Fn() -> Option<(State, Option<u64>)>,
         gone: impl Fn() -> bool,
-    ) -> Result<Mark, Refusal> {
+    ) -> Result<Mark, NotReady> {
         let start = Instant::now();
         let deadline = start + timeout;
         let mut inner = self.lock();
@@ -386,37 +459,39 @@ impl Keeper {
             let fresh = |at: Option<u64>| at.is_none() || count.is_none() || at == count;
             match (&inner.hooks, now) {
                 (_, Some((state, _))) if state != State::Prepared => {
-                    return Err(format!(
+                    return Err(NotReady::Refused(format!(
                         "the state is {state}, not prepared: nothing to kexec; run \
                          'luoctl prepare' first"
-                    ));
+                    )));
                 }
                 (Hooks::Ready(mark), Some(_)) if fresh(mark.transitions) => return Ok(*mark),
-                (Hooks::Failed(at, why), _) if fresh(*at) => return Err(why.clone()),
+                (Hooks::Failed(at, why), _) if fresh(*at) => {
+                    return Err(NotReady::Refused(why.clone()));
+                }
                 (Hooks::Ready(Mark { transitions, .. }), _)
                 | (Hooks::Failed(transitions @ Some(_), _), _)
-                    if start.elapsed() >= self.stale_limit =>
+                    if !inner.hook_running
+                        && Instant::now()
+                            .saturating_duration_since(start.max(inner.idle_since))
+                            >= self.stale_limit =>
                 {
-                    return Err(format!(
+                    return Err(NotReady::Refused(format!(
                         "the agent's last prepared hooks were for transition {}, and it has \
                          not acted on this prepared state (transition {}): a cancel and a new \
                          prepare came between two of its reads, which coalesce; run 'luoctl \
                          cancel', then 'luoctl prepare' again",
                         transitions.unwrap_or_default(),
                         count.unwrap_or_default()
-                    ));
+                    )));
                 }
                 _ => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "the prepared hooks did not finish within {}",
-                    humantime::format_duration(timeout)
-                ));
+                return Err(NotReady::TimedOut(timeout));
             }
             if gone() {
-                return Err("the waiter went away".to_owned());
+                return Err(NotReady::Refused("the waiter went away".to_owned()));
             }
             inner = self
                 .changed
@@ -427,10 +502,62 @@ impl Keeper {
     }
 }
 
-/// How long a waiter gives the agent to act on a `prepared` state newer than its last mark:
-/// the agent acts within a moment of a change it sees (seconds under TCG and load), so longer
-/// means it did not see this one.
+/// How long a waiter gives the agent, once it runs no hook, to act on a `prepared` state newer
+/// than its last mark: the agent acts within a moment of a change it sees (seconds under TCG
+/// and load), so longer means it did not see this one.
 pub const STALE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Why [`Keeper::wait_ready`] ended without the hooks' success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotReady {
+    /// The hooks were not done within the wait, which lasted this long.
+    TimedOut(Duration),
+    /// A hook failed, the state is not `prepared`, the agent missed it, or the waiter left:
+    /// the text says which and what to do.
+    Refused(Refusal),
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TimedOut(timeout) => write!(
+                f,
+                "the prepared hooks did not finish within {}",
+                humantime::format_duration(*timeout)
+            ),
+            Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Why mainline cannot preserve `file`, if it cannot: in Linux 7.3 only an unlinked memfd
+/// that is not hugetlb (`mm/memfd_luo.c`). Checked at `keep`, since a file that cannot be
+/// preserved fails the prepare of every workload, not only its own.
+fn preservable(file: &OwnedFd) -> Result<(), String> {
+    // Seals exist only on shmem and hugetlbfs files: anything else answers EINVAL.
+    rustix::fs::fcntl_get_seals(file).map_err(|errno| {
+        format!(
+            "is not a memfd (F_GET_SEALS: {errno}); only memfds (memfd_create(2)) cross the \
+             kexec"
+        )
+    })?;
+    let fs = rustix::fs::fstatfs(file).map_err(|errno| format!("cannot be examined: {errno}"))?;
+    // `f_type` is signed on some architectures; the magic is the low 32 bits.
+    if fs.f_type as u32 == linux_raw_sys::general::HUGETLBFS_MAGIC {
+        return Err(
+            "is a hugetlb memfd, which mainline cannot preserve; use a memfd without \
+                    MFD_HUGETLB"
+                .to_owned(),
+        );
+    }
+    let stat = rustix::fs::fstat(file).map_err(|errno| format!("cannot be examined: {errno}"))?;
+    if stat.st_nlink != 0 {
+        return Err("is a file with a name on tmpfs, not a memfd; only memfds \
+                    (memfd_create(2)) cross the kexec"
+            .to_owned());
+    }
+    Ok(())
+}
 
 /// Finishes each restored incoming session, if allowed; a session whose finish fails stays
 /// open (and restored) for the next try.
@@ -456,19 +583,36 @@ fn finish_restored(inner: &mut Inner) -> Finished {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use linux_raw_sys::general::TMPFS_MAGIC;
+
     use super::*;
 
     fn prepared(count: u64) -> impl Fn() -> Option<(State, Option<u64>)> {
         move || Some((State::Prepared, Some(count)))
     }
 
+    /// A memfd, the one kind of file mainline preserves.
+    fn memfd() -> OwnedFd {
+        rustix::fs::memfd_create("luo-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap()
+    }
+
+    fn mark(transitions: Option<u64>, seq: u64) -> Mark {
+        Mark { transitions, seq }
+    }
+
+    fn refusal(err: NotReady) -> String {
+        match err {
+            NotReady::Refused(why) => why,
+            other => panic!("not a refusal: {other}"),
+        }
+    }
+
     #[test]
     fn readiness_is_for_the_count_whose_hooks_ran() {
         let keeper = Keeper::new("/nonexistent", false);
-        let mark = Mark {
-            transitions: Some(3),
-            seq: 1,
-        };
+        let mark = mark(Some(3), 1);
         keeper.hooks_ready(mark);
         assert_eq!(
             keeper.wait_ready(Duration::ZERO, prepared(3), || false),
@@ -478,7 +622,21 @@ mod tests {
         let err = keeper
             .wait_ready(Duration::from_millis(10), prepared(5), || false)
             .unwrap_err();
-        assert!(err.contains("did not finish within"), "{err}");
+        assert_eq!(err, NotReady::TimedOut(Duration::from_millis(10)));
+        assert!(
+            err.to_string().contains("did not finish within 10ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_state_that_cannot_be_read_is_never_taken_for_the_marked_one() {
+        let keeper = Keeper::new("/nonexistent", false);
+        keeper.hooks_ready(mark(None, 1));
+        let err = keeper
+            .wait_ready(Duration::from_millis(10), || None, || false)
+            .unwrap_err();
+        assert_eq!(err, NotReady::TimedOut(Duration::from_millis(10)));
     }
 
     #[test]
@@ -486,41 +644,59 @@ mod tests {
         let keeper = Keeper::new("/nonexistent", false).with_stale_limit(Duration::from_millis(50));
         // The hooks ran and failed for transition 1; the state came back to prepared at 3
         // without the agent seeing it: not refused for 1's failure, but as missed.
-        keeper.hooks_failed(
-            Some(Mark {
-                transitions: Some(1),
-                seq: 1,
-            }),
-            "prepared.d/10-save failed".into(),
+        keeper.hooks_failed(Some(mark(Some(1), 1)), "prepared.d/10-save failed".into());
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::from_secs(30), prepared(3), || false)
+                .unwrap_err(),
         );
-        let err = keeper
-            .wait_ready(Duration::from_secs(30), prepared(3), || false)
-            .unwrap_err();
         assert!(err.contains("for transition 1"), "{err}");
         assert!(err.contains("(transition 3)"), "{err}");
         // A later `prepared` the agent does act on is waited for, and answered (the default
         // limit: the agent acts well within it).
         let keeper = std::sync::Arc::new(Keeper::new("/nonexistent", false));
-        keeper.hooks_failed(
-            Some(Mark {
-                transitions: Some(1),
-                seq: 1,
-            }),
-            "prepared.d/10-save failed".into(),
-        );
+        keeper.hooks_failed(Some(mark(Some(1), 1)), "prepared.d/10-save failed".into());
         let setter = {
             let keeper = keeper.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
-                keeper.hooks_ready(Mark {
-                    transitions: Some(5),
-                    seq: 3,
-                });
+                keeper.hooks_ready(mark(Some(5), 3));
             })
         };
         let got = keeper.wait_ready(Duration::from_secs(30), prepared(5), || false);
         setter.join().unwrap();
         assert_eq!(got.map(|mark| mark.transitions), Ok(Some(5)));
+    }
+
+    #[test]
+    fn the_stale_limit_does_not_run_while_the_agent_runs_a_hook() {
+        let limit = Duration::from_millis(100);
+        let keeper =
+            std::sync::Arc::new(Keeper::new("/nonexistent", false).with_stale_limit(limit));
+        keeper.hooks_failed(Some(mark(Some(1), 1)), "prepared.d/10-save failed".into());
+        // The agent is busy with the hooks of the state before this `prepared`.
+        keeper.hook_running(true);
+        let err = keeper
+            .wait_ready(Duration::from_millis(400), prepared(3), || false)
+            .unwrap_err();
+        assert_eq!(err, NotReady::TimedOut(Duration::from_millis(400)));
+        // Once it runs none, the limit runs from then, not from the waiter's start.
+        let ender = {
+            let keeper = keeper.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                keeper.hook_running(false);
+            })
+        };
+        let start = Instant::now();
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::from_secs(30), prepared(3), || false)
+                .unwrap_err(),
+        );
+        ender.join().unwrap();
+        assert!(err.contains("for transition 1"), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(300) + limit);
     }
 
     #[test]
@@ -530,46 +706,83 @@ mod tests {
         let err = keeper
             .wait_ready(Duration::ZERO, prepared(1), || false)
             .unwrap_err();
-        assert_eq!(err, "10-checkpoint failed");
+        assert_eq!(err, NotReady::Refused("10-checkpoint failed".into()));
 
         let keeper = Keeper::new("/nonexistent", false);
-        keeper.hooks_started(Mark {
-            transitions: None,
-            seq: 1,
-        });
-        keeper.left_prepared(
-            State::Normal,
-            Mark {
-                transitions: None,
-                seq: 2,
-            },
+        keeper.hooks_started(mark(None, 1));
+        keeper.left_prepared(State::Normal, mark(None, 2));
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::ZERO, prepared(1), || false)
+                .unwrap_err(),
         );
-        let err = keeper
-            .wait_ready(Duration::ZERO, prepared(1), || false)
-            .unwrap_err();
         assert!(err.contains("moved to normal"), "{err}");
+    }
+
+    #[test]
+    fn a_cancel_answers_the_waiters_of_its_own_prepared_only() {
+        let keeper = Keeper::new("/nonexistent", true);
+        keeper.hooks_ready(mark(Some(2), 1));
+        assert_eq!(keeper.cancel(Some(2)), Ok(0));
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::ZERO, prepared(2), || false)
+                .unwrap_err(),
+        );
+        assert!(err.contains("cancelled"), "{err}");
+        // The next prepare's `prepared` (count 4) is the hooks' to answer, not the cancel's.
+        keeper.hooks_ready(mark(Some(4), 3));
+        assert_eq!(
+            keeper
+                .wait_ready(Duration::ZERO, prepared(4), || false)
+                .map(|mark| mark.transitions),
+            Ok(Some(4))
+        );
+    }
+
+    #[test]
+    fn without_a_counter_an_old_failure_is_forgotten_once_the_state_moves_on() {
+        let uncounted = || Some((State::Prepared, None));
+        // A cancel: the agent then acts on `normal`.
+        let keeper = Keeper::new("/nonexistent", true);
+        keeper.cancel(None).unwrap();
+        keeper.left_prepared(State::Normal, mark(None, 2));
+        keeper.hooks_started(mark(None, 3));
+        keeper.hooks_ready(mark(None, 3));
+        assert!(
+            keeper
+                .wait_ready(Duration::ZERO, uncounted, || false)
+                .is_ok()
+        );
+        // A state that moved on: forgotten when a prepare starts from `normal`, before the
+        // agent acts on the new `prepared`.
+        keeper.left_prepared(State::Normal, mark(None, 4));
+        keeper.forget_uncounted();
+        let err = keeper
+            .wait_ready(Duration::from_millis(10), uncounted, || false)
+            .unwrap_err();
+        assert_eq!(err, NotReady::TimedOut(Duration::from_millis(10)));
     }
 
     #[test]
     fn a_waiter_in_a_state_other_than_prepared_is_refused_at_once() {
         let keeper = Keeper::new("/nonexistent", false);
-        let err = keeper
-            .wait_ready(
-                Duration::from_secs(60),
-                || Some((State::Normal, None)),
-                || false,
-            )
-            .unwrap_err();
+        let err = refusal(
+            keeper
+                .wait_ready(
+                    Duration::from_secs(60),
+                    || Some((State::Normal, None)),
+                    || false,
+                )
+                .unwrap_err(),
+        );
         assert!(err.contains("run 'luoctl prepare' first"), "{err}");
     }
 
     #[test]
     fn a_waiter_is_woken_when_the_hooks_succeed() {
         let keeper = std::sync::Arc::new(Keeper::new("/nonexistent", false));
-        let mark = Mark {
-            transitions: Some(1),
-            seq: 1,
-        };
+        let mark = mark(Some(1), 1);
         let setter = {
             let keeper = keeper.clone();
             std::thread::spawn(move || {
@@ -592,14 +805,37 @@ mod tests {
     #[test]
     fn one_file_per_token_and_one_workload_per_name() {
         let keeper = Keeper::new("/nonexistent", true);
-        let file = || OwnedFd::from(tempfile::tempfile().unwrap());
-        let err = keeper.keep("vm", &[1, 2], vec![file()]).unwrap_err();
+        let err = keeper.keep("vm", &[1, 2], vec![memfd()]).unwrap_err();
         assert!(err.contains("2 tokens came with 1 files"), "{err}");
-        keeper.keep("vm", &[1], vec![file()]).unwrap();
-        let err = keeper.keep("vm", &[1], vec![file()]).unwrap_err();
+        keeper.keep("vm", &[1], vec![memfd()]).unwrap();
+        let err = keeper.keep("vm", &[1], vec![memfd()]).unwrap_err();
         assert!(err.contains("already kept"), "{err}");
         assert_eq!(keeper.drop_kept("vm"), Some(false));
-        keeper.keep("vm", &[1], vec![file()]).unwrap();
+        keeper.keep("vm", &[1], vec![memfd()]).unwrap();
+    }
+
+    #[test]
+    fn only_an_unlinked_memfd_is_kept() {
+        let keeper = Keeper::new("/nonexistent", true);
+        // A file of a disk file system has no seals.
+        let plain = OwnedFd::from(tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap());
+        let err = keeper
+            .keep("vm", &[1, 2], vec![memfd(), plain])
+            .unwrap_err();
+        assert!(
+            err.starts_with("the file of token 2 is not a memfd"),
+            "{err}"
+        );
+        // A tmpfs file with a name has seals, but mainline takes only unlinked ones.
+        let shm = Path::new("/dev/shm");
+        if rustix::fs::statfs(shm).is_ok_and(|fs| fs.f_type as u32 == TMPFS_MAGIC) {
+            let named = tempfile::NamedTempFile::new_in(shm).unwrap();
+            let fd = OwnedFd::from(named.reopen().unwrap());
+            let err = keeper.keep("vm", &[1], vec![fd]).unwrap_err();
+            assert!(err.contains("a file with a name on tmpfs"), "{err}");
+        }
+        // Nothing of a refused request is kept.
+        assert_eq!(keeper.drop_kept("vm"), None);
     }
 
     #[test]
@@ -607,13 +843,7 @@ mod tests {
         let keeper = Keeper::new("/nonexistent/liveupdate", true);
         let err = keeper.preserve_kept().unwrap_err();
         assert!(err.contains("no workload"), "{err}");
-        keeper
-            .keep(
-                "vm",
-                &[1],
-                vec![OwnedFd::from(tempfile::tempfile().unwrap())],
-            )
-            .unwrap();
+        keeper.keep("vm", &[1], vec![memfd()]).unwrap();
         let err = keeper.preserve_kept().unwrap_err();
         assert!(err.starts_with("session 'vm': "), "{err}");
         assert!(!keeper.lock().kept.is_empty());

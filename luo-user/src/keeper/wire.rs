@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::io::Errno;
 use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
 use super::protocol::{MAX_FILES, MAX_MESSAGE};
@@ -28,6 +28,72 @@ pub enum WireError {
     /// The message is not UTF-8.
     #[error("a message that is not UTF-8 text")]
     NotText,
+    /// The peer did not take the message within the socket's send timeout.
+    #[error("the peer did not take the message in time")]
+    TimedOut,
+}
+
+/// A new socket of the keeper's kind: local, one datagram per message, close-on-exec. The
+/// agent listens on one and each client connects one.
+pub(super) fn socket() -> std::io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Who is at the other end of a connected local socket (`SO_PEERCRED`): the effective uid of
+/// the process that connected (or, seen from a client, that called `listen`), and its pid
+/// when it is visible from this process's pid namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PeerCred {
+    /// The peer's pid; `None` when the kernel reports 0 (a peer outside this pid namespace).
+    pub pid: Option<u32>,
+    /// The peer's effective uid.
+    pub uid: u32,
+}
+
+/// Reads the peer's credentials of the connected local socket `socket`.
+///
+/// Not with rustix's `socket_peercred`: it reads the kernel's `struct ucred` straight into a
+/// `UCred` whose pid is a `NonZeroI32`, and the kernel reports pid 0 for a peer in a pid
+/// namespace this process cannot see (`cred_to_ucred` uses `pid_vnr`), which would be an
+/// invalid value. Here the raw struct is read, and 0 becomes `None`.
+pub(super) fn peer_cred(socket: impl AsFd) -> std::io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len =
+        libc::socklen_t::try_from(size_of::<libc::ucred>()).expect("struct ucred is 12 bytes");
+    // SAFETY: `socket` is an open descriptor for the call's duration (borrowed); `cred` is a
+    // live, writable `struct ucred` and `len` holds its exact size, so the kernel writes at
+    // most that many bytes into it, and every bit pattern is a valid `ucred` (three integers).
+    let result = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd()),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::from_mut(&mut cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if usize::try_from(len).ok() != Some(size_of::<libc::ucred>()) {
+        return Err(std::io::Error::other(format!(
+            "SO_PEERCRED returned {len} bytes, not the {} of struct ucred",
+            size_of::<libc::ucred>()
+        )));
+    }
+    Ok(PeerCred {
+        pid: u32::try_from(cred.pid).ok().filter(|&pid| pid != 0),
+        uid: cred.uid,
+    })
 }
 
 /// Sends `text` with `files` as one datagram.
@@ -42,6 +108,8 @@ pub fn send(socket: impl AsFd, text: &str, files: &[BorrowedFd<'_>]) -> Result<(
         // NOSIGNAL: a peer that went away is an error to report, not a reason to die.
         match rustix::net::sendmsg(&socket, &iov, &mut control, SendFlags::NOSIGNAL) {
             Err(Errno::INTR) => continue,
+            // The send timeout (`SO_SNDTIMEO`) of a client whose agent does not read.
+            Err(Errno::AGAIN) => return Err(WireError::TimedOut),
             Err(errno) => return Err(std::io::Error::from(errno).into()),
             Ok(_) => return Ok(()),
         }
@@ -86,8 +154,6 @@ pub fn recv(socket: impl AsFd) -> Result<(String, Vec<OwnedFd>), WireError> {
 mod tests {
     use std::io::{Read, Seek, Write};
 
-    use rustix::net::{AddressFamily, SocketFlags, SocketType};
-
     use super::*;
 
     fn pair() -> (OwnedFd, OwnedFd) {
@@ -121,6 +187,14 @@ mod tests {
         let (a, b) = pair();
         drop(a);
         assert!(matches!(recv(&b), Err(WireError::Closed)));
+    }
+
+    #[test]
+    fn the_peers_credentials_are_this_process() {
+        let (a, _b) = pair();
+        let cred = peer_cred(&a).unwrap();
+        assert_eq!(cred.uid, rustix::process::geteuid().as_raw());
+        assert_eq!(cred.pid, Some(std::process::id()));
     }
 
     #[test]
