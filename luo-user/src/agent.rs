@@ -176,7 +176,8 @@ pub struct Summary {
     /// The hooks that failed, timed out or could not be started, and the states whose hooks
     /// could not be run at all (an unreadable or untrusted directory or hook).
     pub hooks_failed: u64,
-    /// The cancels and finishes the hooks called for that were refused or given up on.
+    /// The cancels and finishes the hooks called for that were refused or given up on (in the
+    /// observer flavour, each session whose finish failed).
     pub events_failed: u64,
 }
 
@@ -500,6 +501,7 @@ impl Agent {
             }),
             (State::Updated, Ok(()), Some(keeper)) if self.finish => {
                 let (finished, waiting) = keeper.allow_finish();
+                summary.events_failed += finished.iter().filter(|(_, r)| r.is_err()).count() as u64;
                 report(AgentEvent::SessionsFinished {
                     finished: &finished,
                     waiting,

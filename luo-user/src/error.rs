@@ -151,7 +151,7 @@ pub enum Error {
          the state follows the sessions. Preserve a file in a session to prepare ('luoctl \
          prepare' asks the agent to), close the outgoing sessions to cancel ('luoctl cancel' \
          asks the agent to), and finish or close the incoming sessions to finish (the agent \
-         finishes each one its workload restored)"
+         finishes each one its workload restored; 'luoctl finish' asks it to)"
     )]
     Observer {
         /// The device path.

@@ -117,12 +117,7 @@ pub fn run(args: &AgentArgs) -> Result<(), Failure> {
 fn listen(args: &AgentArgs, log: Log, json: bool) -> Result<(Arc<Keeper>, Listener), Failure> {
     let sessions = luo_user::flavour_beside(&args.state.state_file) == Some(Flavour::Observer);
     let keeper = Arc::new(Keeper::new(&args.device.device, sessions));
-    let listener = Listener::bind(&args.socket.socket).map_err(|err| {
-        Failure::Output(io::Error::new(
-            err.kind(),
-            format!("{err} (--no-socket runs the agent without it)"),
-        ))
-    })?;
+    let listener = Listener::bind(&args.socket.socket).map_err(Failure::Socket)?;
     let state_file = args.state.state_file.clone();
     // The count with the state, read exactly (see `Snapshot`); the state alone from a module
     // older than the counter, and only then: with a counter that cannot be read now, the

@@ -50,8 +50,8 @@ pub const DOCUMENTED: [(u8, &str); 12] = [
     (USAGE, "usage error"),
     (
         REFUSED,
-        "refused by the state machine (event not allowed now, kexec outside prepared, or no \
-         events at all: the observer flavour)",
+        "refused by the state machine (event not allowed now, kexec outside prepared), or the \
+         device is mainline's orchestrator, which takes no events",
     ),
     (BUSY, "the control device is busy (another agent holds it)"),
     (
@@ -76,8 +76,9 @@ pub const DOCUMENTED: [(u8, &str); 12] = [
     ),
     (
         AGENT,
-        "no agent listens, or it refused: a prepared hook failed, or the files could not be \
-         preserved (kexec, prepare in the observer flavour)",
+        "no agent listens, or it refused: a prepared hook failed, the files could not be \
+         preserved, or a session could not be finished (kexec; prepare, cancel and finish in \
+         the observer flavour)",
     ),
     (
         TIMEOUT,
@@ -101,6 +102,8 @@ pub enum Failure {
     Agent(Summary),
     /// Talking to the agent's socket failed, or the agent refused.
     Keeper(ClientError),
+    /// The agent cannot listen on its socket (the error names the path).
+    Socket(io::Error),
 }
 
 impl From<Error> for Failure {
@@ -184,6 +187,12 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         Err(Failure::Keeper(err)) => {
             eprintln!("luoctl: error: {err}");
             AGENT
+        }
+        Err(Failure::Socket(err)) => {
+            eprintln!(
+                "luoctl agent: error: cannot listen: {err} (--no-socket runs the agent without it)"
+            );
+            ERROR
         }
         Err(Failure::TimedOut(message)) => {
             eprintln!("luoctl: timed out: {message}");
