@@ -55,10 +55,7 @@ pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
 pub use flavour::Flavour;
 pub use record::{Arrival, Damage, Record};
-pub use show::{
-    show, show_flavour, show_generation, show_transitions, FLAVOUR_SHOW_MAX_LEN,
-    GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
-};
+pub use show::{show, show_flavour, show_generation, show_transitions};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
 
