@@ -91,7 +91,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, longest opening first where one opening starts another, so the first match
-    /// of [`Kind::of`] is the right one.
+    /// of the reader's `Kind::of` (in `log_reader.rs`) is the right one.
     pub const ALL: [Kind; 11] = [
         Kind::Switched,
         Kind::ObserverSwitched,
