@@ -4,10 +4,12 @@
 //!
 //! C header: [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h)
 //!
-//! An [`Attribute`] declares one file: its name, its mode, and the [`AttributeOperations`] that
-//! show it. A [`Registration`] owns the data its attributes show and creates a directory of
-//! them under a [`Kobject`] (`sysfs_create_group()`); each `show` gets a shared reference to
-//! that data and a [`ShowBuffer`] to write to. Dropping the registration removes the directory;
+//! An [`Attribute`] declares one file: its name, its mode, the [`AttributeOperations`] that
+//! show it, and the lockdep class of its file (one per declaration, usually from
+//! [`static_lock_class!`], as each C attribute has a `static` key of its own). A
+//! [`Registration`] owns the data its attributes show and creates a directory of them under a
+//! [`Kobject`] (`sysfs_create_group()`); each `show` gets a shared reference to that data and a
+//! [`ShowBuffer`] to write to. Dropping the registration removes the directory;
 //! the removal waits for running `show` calls and no call starts after it, so the data is
 //! dropped only after its last reader.
 //!
@@ -24,7 +26,11 @@
 //!
 //! ```ignore
 //! use core::fmt::Write;
-//! use kernel::{prelude::*, sync::atomic::{Atomic, Relaxed}, sysfs};
+//! use kernel::{
+//!     prelude::*,
+//!     sync::{atomic::{Atomic, Relaxed}, static_lock_class},
+//!     sysfs,
+//! };
 //!
 //! struct Counter {
 //!     count: Atomic<u64>,
@@ -40,7 +46,8 @@
 //!     }
 //! }
 //!
-//! static COUNT: sysfs::Attribute<Counter> = sysfs::Attribute::new::<CountFile>(c"count", 0o444);
+//! static COUNT: sysfs::Attribute<Counter> =
+//!     sysfs::Attribute::new::<CountFile>(c"count", 0o444, static_lock_class!());
 //! static ATTRIBUTES: [&sysfs::Attribute<Counter>; 1] = [&COUNT];
 //!
 //! // `/sys/kernel/example/count` exists while `registration` does.
@@ -53,6 +60,8 @@
 //! registration.data().count.fetch_add(1, Relaxed);
 //! count.notify();
 //! ```
+//!
+//! [`static_lock_class!`]: kernel::sync::static_lock_class
 
 use core::{
     fmt,
@@ -72,6 +81,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     str::as_char_ptr_in_const_context,
+    sync::LockClassKey,
     types::Opaque, //
 };
 
@@ -87,8 +97,6 @@ mod helpers {
     // bindgen generates in the tree allow the lint for the same reason.
     #[allow(improper_ctypes)]
     extern "C" {
-        #[link_name = "rust_helper_sysfs_attr_init"]
-        pub(super) fn sysfs_attr_init(attr: *mut bindings::attribute);
         #[link_name = "rust_helper_sysfs_kobj_attribute_set_show"]
         pub(super) fn sysfs_kobj_attribute_set_show(
             attr: *mut bindings::kobj_attribute,
@@ -128,31 +136,51 @@ pub trait AttributeOperations {
 
 /// The page a `show` writes to: a bounded writer that refuses what does not fit.
 ///
+/// It holds at most `PAGE_SIZE - 1` bytes, as `sysfs_emit()` writes: `sysfs_kf_seq_show()`
+/// takes a count of `PAGE_SIZE` or more for an overflow, warns ("OOB write or bad count") and
+/// cuts the content to `PAGE_SIZE - 1` bytes.
+///
 /// # Invariants
 ///
-/// `len <= PAGE_SIZE`, and the first `len` bytes of `page` are what was written.
+/// `len < PAGE_SIZE`, and the first `len` bytes of `page` are what was written.
 pub struct ShowBuffer<'a> {
     page: &'a mut [u8; PAGE_SIZE],
     len: usize,
 }
 
 impl<'a> ShowBuffer<'a> {
+    /// The most a `show` may write: the page but its last byte.
+    pub const CAPACITY: usize = PAGE_SIZE - 1;
+
     fn new(page: &'a mut [u8; PAGE_SIZE]) -> Self {
-        // INVARIANT: Nothing is written yet.
+        // INVARIANT: Nothing is written yet, and `0 < PAGE_SIZE`.
         Self { page, len: 0 }
     }
 
-    /// Appends `bytes`, or fails with `EFBIG`, writing nothing, when they do not fit in the
-    /// page.
+    /// Appends `bytes`, or fails with `EFBIG`, writing nothing, when they do not fit.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result {
-        let end = self
-            .len
-            .checked_add(bytes.len())
-            .filter(|&end| end <= PAGE_SIZE)
+        self.write_with(|rest| {
+            rest.get_mut(..bytes.len())?.copy_from_slice(bytes);
+            Some(bytes.len())
+        })
+    }
+
+    /// Lets `write` write in place into the rest of the page and appends the number of bytes it
+    /// returns, which it wrote at the start of the slice it got; `None`, or a number larger than
+    /// that slice, fails with `EFBIG` and appends nothing.
+    ///
+    /// For functions that render into a `&mut [u8]` and return the length, without a copy.
+    pub fn write_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> Result {
+        // Never `None`: `len <= CAPACITY` by the type invariant.
+        let rest = self.page.get_mut(self.len..Self::CAPACITY).ok_or(EFBIG)?;
+        let room = rest.len();
+        let written = write(rest)
+            .filter(|&written| written <= room)
             .ok_or(EFBIG)?;
-        self.page[self.len..end].copy_from_slice(bytes);
-        // INVARIANT: `end <= PAGE_SIZE`, and the bytes up to it were written.
-        self.len = end;
+        // INVARIANT: `written <= room = CAPACITY - len`, so the sum is at most `CAPACITY`, below
+        // `PAGE_SIZE`, and does not overflow; `write` wrote those bytes right after the first
+        // `len`.
+        self.len += written;
         Ok(())
     }
 
@@ -191,15 +219,29 @@ pub struct Attribute<Data> {
     name: &'static CStr,
     mode: u16,
     show: KobjShow,
+    // Read only where `struct attribute` has a key: without lockdep there is none to set.
+    #[cfg_attr(not(CONFIG_DEBUG_LOCK_ALLOC), allow(dead_code))]
+    key: Pin<&'static LockClassKey>,
     _data: PhantomData<fn(&Data)>,
 }
 
 impl<Data: Sync> Attribute<Data> {
     /// Declares an attribute named `name` with permissions `mode`, shown by `O`.
     ///
+    /// `key` is the lockdep class of the file's active references (what `sysfs_attr_init()`
+    /// gives a C attribute): lockdep then tells apart the files of different declarations, so a
+    /// `show` that takes a lock another file's removal holds is reported against the right
+    /// files. Pass [`static_lock_class!`] for a class of this declaration's own.
+    ///
     /// `mode` may only hold read permissions (at most `0o444`), since there is no `store`; in a
     /// `static` this is checked at compile time.
-    pub const fn new<O: AttributeOperations<Data = Data>>(name: &'static CStr, mode: u16) -> Self {
+    ///
+    /// [`static_lock_class!`]: kernel::sync::static_lock_class
+    pub const fn new<O: AttributeOperations<Data = Data>>(
+        name: &'static CStr,
+        mode: u16,
+        key: Pin<&'static LockClassKey>,
+    ) -> Self {
         assert!(
             mode & !0o444 == 0,
             "a read-only sysfs attribute has at most mode 0o444"
@@ -208,6 +250,7 @@ impl<Data: Sync> Attribute<Data> {
             name,
             mode,
             show: show_callback::<O>,
+            key,
             _data: PhantomData,
         }
     }
@@ -218,17 +261,21 @@ impl<Data: Sync> Attribute<Data> {
 ///
 /// # Safety
 ///
-/// `attr` must be the `attribute` of a live [`Slot`] of a registration whose data is
-/// `O::Data`, and `buf` must point to a buffer of `PAGE_SIZE` bytes, valid for writes, that
-/// nothing else accesses during the call (the page sysfs passes to `show`).
+/// `attr` must be the pointer [`Registration::new`] derived from a live [`Slot`] of a
+/// registration whose data is `O::Data` (valid for the whole slot), and `buf` must point to a
+/// buffer of `PAGE_SIZE` bytes, valid for writes, that nothing else accesses during the call
+/// (the page sysfs passes to `show`).
 unsafe extern "C" fn show_callback<O: AttributeOperations>(
     _kobj: *mut bindings::kobject,
     attr: *mut bindings::kobj_attribute,
     buf: *mut c_char,
 ) -> isize {
-    // SAFETY: By the safety requirements `attr` is the first field of a `repr(C)` `Slot`, so
-    // the two pointers are the same; the slot lives while sysfs may call its `show`.
-    let slot = unsafe { &*attr.cast::<Slot<O::Data>>() };
+    // SAFETY: By the safety requirements `attr` is the `attribute` field of a live slot, and it
+    // was derived from a pointer to the whole slot, so stepping back to the slot stays within
+    // what it may access. The slot lives while sysfs may call its `show`, and nothing writes to
+    // it then.
+    let slot =
+        unsafe { &*kernel::container_of!(Opaque::cast_from(attr), Slot<O::Data>, attribute) };
     // SAFETY: The slot points to its registration's data (type invariant of `Slot`), which
     // lives at least as long as the slot.
     let data = unsafe { &*slot.data };
@@ -237,7 +284,7 @@ unsafe extern "C" fn show_callback<O: AttributeOperations>(
     let page = unsafe { &mut *buf.cast::<[u8; PAGE_SIZE]>() };
     let mut buffer = ShowBuffer::new(page);
     match O::show(data, &mut buffer) {
-        // At most `PAGE_SIZE` (type invariant of `ShowBuffer`), so the cast is lossless.
+        // Below `PAGE_SIZE` (type invariant of `ShowBuffer`), so the cast is lossless.
         Ok(()) => buffer.len() as isize,
         Err(err) => err.to_errno() as isize,
     }
@@ -249,9 +296,7 @@ unsafe extern "C" fn show_callback<O: AttributeOperations>(
 ///
 /// Once the registration that holds it is set up, `attribute` is a `kobj_attribute` whose
 /// `show` expects a slot of data type `Data`, and `data` points to that registration's data.
-#[repr(C)]
 struct Slot<Data> {
-    // First, so that the pointer sysfs passes to `show` is the slot's.
     attribute: Opaque<bindings::kobj_attribute>,
     data: *const Data,
 }
@@ -305,6 +350,8 @@ struct Group<Data, const N: usize> {
 }
 
 /// The attributes of a group as C wants them: an array of pointers ending with NULL.
+///
+/// Rust never reads it; C reads it through a pointer to the whole list, up to the terminator.
 #[repr(C)]
 struct List<const N: usize> {
     attributes: [*mut bindings::attribute; N],
@@ -370,29 +417,45 @@ impl<Data: Sync, const N: usize> Registration<Data, N> {
         // SAFETY: Nothing is moved out of the group; sysfs sees none of it yet.
         let inner = unsafe { group.as_mut().get_unchecked_mut() };
         let data: *const Data = &inner.data;
-        let entries = inner.list.attributes.iter_mut();
-        for ((slot, entry), attribute) in inner.slots.iter_mut().zip(entries).zip(attributes) {
+        for (slot, attribute) in inner.slots.iter_mut().zip(attributes) {
+            slot.data = data;
             let raw = slot.attribute.get();
             // SAFETY: `raw` is a zeroed `kobj_attribute` of this allocation that nothing else
             // accesses; its name is a `'static` C string.
             unsafe {
                 (*raw).attr.name = as_char_ptr_in_const_context(attribute.name);
                 (*raw).attr.mode = attribute.mode;
-                helpers::sysfs_attr_init(&raw mut (*raw).attr);
                 helpers::sysfs_kobj_attribute_set_show(raw, Some(attribute.show));
             }
-            slot.data = data;
-            // `attr` is the first field of `struct kobj_attribute`: sysfs gets back to the
-            // `kobj_attribute`, and `show` to the slot, from this pointer.
-            *entry = raw.cast();
+            // What `sysfs_attr_init()` does for C: kernfs takes the key for the file's active
+            // references. The key is pinned for good, so it outlives the file.
+            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+            // SAFETY: As above; `key` is a pointer field of the `attribute`.
+            unsafe {
+                (*raw).attr.key = attribute.key.as_ptr()
+            };
+        }
+        // The pointers sysfs keeps are derived from the objects that contain what is read
+        // through them: `show` steps back from an attribute to its slot, and sysfs reads the
+        // list up to its terminator, past the `N` attributes.
+        let slots = inner.slots.as_mut_ptr();
+        let list = (&raw mut inner.list).cast::<*mut bindings::attribute>();
+        for i in 0..N {
+            // SAFETY: `i < N`, so `slots + i` is a slot of the array and `list + i` one of the
+            // `N` entries before the terminator (`List` is `repr(C)`); both pointers cover what
+            // they contain. Nothing else accesses the list.
+            unsafe {
+                let attribute = Opaque::cast_into(&raw const (*slots.add(i)).attribute);
+                list.add(i).write(&raw mut (*attribute).attr);
+            }
         }
         let raw = inner.group.get();
         // SAFETY: `raw` is a zeroed `attribute_group` of this allocation that nothing else
-        // accesses; the name is a `'static` C string, and the list is NULL-terminated (`List`)
-        // and lives as long as the group.
+        // accesses; the name is a `'static` C string, and `list` points to the whole
+        // NULL-terminated list, which lives as long as the group.
         unsafe {
             (*raw).name = as_char_ptr_in_const_context(name);
-            helpers::sysfs_group_set_attrs(raw, inner.list.attributes.as_mut_ptr());
+            helpers::sysfs_group_set_attrs(raw, list);
         }
         // SAFETY: `parent` is a registered kobject whose type shows `kobj_attribute`s (type
         // invariant of `Kobject`). The group, its attributes and the data they point to stay in

@@ -13,7 +13,6 @@
 #include <linux/kobject.h>
 #include <linux/sysfs.h>
 
-void rust_helper_sysfs_attr_init(struct attribute *attr);
 void rust_helper_sysfs_kobj_attribute_set_show(struct kobj_attribute *attr,
 					       ssize_t (*show)(struct kobject *,
 							       struct kobj_attribute *,

@@ -55,10 +55,7 @@ pub use cell::StateCell;
 pub use event::{Event, UnknownEvent};
 pub use flavour::Flavour;
 pub use record::{Arrival, Damage, Record};
-pub use show::{
-    show, show_flavour, show_generation, show_transitions, FLAVOUR_SHOW_MAX_LEN,
-    GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
-};
+pub use show::{show, show_flavour, show_generation, show_transitions};
 pub use state::{State, UnknownState};
 pub use transition::{next_state, TransitionError};
 
@@ -278,15 +275,6 @@ impl Choice {
             Self::Observer => "the observer of mainline's sessions",
         }
     }
-
-    /// The flavour this choice runs, as the ready line names it.
-    fn flavour(self) -> Flavour {
-        match self {
-            Self::Standalone => Flavour::Standalone,
-            #[cfg(luo_mainline)]
-            Self::Observer => Flavour::Observer,
-        }
-    }
 }
 
 impl kernel::InPlaceModule for Luo {
@@ -304,7 +292,8 @@ impl kernel::InPlaceModule for Luo {
         .pin_chain(move |_| {
             // The time is luo's share of a live update's arrival: from init to the state visible.
             let ready = log::Ready {
-                flavour: choice.flavour(),
+                // What `start` set up, and what `flavour` shows.
+                flavour: orchestrator::flavour(),
                 state: orchestrator::current(),
                 generation: orchestrator::generation(),
                 init_us: start.elapsed().as_micros_ceil(),

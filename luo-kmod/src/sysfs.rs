@@ -17,7 +17,7 @@ use crate::kernel_sysfs::{
     Registration,
     ShowBuffer, //
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::static_lock_class};
 
 use crate::orchestrator::{
     self,
@@ -31,9 +31,7 @@ use crate::path::{
     STATE,
     TRANSITIONS, //
 };
-use crate::{
-    State, FLAVOUR_SHOW_MAX_LEN, GENERATION_SHOW_MAX_LEN, SHOW_MAX_LEN, TRANSITIONS_SHOW_MAX_LEN,
-};
+use crate::State;
 
 /// `state`: the current state's word and a newline; notified on every change.
 struct StateFile;
@@ -47,7 +45,7 @@ impl AttributeOperations for StateFile {
         match view.state() {
             // The module is unloading (`orchestrator::retire`): the interface is gone.
             State::Undefined => Err(ENODEV),
-            state => write_shown::<SHOW_MAX_LEN>(buffer, |bytes| crate::show(state, bytes)),
+            state => buffer.write_with(|rest| crate::show(state, rest)),
         }
     }
 }
@@ -64,9 +62,7 @@ impl AttributeOperations for GenerationFile {
             // The module is unloading, as for `state`.
             return Err(ENODEV);
         }
-        write_shown::<GENERATION_SHOW_MAX_LEN>(buffer, |bytes| {
-            crate::show_generation(view.generation(), bytes)
-        })
+        buffer.write_with(|rest| crate::show_generation(view.generation(), rest))
     }
 }
 
@@ -81,9 +77,7 @@ impl AttributeOperations for FlavourFile {
             // The module is unloading, as for `state`.
             return Err(ENODEV);
         }
-        write_shown::<FLAVOUR_SHOW_MAX_LEN>(buffer, |bytes| {
-            crate::show_flavour(view.flavour(), bytes)
-        })
+        buffer.write_with(|rest| crate::show_flavour(view.flavour(), rest))
     }
 }
 
@@ -100,32 +94,26 @@ impl AttributeOperations for TransitionsFile {
         match view.transitions() {
             // The module is unloading, as for `state`.
             (_, State::Undefined) => Err(ENODEV),
-            (transitions, _) => write_shown::<TRANSITIONS_SHOW_MAX_LEN>(buffer, |bytes| {
-                crate::show_transitions(transitions, bytes)
-            }),
+            (transitions, _) => {
+                buffer.write_with(|rest| crate::show_transitions(transitions, rest))
+            }
         }
     }
 }
 
-/// Writes to `buffer` what one of `luo-sysfs-abi`'s `show` functions makes of a value, through
-/// `N` bytes on the stack, the most that function writes.
-fn write_shown<const N: usize>(
-    buffer: &mut ShowBuffer<'_>,
-    show: impl FnOnce(&mut [u8]) -> Option<usize>,
-) -> Result {
-    let mut bytes = [0; N];
-    // `None` is unreachable: `N` holds everything the function writes.
-    let len = show(&mut bytes).ok_or(EINVAL)?;
-    buffer.write_bytes(&bytes[..len])
-}
+// Each `show` above has one of `luo-sysfs-abi`'s `show` functions render straight into the
+// page: at most a word or a `u64` in decimal and a newline (`SHOW_MAX_LEN` and the like), far
+// below the page's size.
 
-static STATE_ATTRIBUTE: Attribute<View> = Attribute::new::<StateFile>(STATE.name, STATE.mode);
+// Each file has a lockdep class of its own, as a C attribute's `static` would.
+static STATE_ATTRIBUTE: Attribute<View> =
+    Attribute::new::<StateFile>(STATE.name, STATE.mode, static_lock_class!());
 static GENERATION_ATTRIBUTE: Attribute<View> =
-    Attribute::new::<GenerationFile>(GENERATION.name, GENERATION.mode);
+    Attribute::new::<GenerationFile>(GENERATION.name, GENERATION.mode, static_lock_class!());
 static FLAVOUR_ATTRIBUTE: Attribute<View> =
-    Attribute::new::<FlavourFile>(FLAVOUR.name, FLAVOUR.mode);
+    Attribute::new::<FlavourFile>(FLAVOUR.name, FLAVOUR.mode, static_lock_class!());
 static TRANSITIONS_ATTRIBUTE: Attribute<View> =
-    Attribute::new::<TransitionsFile>(TRANSITIONS.name, TRANSITIONS.mode);
+    Attribute::new::<TransitionsFile>(TRANSITIONS.name, TRANSITIONS.mode, static_lock_class!());
 /// In the order of `path::ATTRIBUTES`.
 static ATTRIBUTES: [&Attribute<View>; 4] = [
     &STATE_ATTRIBUTE,

@@ -49,9 +49,14 @@ const _: () = {
 /// A reader that reads the two attributes reads the word twice, and a transition may come in
 /// between. Its protocol (what `luo_user::Snapshot` does):
 /// 1. read `transitions` (count `c1`), then `state` (`s`), then `transitions` again (`c2`);
-/// 2. if `c1 == c2`, then `s` is the state the `c1`-th transition made: the three loads read
-///    one location in program order, so by read-read coherence the middle one read a value
-///    between the other two, and every store raises the count;
+/// 2. if `c1 == c2`, then `s` was stored with the count `c1`: the three loads read one
+///    location in program order, so by read-read coherence the middle one read a value
+///    between the other two, and no store a reader can see lowers the count
+///    ([`StateCell::publish`] raises it by one, [`StateCell::retire`] keeps it, and
+///    [`StateCell::start`], which resets it to 0, runs before any reader exists). So `s` is the
+///    state the `c1`-th transition made, or `Undefined` when the cell was retired after it
+///    (the interface is going away). Once the count saturates at
+///    [`StateCell::MAX_TRANSITIONS`], it no longer tells transitions apart;
 /// 3. otherwise a transition came in between: read again.
 ///
 /// Reading the counter before the state is what matters: a reader that stops after step 1's

@@ -5,13 +5,28 @@
 use crate::{Flavour, State};
 
 /// The length of the longest output of [`show`] (`"undefined\n"`).
-pub const SHOW_MAX_LEN: usize = longest_word() + 1;
+pub const SHOW_MAX_LEN: usize = longest_state_word() + 1;
 
-const fn longest_word() -> usize {
+/// The length of the longest word of a state.
+const fn longest_state_word() -> usize {
     let mut longest = 0;
     let mut i = 0;
     while i < State::ALL.len() {
         let len = State::ALL[i].word().len();
+        if len > longest {
+            longest = len;
+        }
+        i += 1;
+    }
+    longest
+}
+
+/// The length of the longest word of a flavour.
+const fn longest_flavour_word() -> usize {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < Flavour::ALL.len() {
+        let len = Flavour::ALL[i].word().len();
         if len > longest {
             longest = len;
         }
@@ -26,9 +41,8 @@ pub fn show(state: State, buf: &mut [u8]) -> Option<usize> {
     show_word(state.word(), buf)
 }
 
-/// The length of the longest output of [`show_flavour`] (`"standalone\n"`); a unit test
-/// checks it against every flavour.
-pub const FLAVOUR_SHOW_MAX_LEN: usize = Flavour::Standalone.word().len() + 1;
+/// The length of the longest output of [`show_flavour`] (`"standalone\n"`).
+pub const FLAVOUR_SHOW_MAX_LEN: usize = longest_flavour_word() + 1;
 
 /// Writes what reading the `flavour` attribute returns for `flavour` at the start of `buf`
 /// and returns its length, or `None` if `buf` is shorter than that.
@@ -70,18 +84,20 @@ pub fn show_transitions(transitions: u64, buf: &mut [u8]) -> Option<usize> {
 /// `number` in decimal and a newline at the start of `buf`.
 fn show_decimal(number: u64, buf: &mut [u8]) -> Option<usize> {
     // Digits from the lowest, into the end of a scratch buffer; no allocation, no formatter.
+    // It holds the 20 digits of `u64::MAX`, so the walk never runs off its start (`None` then
+    // would be a bug, not a panic).
     let mut digits = [0u8; GENERATION_SHOW_MAX_LEN - 1];
     let mut start = digits.len();
     let mut rest = number;
     loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
+        start = start.checked_sub(1)?;
+        *digits.get_mut(start)? = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    let number = &digits[start..];
+    let number = digits.get(start..)?;
     let len = number.len() + 1;
     let out = buf.get_mut(..len)?;
     let (text, newline) = out.split_at_mut(number.len());

@@ -4,15 +4,6 @@
 #include <linux/sysfs.h>
 
 /*
- * One lockdep class for every attribute Rust sets up at run time, as for the
- * attributes a C loop initialises with one sysfs_attr_init().
- */
-__rust_helper void rust_helper_sysfs_attr_init(struct attribute *attr)
-{
-	sysfs_attr_init(attr);
-}
-
-/*
  * `show` shares a union with `show_const`, or a struct under CONFIG_CFI, which
  * bindgen names after its position; C code assigns it by name.
  */

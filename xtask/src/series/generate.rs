@@ -585,8 +585,13 @@ under an existing kobject, as C users of sysfs_create_group() with a
 named group make one, whose show() callbacks read the data the
 registration owns.
 
-An Attribute<Data> declares a file: its name, its mode and the type
-whose AttributeOperations::show() renders it. A Registration<Data, N>
+An Attribute<Data> declares a file: its name, its mode, the type
+whose AttributeOperations::show() renders it, and a lock class key,
+usually static_lock_class!(). Under CONFIG_DEBUG_LOCK_ALLOC the key
+becomes the attribute's key, as sysfs_attr_init() sets a static key of
+its own, so the files of different declarations get different lockdep
+classes for their active references, as different C attributes do.
+A Registration<Data, N>
 owns the data and builds, in one pinned allocation next to it, the
 kobj_attributes, their NULL-terminated list and the attribute_group
 that sysfs reads; each attribute keeps a pointer back to the data, so
@@ -595,8 +600,12 @@ show() calls and none starts after it, so the data is dropped after
 its last reader.
 
 show() writes through a ShowBuffer, a bounded writer over sysfs's page
-that implements core::fmt::Write: a write that does not fit fails with
-EFBIG, which the reader gets, rather than being clamped.
+that implements core::fmt::Write, and whose write_with() lets a
+function render into the rest of the page in place. It holds at most
+PAGE_SIZE - 1 bytes, as sysfs_emit() writes: sysfs_kf_seq_show()
+warns about a count of PAGE_SIZE or more and cuts it to PAGE_SIZE - 1.
+A write that does not fit fails with EFBIG, which the reader gets,
+instead of a file cut short.
 
 A Notifier wakes the pollers of one file, as sysfs_notify_dirent()
 does. It holds a reference to the file's kernfs node, so it may
@@ -607,10 +616,10 @@ the removed file wakes it, and kernfs answers its poll, and every later
 one, with EPOLLERR | EPOLLPRI, because the node is no longer active.
 
 The sysfs inlines (sysfs_notify_dirent(), sysfs_get_dirent(),
-sysfs_put()) and the sysfs_attr_init() macro get helpers in
-rust/helpers/sysfs.c. So do the assignments of kobj_attribute's show
-and attribute_group's attrs: both sit in an anonymous union, or a
-struct under CONFIG_CFI, which bindgen names by position.
+sysfs_put()) get helpers in rust/helpers/sysfs.c. So do the
+assignments of kobj_attribute's show and attribute_group's attrs: both
+sit in an anonymous union, or a struct under CONFIG_CFI, which bindgen
+names by position.
 
 The shape follows rust/kernel/configfs.rs: operations tied to their
 attribute by a type parameter, one trampoline per callback, the

@@ -12,7 +12,12 @@
 //! A configuration that built is cached by its inputs (a marker holds the key of the series'
 //! diffs; the directory's name keys the rest), so a warm run builds nothing and does not even
 //! apply the series. A changed series rebuilds in the same directory: what it touches, not the
-//! whole of `rust/`.
+//! whole of `rust/`. The marker is read, the directory built and the marker written under the
+//! directory's lock, so a run that finds another building there waits for its result.
+//!
+//! Locks are taken in one order: the configurations' build directories (in [`CONFIGS`]'
+//! order), then the shared git tree ([`tree::lock_tree`]); the in-tree kernel takes the tree,
+//! then its own build directory, which no matrix run takes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,10 +82,13 @@ pub fn run() -> Result {
     let mut pending = Vec::new();
     for config in CONFIGS {
         let build = build_dir(config)?;
+        // Held from the marker's check to its write: another run building here writes the
+        // marker only once it has built, and this run then finds it.
+        let lock = kernel::lock(&build)?;
         if std::fs::read_to_string(build.join(MARKER)).is_ok_and(|done| done == key) {
             eprintln!("    {}: cached ({})", config.name, build.display());
         } else {
-            pending.push((config, build));
+            pending.push((config, build, lock));
         }
     }
     if pending.is_empty() {
@@ -89,7 +97,7 @@ pub fn run() -> Result {
     let _tree_lock = tree::lock_tree()?;
     let patched = tree::apply(&series)?;
     let mut failures = Vec::new();
-    for (config, build) in pending {
+    for (config, build, _lock) in pending {
         let start = Instant::now();
         match build_config(config, &patched, &build) {
             Ok(()) => {
@@ -129,8 +137,9 @@ fn build_dir(config: &Config) -> Result<PathBuf> {
 /// It configures each time: the series' Kconfig changes with the series, and Kbuild's own
 /// update of a `.config` would give an option that became visible its default, not the value
 /// the fragments ask for. The same `.config` again rebuilds nothing.
+///
+/// The caller holds the build directory's lock.
 fn build_config(config: &Config, tree: &Path, build: &Path) -> Result {
-    let _lock = kernel::lock(build)?;
     kernel::configure(tree, build, &config.fragments(), &[config.fragment])?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let log = cache::log(&format!("kernel-matrix-{}", config.name))?;
@@ -154,8 +163,13 @@ fn build_config(config: &Config, tree: &Path, build: &Path) -> Result {
     }
     let objects = build.join(OBJECTS_DIR);
     if let Err(err) = kernel::check_series_warnings(&log, tree::SERIES_FILES) {
-        // make would not compile them again, and the next run would pass without the warning.
+        // make would not compile them again, and the next run would pass without the warning:
+        // luo's objects, and those of the series' other files (the kernel crate, which holds
+        // `kernel::sysfs`, and the C helpers), which `make prepare` builds.
         remove_objects(&objects)?;
+        for object in tree::RUST_OBJECTS {
+            remove_file(&build.join(object))?;
+        }
         return Err(err);
     }
     // An option that is off builds an empty directory, without an error.
@@ -193,6 +207,16 @@ fn remove_objects(dir: &Path) -> Result {
         }
     }
     Ok(())
+}
+
+/// Removes `path` if it exists.
+fn remove_file(path: &Path) -> Result {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {err}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Fails when an object in `dir` refers to a symbol that starts with one of `absent`: the

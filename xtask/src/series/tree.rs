@@ -30,19 +30,25 @@ pub fn lock_tree() -> Result<std::fs::File> {
 }
 
 /// The series' files, or the start of their paths, as the build log names them: the
-/// abstraction, luo (under `kernel/liveupdate/luo_sysfs/`), and the observer hook in mainline's
-/// `kernel/liveupdate/luo_*.c` and `include/linux/liveupdate.h`. A warning about one of them
-/// fails the in-tree build.
+/// abstraction and its C helpers, luo (under `kernel/liveupdate/luo_sysfs/`), and the observer
+/// hook in mainline's `kernel/liveupdate/luo_*.c` and `include/linux/liveupdate.h`. A warning
+/// about one of them fails the in-tree build.
 pub const SERIES_FILES: &[&str] = &[
     generate::ABSTRACTION_PATH,
+    generate::HELPERS_PATH,
     generate::TREE_DIR,
     "kernel/liveupdate/luo_",
     "include/linux/liveupdate.h",
 ];
 
-/// The objects of the series' Rust code in the build directory: the kernel crate (which holds
-/// `kernel::sysfs`) and luo.
-const RUST_OBJECTS: &[&str] = &["rust/kernel.o", "kernel/liveupdate/luo_sysfs/luo.o"];
+/// The objects compiled from the series' files in the build directory: the kernel crate (which
+/// holds `kernel::sysfs`), the C helpers (`rust/helpers/helpers.c` includes `sysfs.c`) and luo.
+/// A build that finds a warning removes them, so that the next one compiles them again.
+pub const RUST_OBJECTS: &[&str] = &[
+    "rust/kernel.o",
+    "rust/helpers/helpers.o",
+    "kernel/liveupdate/luo_sysfs/luo.o",
+];
 
 /// Builds `tree`, the pristine tree with `series` applied, with `CLIPPY=1`; a warning in the
 /// series' Rust files fails the build.
