@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::scenario::demo;
+
 /// What the help says of the environment.
 const ENVIRONMENT: &str = "\
 Environment: LUO_CACHE (default ~/.cache/luo), KDIR (a Rust-enabled kernel build to use \
@@ -74,7 +76,7 @@ pub enum Command {
         #[arg(
             long,
             value_name = "MIB",
-            default_value = "256",
+            default_value_t = demo::DEFAULT_MEMORY_MIB,
             conflicts_with = "standalone"
         )]
         memory_mib: u64,
@@ -92,8 +94,9 @@ pub enum Command {
         /// built-in's live update) and the demo's live-update cycle.
         #[arg(long, conflicts_with = "names")]
         quick: bool,
-        /// The tests to run (names from --list, or a group: `kernel`, `liveupdate`,
-        /// `builtin`); all when none is named.
+        /// The tests to run: names from --list (among them `patches` and `config-matrix`), or
+        /// a group (`kernel`, `liveupdate`, `builtin`, `mainline`, `systemd`); all when none is
+        /// named.
         #[arg(value_name = "NAME", conflicts_with = "list")]
         names: Vec<String>,
     },
@@ -211,7 +214,8 @@ mod tests {
         assert!(parse(&["demo", "--runs", "0"]).is_err());
         assert!(matches!(
             parse(&["demo"]).unwrap(),
-            Some(Command::Demo { runs, standalone: false, memory_mib: 256 }) if runs.get() == 1
+            Some(Command::Demo { runs, standalone: false, memory_mib })
+                if runs.get() == 1 && memory_mib == demo::DEFAULT_MEMORY_MIB
         ));
     }
 }

@@ -19,7 +19,7 @@ use crate::build::cache;
 use crate::build::module;
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests::{self, Suite};
-use crate::scenario::{builtin, demo, liveupdate, mainline, systemd, timeline};
+use crate::scenario::{self, builtin, demo, liveupdate, mainline, systemd, timeline};
 use crate::series;
 
 /// The host's checks, in the order they run: they fail fastest, so they go first.
@@ -103,12 +103,11 @@ pub fn list(only: &[String]) -> Result {
 pub fn run(only: &[String]) -> Result {
     let start = Instant::now();
     let chosen = select(&names(), only)?;
-    let rerun = |name: &str| format!("cargo xtask test {name}");
     for check in HOST
         .iter()
         .filter(|check| chosen.iter().any(|c| c == *check))
     {
-        host(check).map_err(|err| format!("{err}\nrerun it alone: {}", rerun(check)))?;
+        alone(check, host(check))?;
     }
     let kernel = in_group(&chosen, "kernel");
     if !kernel.is_empty() {
@@ -116,8 +115,10 @@ pub fn run(only: &[String]) -> Result {
     }
     let chose = |name: &str| chosen.iter().any(|c| c == name);
     if chose(MAINLINE_REFUSAL) {
-        mainline::test_module_refusal(&module::ensure()?)
-            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_REFUSAL)))?;
+        alone(
+            MAINLINE_REFUSAL,
+            mainline::test_module_refusal(&module::ensure()?),
+        )?;
     }
     let live = in_group(&chosen, "liveupdate");
     if !live.is_empty() {
@@ -130,10 +131,7 @@ pub fn run(only: &[String]) -> Result {
     // The built-in's tests need its kernel, which the series' checks build; alone, they take it
     // from the cache without checking the series again.
     let kernel = if patches {
-        Some(
-            series::check::run()
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(PATCHES)))?,
-        )
+        Some(alone(PATCHES, series::check::run())?)
     } else if !built_in.is_empty()
         || chose(MAINLINE_OBSERVER)
         || chose(MAINLINE_DEMO)
@@ -144,20 +142,22 @@ pub fn run(only: &[String]) -> Result {
         None
     };
     if chose(CONFIG_MATRIX) {
-        series::matrix::run()
-            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(CONFIG_MATRIX)))?;
+        alone(CONFIG_MATRIX, series::matrix::run())?;
     }
     if let Some(kernel) = kernel {
         builtin::run_each(&kernel, &built_in, |t| rerun(&format!("builtin/{t}")))?;
         if chose(MAINLINE_OBSERVER) {
-            mainline::test_observer(&kernel)
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_OBSERVER)))?;
+            alone(MAINLINE_OBSERVER, mainline::test_observer(&kernel))?;
         }
         if chose(MAINLINE_DEMO) {
-            run::step("the demo beside mainline LUO: a 256 MiB memfd kept by luoctl agent");
-            let timeline = demo::Guest::observer(&kernel)
-                .and_then(|guest| guest.cycle(256, |_, _, _| {}))
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_DEMO)))?;
+            let mib = demo::DEFAULT_MEMORY_MIB;
+            run::step(&format!(
+                "the demo beside mainline LUO: a {mib} MiB memfd kept by luoctl agent"
+            ));
+            let timeline = alone(
+                MAINLINE_DEMO,
+                demo::Guest::observer(&kernel).and_then(|guest| guest.cycle(mib, |_, _, _| {})),
+            )?;
             eprintln!("    demo: ok ({})", timeline::summary(&timeline));
         }
         systemd::run_each(&kernel, &under_systemd, |t| rerun(&format!("systemd/{t}")))?;
@@ -168,6 +168,16 @@ pub fn run(only: &[String]) -> Result {
         eprintln!("{} tests passed in {:.0?}", chosen.len(), start.elapsed());
     }
     Ok(())
+}
+
+/// The command that runs the test `name` alone.
+fn rerun(name: &str) -> String {
+    format!("cargo xtask test {name}")
+}
+
+/// `result`, a failure of the test `name` followed by the command that runs it alone.
+fn alone<T>(name: &str, result: Result<T>) -> Result<T> {
+    result.map_err(|report| scenario::rerun_alone(&report, &rerun(name)))
 }
 
 /// The names of `all` that `only` selects: each word is a name, or the group of the names
@@ -311,6 +321,28 @@ mod tests {
             positions.is_sorted(),
             "QUICK lists them in the order they run"
         );
+    }
+
+    #[test]
+    fn the_help_names_every_group_and_the_tests_of_no_group() {
+        let flags = include_str!("flags.rs");
+        let help = flags
+            .split("/// The tests to run:")
+            .nth(1)
+            .and_then(|rest| rest.split("names: Vec<String>").next())
+            .expect("the help of `test`'s names");
+        let mut groups: Vec<String> = names()
+            .iter()
+            .filter_map(|name| name.split_once('/').map(|(group, _)| group.to_owned()))
+            .collect();
+        groups.dedup();
+        for name in groups
+            .iter()
+            .map(String::as_str)
+            .chain([PATCHES, CONFIG_MATRIX])
+        {
+            assert!(help.contains(&format!("`{name}`")), "{name} not in:{help}");
+        }
     }
 
     #[test]
