@@ -89,9 +89,9 @@ pub enum Command {
         /// Name every test, one a line, and run none (with --quick, the quick loop's).
         #[arg(long)]
         list: bool,
-        /// The developer's loop, about four minutes warm on 2 cores: fmt, the guest scripts,
-        /// clippy, the unit and loom tests, one guest per flavour (luoctl on luo.ko, the
-        /// built-in's live update) and the demo's live-update cycle.
+        /// The developer's loop, about two minutes warm on 2 cores: fmt, the guest scripts,
+        /// clippy, the unit and loom tests, luoctl on luo.ko, the standalone demo's cycle, the
+        /// built-in's live update, and the default demo beside mainline LUO (mainline/demo).
         #[arg(long, conflicts_with = "names")]
         quick: bool,
         /// The tests to run: names from --list (among them `patches` and `config-matrix`), or
