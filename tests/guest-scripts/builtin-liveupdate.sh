@@ -4,10 +4,10 @@
 # updated, generation 1, and must have decided so before userspace started. dmesg timestamps
 # tell how long before init the state was known; the `note:` lines carry them to the host.
 #
-# Set by the host: BZIMAGE.
+# Set by the host: BZIMAGE; then lib.sh.
 set -eu
 LUOCTL=target/debug/luoctl
-grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug
+mount_debugfs
 GEN=$(cat /sys/kernel/liveupdate/generation)
 STATE=$(cat /sys/kernel/liveupdate/state)
 stamp() {

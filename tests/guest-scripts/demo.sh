@@ -1,6 +1,6 @@
 # The demo's guest script, run in both boots (xtask/src/scenario/demo.rs sets the variables
 # above this line: LUOCTL, WORKLOAD, COUNTER, HOOKS, BZIMAGE, DIR, MIB, and KO for the
-# standalone flavour).
+# standalone flavour; then puts lib.sh).
 #
 # luoctl agent runs in each kernel with the hooks of contrib/hooks, and a watcher prints each
 # state. Observer flavour (in-tree kernel, liveupdate=on): the workload keeps a counter and MIB
@@ -12,7 +12,7 @@ set -eu
 # The watcher first: the blackout ends when it reads `updated`, so nothing of the script's own
 # setup belongs before it. --follow: luo.ko's state file appears only with the insmod below.
 $LUOCTL watch --json --initial --follow &
-grep -q ' /sys/kernel/debug debugfs' /proc/mounts || mount -t debugfs none /sys/kernel/debug
+mount_debugfs
 if [ -n "${KO:-}" ]; then
     insmod "$KO"
 fi
@@ -22,14 +22,6 @@ export LUO_EXAMPLE_DIR="$DIR/example"
 
 # The hooks as root-owned files that nobody else may write, as the agent demands.
 rm -rf /tmp/hooks && cp -r "$HOOKS" /tmp/hooks && chmod -R go-w /tmp/hooks
-
-wait_for() {
-    i=0
-    while ! eval "$1"; do
-        i=$((i+1)); [ $i -lt "$2" ] || { echo "demo: timed out waiting for: $1"; return 1; }
-        sleep 0.1
-    done
-}
 
 # The agent's JSON records and its log both reach the host, which builds the timeline from the
 # records.
@@ -61,7 +53,13 @@ else
     $COUNTER --dir "$LUO_EXAMPLE_DIR" --from "$LUO_EXAMPLE_DIR/checkpoint" &
     COUNTER_PID=$!
     sleep 2
+    # Still counting: it reported where it restarted (the host checks it is the checkpoint),
+    # and only SIGTERM ends it. kill -0 alone would pass a counter that exited and is not yet
+    # reaped; its status tells.
+    kill -0 "$COUNTER_PID" || { echo "demo: the restarted counter is gone"; exit 1; }
     kill "$COUNTER_PID"
+    set +e; wait "$COUNTER_PID"; STATUS=$?; set -e
+    [ "$STATUS" = 143 ] || { echo "demo: the restarted counter ended with status $STATUS before it was stopped (143: SIGTERM)"; exit 1; }
 fi
 $LUOCTL wait normal --timeout 60 > /dev/null
 sleep 0.5

@@ -6,7 +6,8 @@
 # (transitions, missed) against it.
 #
 # Set by the host: LUOCTL, CHECK (luo-guest-tests), DIR (a host directory that survives the
-# kexec), BZIMAGE, SELFTESTS (mainline's tools/testing/selftests/liveupdate, built).
+# kexec), BZIMAGE, SELFTESTS (mainline's tools/testing/selftests/liveupdate, built); then
+# lib.sh.
 #
 #   boot 1  mainline's own suite with a watcher; a preserved file cancelled by closing its
 #           session; then a 256 MiB memfd, mainline's two kexec tests and an unclaimed session
@@ -35,11 +36,9 @@ watch() {
     "$LUOCTL" watch --initial --json > "$DIR/watch.$boot" 2> "$DIR/watch.$boot.err" &
     WATCHER=$!
     # Its first record is the state found at start: from then on it sees every change.
-    i=0
-    until grep -q '^{' "$DIR/watch.$boot" 2>/dev/null; do
-        i=$((i+1)); [ $i -lt 100 ] || { echo "FAIL: the watcher did not start"; cat "$DIR/watch.$boot.err"; exit 1; }
-        sleep 0.1
-    done
+    # wait_for evaluates its condition: $DIR and $boot expand there.
+    # shellcheck disable=SC2016
+    wait_for 'grep -q "^{" "$DIR/watch.$boot" 2>/dev/null' 100 || { echo "FAIL: the watcher did not start"; cat "$DIR/watch.$boot.err"; exit 1; }
 }
 # The host reads the watcher's records once the guest is gone; these lines say what it saw.
 stop_watch() {

@@ -5,42 +5,13 @@
 # kill, so the session that preserves the workload's memfd is still open at reboot(KEXEC).
 set -eu
 if [ "$LUO_GUEST_PHASE" = setup ]; then
-    # What a package and an administrator would have put on the disk; the overlay is new at
-    # every boot, so the second boot installs the same again.
-    touch /usr/bin/luoctl
-    mount -o bind,ro "$LUOCTL" /usr/bin/luoctl
-    install -d -m 0755 /etc/luo
-    cp -R contrib/hooks /etc/luo/hooks
-    chmod -R go-w /etc/luo/hooks
-    install -m 0644 contrib/systemd/luo-agent.service /etc/systemd/system/luo-agent.service
-    install -d -m 0755 /etc/systemd/system/luo-agent.service.d
-    install -m 0644 contrib/systemd/luo-agent.service.d/observer.conf \
-        /etc/systemd/system/luo-agent.service.d/observer.conf
-    systemctl enable luo-agent.service
+    install_agent observer.conf
     exit 0
 fi
 
 GEN=$(cat /sys/kernel/liveupdate/generation)
 FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
 [ "$FLAVOUR" = observer ] || { echo "luo runs in the $FLAVOUR flavour, not observer (liveupdate=on?)"; exit 1; }
-journal() { journalctl -b -u "$1" -o cat --no-pager; }
-# wait_journal UNIT TEXT SECONDS: until the unit's journal has a line with TEXT.
-wait_journal() {
-    i=0
-    until journal "$1" | grep -q -- "$2"; do
-        i=$((i+1))
-        [ $i -lt $(($3 * 5)) ] || { echo "no '$2' in the journal of $1 after $3 s:"; journal "$1"; exit 1; }
-        sleep 0.2
-    done
-}
-check_ready() {
-    expect_prop Type notify
-    expect_prop UnitFileState enabled
-    expect_prop ActiveState active
-    expect_prop SubState running
-    expect_prop NRestarts 0
-    expect_prop StatusText "state $1"
-}
 # The root storage daemon convention, as systemd loaded the unit and its drop-in: nothing
 # orders or conflicts it with shutdown.target, and its main process has '@' in argv[0].
 check_convention() {

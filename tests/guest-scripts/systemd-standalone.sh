@@ -5,20 +5,8 @@
 set -eu
 EXAMPLE=/var/lib/luo-example
 if [ "$LUO_GUEST_PHASE" = setup ]; then
-    # What a package and an administrator would have put on the disk; the overlay is new at
-    # every boot, so the second boot installs the same again.
-    # luoctl is bound rather than copied: 24 MiB of debug build over 9p cost seconds of TCG.
-    # Marks on the console with the kernel's time: the setup phase is part of the boot time.
-    echo "<6>setup: start" > /dev/kmsg
-    touch /usr/bin/luoctl
-    mount -o bind,ro "$LUOCTL" /usr/bin/luoctl
-    install -d -m 0755 /etc/luo
-    cp -R contrib/hooks /etc/luo/hooks
-    chmod -R go-w /etc/luo/hooks
-    install -m 0644 contrib/systemd/luo-agent.service /etc/systemd/system/luo-agent.service
-    echo "<6>setup: before enable" > /dev/kmsg
-    systemctl enable luo-agent.service
-    echo "<6>setup: after enable" > /dev/kmsg
+    install_agent
+    # The hooks' checkpoint directory, on the host: the only storage that outlives the boot.
     install -d -m 0755 "$EXAMPLE"
     mount --bind "$DIR" "$EXAMPLE"
     exit 0
@@ -27,30 +15,6 @@ fi
 GEN=$(cat /sys/kernel/liveupdate/generation)
 FLAVOUR=$(cat /sys/kernel/liveupdate/flavour)
 [ "$FLAVOUR" = standalone ] || { echo "luo runs in the $FLAVOUR flavour, not standalone"; exit 1; }
-journal() { journalctl -b -u luo-agent.service -o cat --no-pager; }
-# wait_journal TEXT SECONDS: until the agent's journal has a line with TEXT.
-wait_journal() {
-    i=0
-    until journal | grep -q -- "$1"; do
-        i=$((i+1))
-        [ $i -lt $(($2 * 5)) ] || { echo "no '$1' in the agent's journal after $2 s:"; journal; exit 1; }
-        sleep 0.2
-    done
-}
-# The readiness systemd heard: active (running) only after READY=1 for Type=notify, and the
-# agent's STATUS= text.
-check_ready() {
-    expect_prop Type notify
-    expect_prop NotifyAccess main
-    expect_prop UnitFileState enabled
-    expect_prop ActiveState active
-    expect_prop SubState running
-    expect_prop NRestarts 0
-    expect_prop StatusText "state $1"
-    START=$(prop ExecMainStartTimestampMonotonic)
-    READY=$(prop ActiveEnterTimestampMonotonic)
-    echo "note: boot $GEN: agent started at $((START / 1000)) ms, READY=1 at $((READY / 1000)) ms (CLOCK_MONOTONIC, from the kernel's start)"
-}
 
 case "$GEN" in
 0)  [ "$(state)" = normal ] || { echo "a cold boot came up $(state)"; exit 1; }
@@ -66,7 +30,7 @@ case "$GEN" in
           sleep 0.1
       done ) &
     luoctl prepare
-    wait_journal '90-sync succeeded' 60
+    wait_journal luo-agent.service '90-sync succeeded' 60
     [ "$(state)" = prepared ] || { echo "after the prepared hooks the state is $(state)"; journal; exit 1; }
     echo "note: checkpoint saved: $(cat "$EXAMPLE/checkpoint")"
     luoctl kexec --load-only --reuse-cmdline "$BZIMAGE"
@@ -77,7 +41,7 @@ case "$GEN" in
     # this shell of the SIGKILL after.
     sleep 600
     echo "systemctl kexec did not reboot"; exit 1 ;;
-1)  wait_journal 'sent finish' 60
+1)  wait_journal luo-agent.service 'sent finish' 60
     [ "$(state)" = normal ] || { echo "after finish the state is $(state)"; journal; exit 1; }
     check_ready normal
     journal | grep -q 'state updated at start' || { echo "the agent did not find updated at start"; journal; exit 1; }

@@ -101,17 +101,27 @@ pub fn assert_no_splat(log: &str) -> Result<(), String> {
 
 /// Takes each WARN whose `WARNING:` line contains `marker` out of `lines`, from that line to
 /// the end of its trace (`---[ end trace`); returns how many. A test that expects one
-/// particular warning takes it out, so that the splat check still refuses any other.
+/// particular warning takes it out, so that the splat check still refuses any other. A trace
+/// whose end is missing ends where the next splat starts (a line of [`is_splat`]'s other than
+/// a `Call Trace:`), which stays; or with the log.
 pub fn take_warnings<L: AsRef<str>>(lines: &mut Vec<L>, marker: &str) -> usize {
     let mut taken = 0;
     while let Some(start) = lines.iter().position(|l| {
         let text = l.as_ref();
         text.contains("WARNING:") && text.contains(marker)
     }) {
-        let end = lines[start..]
-            .iter()
-            .position(|l| l.as_ref().contains("---[ end trace"))
-            .map_or(lines.len(), |at| start + at + 1);
+        let end = (start + 1..lines.len())
+            .find_map(|at| {
+                let text = lines[at].as_ref();
+                if text.contains("---[ end trace") {
+                    Some(at + 1)
+                } else if is_splat(text) && !text.contains("Call Trace:") {
+                    Some(at)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(lines.len());
         lines.drain(start..end);
         taken += 1;
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::scenario::demo;
+
 /// What the help says of the environment.
 const ENVIRONMENT: &str = "\
 Environment: LUO_CACHE (default ~/.cache/luo), KDIR (a Rust-enabled kernel build to use \
@@ -74,7 +76,7 @@ pub enum Command {
         #[arg(
             long,
             value_name = "MIB",
-            default_value = "256",
+            default_value_t = demo::DEFAULT_MEMORY_MIB,
             conflicts_with = "standalone"
         )]
         memory_mib: u64,
@@ -87,13 +89,14 @@ pub enum Command {
         /// Name every test, one a line, and run none (with --quick, the quick loop's).
         #[arg(long)]
         list: bool,
-        /// The developer's loop, about four minutes warm on 2 cores: fmt, the guest scripts,
-        /// clippy, the unit and loom tests, one guest per flavour (luoctl on luo.ko, the
-        /// built-in's live update) and the demo's live-update cycle.
+        /// The developer's loop, about two minutes warm on 2 cores: fmt, the guest scripts,
+        /// clippy, the unit and loom tests, luoctl on luo.ko, the standalone demo's cycle, the
+        /// built-in's live update, and the default demo beside mainline LUO (mainline/demo).
         #[arg(long, conflicts_with = "names")]
         quick: bool,
-        /// The tests to run (names from --list, or a group: `kernel`, `liveupdate`,
-        /// `builtin`); all when none is named.
+        /// The tests to run: names from --list (among them `patches` and `config-matrix`), or
+        /// a group (`kernel`, `liveupdate`, `builtin`, `mainline`, `systemd`); all when none is
+        /// named.
         #[arg(value_name = "NAME", conflicts_with = "list")]
         names: Vec<String>,
     },
@@ -211,7 +214,8 @@ mod tests {
         assert!(parse(&["demo", "--runs", "0"]).is_err());
         assert!(matches!(
             parse(&["demo"]).unwrap(),
-            Some(Command::Demo { runs, standalone: false, memory_mib: 256 }) if runs.get() == 1
+            Some(Command::Demo { runs, standalone: false, memory_mib })
+                if runs.get() == 1 && memory_mib == demo::DEFAULT_MEMORY_MIB
         ));
     }
 }

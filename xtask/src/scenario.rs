@@ -20,3 +20,12 @@ pub mod records;
 pub mod report;
 pub mod systemd;
 pub mod timeline;
+
+/// The shell helpers of the scripts that luo-guest-init runs (`mount_debugfs`, `wait_for`),
+/// put before each of them, after the variables the host sets.
+pub const SCRIPT_LIB: &str = include_str!("../../tests/guest-scripts/lib.sh");
+
+/// A failed test's `report`, followed by `command`, which runs that test alone.
+pub fn rerun_alone(report: &str, command: &str) -> String {
+    format!("{report}\nrerun it alone: {command}")
+}

@@ -19,7 +19,7 @@ use crate::build::cache;
 use crate::build::module;
 use crate::run::{self, Result};
 use crate::scenario::kernel_tests::{self, Suite};
-use crate::scenario::{builtin, demo, liveupdate, mainline, systemd, timeline};
+use crate::scenario::{self, builtin, demo, liveupdate, mainline, systemd, timeline};
 use crate::series;
 
 /// The host's checks, in the order they run: they fail fastest, so they go first.
@@ -34,15 +34,18 @@ const HOST: &[&str] = &[
     "loom",
 ];
 
-/// `cargo xtask test --quick`: the loop a developer runs after an edit, within four minutes
-/// warm on a 2-core host (2 min 45 s to 3 min 30 s measured, with other agents' guests
-/// running; clippy adds 10 to 20 s after an edit). The host's fast checks, clippy and the unit
-/// and loom tests, then one guest per flavour: `luoctl` against luo.ko on the module's kernel
-/// (its widest kernel test: the CLI, the agent, a watcher), the live update with luo built in
-/// (the in-tree kernel, two boots), and the demo's cycle (luo.ko, the agent and its hooks, a
-/// workload across a kexec). Left out, for the full run: rustdoc, packaging and the session
-/// header check, the other kernel and live-update tests (a guest each, 20 to 160 s), the
-/// series' checks, and mainline's and systemd's guests.
+/// `cargo xtask test --quick`: the loop a developer runs after an edit, about two minutes warm
+/// on a 2-core host (1 min 44 s and 1 min 47 s measured on a quiet host, the rebuild after an
+/// edit of luo-user included; other guests running beside it can double that). The host's fast
+/// checks, clippy and the unit and loom tests, then a guest for each kernel and flavour:
+/// `luoctl` against luo.ko on the module's kernel (its widest kernel test: the CLI, the agent,
+/// a watcher), the standalone demo's cycle (luo.ko, the agent and its hooks, a counter
+/// checkpointed across a kexec), the live update with luo built in (the in-tree kernel, two
+/// boots), and the default demo, the observer flavour beside mainline LUO (a 256 MiB memfd
+/// kept by the agent across a kexec, about 40 s). Left out, for the full run: rustdoc,
+/// packaging and the session header check, the other kernel and live-update tests (a guest
+/// each, 5 to 80 s), the series' checks, mainline's observer and refusal tests, and systemd's
+/// guests.
 const QUICK: &[&str] = &[
     "fmt",
     "scripts",
@@ -52,6 +55,7 @@ const QUICK: &[&str] = &[
     "kernel/luoctl",
     "liveupdate/cycle",
     "builtin/liveupdate",
+    "mainline/demo",
 ];
 
 /// The names `--quick` runs, as words for [`run()`].
@@ -103,12 +107,11 @@ pub fn list(only: &[String]) -> Result {
 pub fn run(only: &[String]) -> Result {
     let start = Instant::now();
     let chosen = select(&names(), only)?;
-    let rerun = |name: &str| format!("cargo xtask test {name}");
     for check in HOST
         .iter()
         .filter(|check| chosen.iter().any(|c| c == *check))
     {
-        host(check).map_err(|err| format!("{err}\nrerun it alone: {}", rerun(check)))?;
+        alone(check, host(check))?;
     }
     let kernel = in_group(&chosen, "kernel");
     if !kernel.is_empty() {
@@ -116,8 +119,10 @@ pub fn run(only: &[String]) -> Result {
     }
     let chose = |name: &str| chosen.iter().any(|c| c == name);
     if chose(MAINLINE_REFUSAL) {
-        mainline::test_module_refusal(&module::ensure()?)
-            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_REFUSAL)))?;
+        alone(
+            MAINLINE_REFUSAL,
+            mainline::test_module_refusal(&module::ensure()?),
+        )?;
     }
     let live = in_group(&chosen, "liveupdate");
     if !live.is_empty() {
@@ -130,10 +135,7 @@ pub fn run(only: &[String]) -> Result {
     // The built-in's tests need its kernel, which the series' checks build; alone, they take it
     // from the cache without checking the series again.
     let kernel = if patches {
-        Some(
-            series::check::run()
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(PATCHES)))?,
-        )
+        Some(alone(PATCHES, series::check::run())?)
     } else if !built_in.is_empty()
         || chose(MAINLINE_OBSERVER)
         || chose(MAINLINE_DEMO)
@@ -144,20 +146,22 @@ pub fn run(only: &[String]) -> Result {
         None
     };
     if chose(CONFIG_MATRIX) {
-        series::matrix::run()
-            .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(CONFIG_MATRIX)))?;
+        alone(CONFIG_MATRIX, series::matrix::run())?;
     }
     if let Some(kernel) = kernel {
         builtin::run_each(&kernel, &built_in, |t| rerun(&format!("builtin/{t}")))?;
         if chose(MAINLINE_OBSERVER) {
-            mainline::test_observer(&kernel)
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_OBSERVER)))?;
+            alone(MAINLINE_OBSERVER, mainline::test_observer(&kernel))?;
         }
         if chose(MAINLINE_DEMO) {
-            run::step("the demo beside mainline LUO: a 256 MiB memfd kept by luoctl agent");
-            let timeline = demo::Guest::observer(&kernel)
-                .and_then(|guest| guest.cycle(256, |_, _, _| {}))
-                .map_err(|err| format!("{err}\nrerun it alone: {}", rerun(MAINLINE_DEMO)))?;
+            let mib = demo::DEFAULT_MEMORY_MIB;
+            run::step(&format!(
+                "the demo beside mainline LUO: a {mib} MiB memfd kept by luoctl agent"
+            ));
+            let timeline = alone(
+                MAINLINE_DEMO,
+                demo::Guest::observer(&kernel).and_then(|guest| guest.cycle(mib, |_, _, _| {})),
+            )?;
             eprintln!("    demo: ok ({})", timeline::summary(&timeline));
         }
         systemd::run_each(&kernel, &under_systemd, |t| rerun(&format!("systemd/{t}")))?;
@@ -168,6 +172,16 @@ pub fn run(only: &[String]) -> Result {
         eprintln!("{} tests passed in {:.0?}", chosen.len(), start.elapsed());
     }
     Ok(())
+}
+
+/// The command that runs the test `name` alone.
+fn rerun(name: &str) -> String {
+    format!("cargo xtask test {name}")
+}
+
+/// `result`, a failure of the test `name` followed by the command that runs it alone.
+fn alone<T>(name: &str, result: Result<T>) -> Result<T> {
+    result.map_err(|report| scenario::rerun_alone(&report, &rerun(name)))
 }
 
 /// The names of `all` that `only` selects: each word is a name, or the group of the names
@@ -311,6 +325,28 @@ mod tests {
             positions.is_sorted(),
             "QUICK lists them in the order they run"
         );
+    }
+
+    #[test]
+    fn the_help_names_every_group_and_the_tests_of_no_group() {
+        let flags = include_str!("flags.rs");
+        let help = flags
+            .split("/// The tests to run:")
+            .nth(1)
+            .and_then(|rest| rest.split("names: Vec<String>").next())
+            .expect("the help of `test`'s names");
+        let mut groups: Vec<String> = names()
+            .iter()
+            .filter_map(|name| name.split_once('/').map(|(group, _)| group.to_owned()))
+            .collect();
+        groups.dedup();
+        for name in groups
+            .iter()
+            .map(String::as_str)
+            .chain([PATCHES, CONFIG_MATRIX])
+        {
+            assert!(help.contains(&format!("`{name}`")), "{name} not in:{help}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 # liveupdate/cancelled: prepare, load the image, cancel: the image is unloaded; with it kept, a kexec comes up normal.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 if [ "$(cmdline_word luo_step)" = cancelled ]; then
     rmmod luo
     $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"

@@ -1,5 +1,6 @@
 # liveupdate/damaged-records: each damaged record is refused: normal, the reason in the log.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 # Boot n+1 checks the damage boot n did: magic, version, size, state, in that order.
 REASONS="bad_magic version_3_unknown record_states_size_31 impossible_state_4294967295"
 STEP=$(cmdline_word luo_damage)
@@ -12,7 +13,7 @@ if [ -n "$STEP" ]; then
 else
     NEXT=0
 fi
-if [ "$NEXT" = 4 ]; then echo "every damaged record was refused"; exit 0; fi
+if [ "$NEXT" -eq "$(echo "$REASONS" | wc -w)" ]; then echo "every damaged record was refused"; exit 0; fi
 $LUOCTL prepare
 $LUOCTL kexec --no-wait --load-only --reuse-cmdline --append "luo_damage=$NEXT" "$BZIMAGE"
 $CHECK freeze

@@ -1,17 +1,33 @@
 # liveupdate/failing-hook: a failing agent hook cancels and leaves normal.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 mkdir -p "$DIR/hooks/prepared.d"
-printf '#!/bin/sh\necho "checkpoint: the workload did not answer" >&2\nexit 1\n' > "$DIR/hooks/prepared.d/10-fail"
+# The hook fails once luoctl kexec waits for the prepared hooks, so that the kexec hears of the
+# failure from the agent.
+cat > "$DIR/hooks/prepared.d/10-fail" <<HOOK
+#!/bin/sh
+until grep -q 'waiting for the agent' "$DIR/kexec.err" 2>/dev/null; do sleep 0.1; done
+echo "checkpoint: the workload did not answer" >&2
+exit 1
+HOOK
 chmod +x "$DIR/hooks/prepared.d/10-fail"
 # Two states: prepared, and normal after its cancel.
 $LUOCTL agent --hooks-dir "$DIR/hooks" -n 2 > "$DIR/agent.out" 2>&1 &
 AGENT_PID=$!
-wait_file /run/luo/agent.sock 600
+wait_for '[ -S /run/luo/agent.sock ]' 600
 $LUOCTL prepare
-if $LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"; then
-    echo "luoctl kexec loaded a kernel after a failed prepared hook"; exit 1
-fi
+# The control device is held until luoctl kexec has its answer: the agent's cancel waits for it
+# (it retries while the device is busy). Else the cancel may come first, and the kexec would
+# find the state back at normal instead of the failed hook.
+exec 3< /dev/liveupdate
+set +e
+$LUOCTL kexec --load-only --reuse-cmdline "$BZIMAGE" 2> "$DIR/kexec.err"
+KEXEC=$?
+set -e
+exec 3<&-
 cat "$DIR/kexec.err"
+[ "$KEXEC" = 10 ] || { echo "luoctl kexec exited $KEXEC after a failed prepared hook, expected 10 (the agent refused)"; exit 1; }
+grep -q 'prepared.d/10-fail failed' "$DIR/kexec.err" || { echo "luoctl kexec does not name the failed hook prepared.d/10-fail"; exit 1; }
 set +e; wait $AGENT_PID; STATUS=$?; set -e
 cat "$DIR/agent.out"
 [ "$STATUS" = 8 ] || { echo "the agent exited $STATUS, expected 8 (a hook failed)"; exit 1; }

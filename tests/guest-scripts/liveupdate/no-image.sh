@@ -1,5 +1,6 @@
 # liveupdate/no-image: a kexec reboot with no image loaded leaves prepared; cancel returns to normal.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 $LUOCTL prepare
 kexec -u || true
 if kexec -e; then echo "kexec -e without an image returned success"; exit 1; fi

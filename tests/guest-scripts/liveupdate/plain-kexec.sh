@@ -1,5 +1,6 @@
 # liveupdate/plain-kexec: a plain kexec_file_load from normal comes up normal, generation 0.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 if [ "$(cmdline_word luo_step)" = plain ]; then
     rmmod luo
     $CHECK arrival --ko "$KO" normal 0 "the handover record says [normal], not [frozen]"

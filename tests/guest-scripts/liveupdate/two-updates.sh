@@ -1,5 +1,6 @@
 # liveupdate/two-updates: two live updates in a row: generations 1 and 2, reloads updated until finish.
-# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, wait_file, cmdline_word).
+# Runs after preamble.sh (LUOCTL, CHECK, DIR, BZIMAGE, KO, GEN, STATE0, cmdline_word; lib.sh's
+# mount_debugfs and wait_for).
 case "$GEN" in
 0)  [ "$STATE0" = normal ] || { echo "a cold boot came up $STATE0"; exit 1; }
     $LUOCTL prepare

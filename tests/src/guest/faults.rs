@@ -1,7 +1,7 @@
 //! Fault injection: every injectable allocation of the module's load fails in turn, from a few
 //! calls before luo's init until a load into which no fault was injected. Each time:
-//! - a load that fails logs exactly one line of luo's (none when the fault landed in the module
-//!   loader, before init), leaves nothing behind (no `/sys/kernel/liveupdate`, no
+//! - a load that fails logs exactly one error line of luo's (none when the fault landed in the
+//!   module loader, before init), leaves nothing behind (no `/sys/kernel/liveupdate`, no
 //!   `/dev/liveupdate`, no test hook, no KHO subtree, no `/sys/module/luo`), and the next load,
 //!   with nothing armed, succeeds whole;
 //! - a load that goes on (the kernel absorbed the failure: kmemleak's own metadata falls back
@@ -187,6 +187,21 @@ impl Summary {
     fn points(&self) -> u32 {
         self.before_init + self.refused + self.fallbacks + self.absorbed
     }
+
+    /// Counts a point of the sweep by where its fault landed. Only the sweep counts: the loads
+    /// that look for its start fail calls that it fails again.
+    fn count(&mut self, point: Point) {
+        match point {
+            Point::None => {}
+            Point::BeforeInit => self.before_init += 1,
+            Point::Refused => self.refused += 1,
+            Point::Fallback => self.fallbacks += 1,
+            Point::Absorbed { unshown } => {
+                self.absorbed += 1;
+                self.unshown += u32::from(unshown);
+            }
+        }
+    }
 }
 
 /// What one `finit_module` did.
@@ -306,6 +321,8 @@ fn sweep(ko: &Path, start: u32, log: &mut Kmsg) -> Result<Summary, String> {
     let mut summary = Summary::default();
     let mut first = start.saturating_sub(MARGIN).max(1);
     // The first fault must land before init: otherwise init's first calls may be skipped.
+    // These loads count in the summary's loads, warnings and splats, but their points only
+    // once the sweep reaches them (the last, before init, is the sweep's first).
     loop {
         let point = armed_load(ko, first, log, &mut summary)?;
         ensure!(
@@ -313,13 +330,16 @@ fn sweep(ko: &Path, start: u32, log: &mut Kmsg) -> Result<Summary, String> {
             "no fault was injected at call {first}, which the refused load reached"
         );
         let back = match point {
-            Point::BeforeInit => break,
+            Point::BeforeInit => {
+                summary.count(point);
+                break;
+            }
             // The load went on whole, so the fault may have landed before init as well as in
             // it: many of the loader's calls are allocations whose failure the kernel absorbs
             // (kmemleak's own bookkeeping among them). One call back, then: jumping back as for
             // a fault surely in init would, after a few absorbed faults in a row, reach the
             // loader's first calls, whose failure the kernel reports with a stack dump.
-            Point::Absorbed => 1,
+            Point::Absorbed { .. } => 1,
             Point::None | Point::Refused | Point::Fallback => 4 * MARGIN,
         };
         ensure!(
@@ -335,7 +355,9 @@ fn sweep(ko: &Path, start: u32, log: &mut Kmsg) -> Result<Summary, String> {
             summary.loads < MAX_LOADS,
             "the sweep took more than {MAX_LOADS} loads"
         );
-        if armed_load(ko, nth, log, &mut summary)? == Point::None {
+        let point = armed_load(ko, nth, log, &mut summary)?;
+        summary.count(point);
+        if point == Point::None {
             unload()?;
             eprintln!(
                 "faults: the sweep ends at call {nth} (luo's init starts after about {start})"
@@ -354,12 +376,16 @@ enum Point {
     BeforeInit,
     Refused,
     Fallback,
-    Absorbed,
+    /// The load went on whole; `unshown`: without KHO's debugfs view of its record.
+    Absorbed {
+        unshown: bool,
+    },
 }
 
 /// Loads `ko` failing its `nth` injectable call and checks the outcome: a failed load logged
-/// one line of luo's (none before init), left nothing behind, and the next load succeeds; a load
-/// that went on is whole. Leaves luo loaded only when no fault was injected.
+/// one error line of luo's (none before init), left nothing behind, and the next load succeeds;
+/// a load that went on is whole. Leaves luo loaded only when no fault was injected. Counts the
+/// loads, KHO's excused warnings and the splats in `summary`; the caller counts the point.
 fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Result<Point, String> {
     let load = finit(ko, nth)?;
     summary.loads += 1;
@@ -400,18 +426,14 @@ fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Res
         };
         check_loaded(&lines, &context, record)?;
         let unshown = record == Record::Registered && !Path::new(KHO_SUBTREE).exists();
-        if unshown {
-            summary.unshown += 1;
-        } else {
+        if !unshown {
             unexpected_kho_view_warning(kho_view_warned, &context, &lines)?;
         }
         unload()?;
         return Ok(if fallback {
-            summary.fallbacks += 1;
             Point::Fallback
         } else {
-            summary.absorbed += 1;
-            Point::Absorbed
+            Point::Absorbed { unshown }
         });
     }
     unexpected_kho_view_warning(kho_view_warned, &context, &lines)?;
@@ -446,10 +468,8 @@ fn armed_load(ko: &Path, nth: u32, log: &mut Kmsg, summary: &mut Summary) -> Res
     check_loaded(&lines, &format!("the load after {context}"), Record::Shown)?;
     unload()?;
     Ok(if init_ran {
-        summary.refused += 1;
         Point::Refused
     } else {
-        summary.before_init += 1;
         Point::BeforeInit
     })
 }
@@ -696,6 +716,33 @@ mod tests {
             ]
         );
         assert!(!log.iter().any(|l| kmsg::is_splat(&l.text)));
+    }
+
+    #[test]
+    fn a_warning_without_its_end_does_not_take_the_next_splat_along() {
+        let mut log = lines(&[
+            "WARNING: kernel/liveupdate/kexec_handover.c:1091 at kho_add_subtree+0x1c5/0x210, \
+             CPU#1: luo-guest-tests/81",
+            "Call Trace:",
+            "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+            "Call Trace:",
+            "luo: Ready in state [normal]",
+        ]);
+        assert_eq!(kmsg::take_warnings(&mut log, KHO_VIEW_WARNING), 1);
+        assert_eq!(
+            texts(&log),
+            [
+                "BUG: kernel NULL pointer dereference, address: 0000000000000000",
+                "Call Trace:",
+                "luo: Ready in state [normal]"
+            ]
+        );
+        let mut cut = lines(&[
+            "WARNING: kernel/liveupdate/kexec_handover.c:1091 at kho_add_subtree+0x1c5/0x210",
+            "Call Trace:",
+        ]);
+        assert_eq!(kmsg::take_warnings(&mut cut, KHO_VIEW_WARNING), 1);
+        assert!(cut.is_empty(), "a cut trace is taken to the end of the log");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::build::kernel::Kernel;
 use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::scenario::{kernel_tests, liveupdate, mainline};
+use crate::scenario::{self, kernel_tests, liveupdate, mainline};
 use crate::series;
 
 /// The line the second boot prints when the scenario held.
@@ -56,21 +56,21 @@ pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String)
         kernel_tests::Suite::builtin(kernel)?.run_each(&guest_tests, &rerun)?;
     }
     if tests.contains(&LIVEUPDATE) {
-        test(kernel)
-            .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(LIVEUPDATE)))?;
+        test(kernel).map_err(|report| scenario::rerun_alone(&report, &rerun(LIVEUPDATE)))?;
     }
     Ok(())
 }
 
 /// Runs the scenario on `kernel`, which has luo built in.
 pub fn test(kernel: &Kernel) -> Result {
-    // The userspace tools of the module's live-update tests; their module goes unused here.
-    let _tools = liveupdate::prepare_tools()?;
+    // The script runs luoctl, and nothing else of ours but the kernel.
+    liveupdate::build_luoctl()?;
     run::step("live update across kexec with luo built in (QEMU)");
     let bzimage = kernel.build.join("arch/x86/boot/bzImage");
     let script = format!(
-        "BZIMAGE={}\n{SCRIPT}",
-        runner::shell_quote(&bzimage.to_string_lossy())
+        "BZIMAGE={}\n{}{SCRIPT}",
+        runner::shell_quote(&bzimage.to_string_lossy()),
+        scenario::SCRIPT_LIB
     );
     let guest = runner::run_in_guest_with(
         &kernel.build,

@@ -18,10 +18,14 @@ use crate::build::{cache, module};
 use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, Stream};
 use crate::run::{self, Result};
-use crate::scenario::liveupdate;
 use crate::scenario::records::Record;
 use crate::scenario::timeline::{self, Mark, Timeline};
+use crate::scenario::{self, liveupdate};
 use crate::series;
+
+/// How much memory the observer flavour's workload keeps across the kexec, in MiB, unless told
+/// otherwise (`cargo xtask demo --memory-mib`).
+pub const DEFAULT_MEMORY_MIB: u64 = 256;
 
 /// The guest script, run in both boots; see its header.
 const SCRIPT: &str = include_str!("../../../tests/guest-scripts/demo.sh");
@@ -122,7 +126,8 @@ impl Guest {
         };
         let script = format!(
             "LUOCTL={luoctl}\nWORKLOAD={workload}\nCOUNTER={counter}\nHOOKS={hooks}\n\
-             BZIMAGE={bz}\nDIR={dir}\nMIB={memory_mib}\nKO={ko}\n{SCRIPT}",
+             BZIMAGE={bz}\nDIR={dir}\nMIB={memory_mib}\nKO={ko}\n{lib}{SCRIPT}",
+            lib = scenario::SCRIPT_LIB,
             luoctl = path("target/debug/luoctl"),
             workload = path("target/debug/examples/workload"),
             counter = path("target/debug/examples/counter"),

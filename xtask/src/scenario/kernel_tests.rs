@@ -8,6 +8,7 @@ use crate::build::kernel::Kernel;
 use crate::build::{cache, module, userspace};
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
+use crate::scenario;
 use crate::series;
 
 /// The tests of `tests/src/bin/luo-guest-tests.rs`, one guest each.
@@ -175,11 +176,7 @@ impl Suite {
         let mut failures = Vec::new();
         for test in tests {
             if let Err(report) = self.run(test) {
-                failures.push(format!(
-                    "{report}
-rerun it alone: {}",
-                    rerun(test)
-                ));
+                failures.push(scenario::rerun_alone(&report, &rerun(test)));
             }
         }
         if failures.is_empty() {

@@ -12,7 +12,7 @@ use crate::build::module::{self, Module};
 use crate::build::{cache, userspace};
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
-use crate::scenario::kernel_tests;
+use crate::scenario::{self, kernel_tests};
 use crate::scenario::{demo, timeline};
 
 /// The binaries the guest runs, built on the host and seen through 9p.
@@ -45,6 +45,13 @@ pub fn build_userspace() -> Result {
     ]))
 }
 
+/// Builds `luoctl` alone, for the guests that run nothing else of ours: no module, no kernel
+/// of its own.
+pub fn build_luoctl() -> Result {
+    run::step("userspace for the guest: luoctl");
+    run::run(userspace::cargo_build().args(["-p", "luoctl", "--bin", "luoctl"]))
+}
+
 /// Empties `dir`: each guest run starts from a clean scratch directory, so no file of an
 /// earlier run (a checkpoint, a ready mark) can stand in for one of this run.
 pub fn clear(dir: &std::path::Path) -> Result {
@@ -67,11 +74,13 @@ impl Tools {
         self.module.kernel.build.join("arch/x86/boot/bzImage")
     }
 
-    /// The script's preamble: the variables only the host knows, then `preamble.sh` (which
-    /// loads the module and reads `GEN` and `STATE0`, which say which boot this is).
+    /// The script's preamble: the variables only the host knows, the shell helpers, then
+    /// `preamble.sh` (which loads the module and reads `GEN` and `STATE0`, which say which
+    /// boot this is).
     fn preamble(&self) -> String {
         format!(
-            "DIR={dir}\nBZIMAGE={bz}\nKO={ko}\n{PREAMBLE}",
+            "DIR={dir}\nBZIMAGE={bz}\nKO={ko}\n{lib}{PREAMBLE}",
+            lib = scenario::SCRIPT_LIB,
             dir = runner::shell_quote(&self.dir.to_string_lossy()),
             bz = runner::shell_quote(&self.bzimage().to_string_lossy()),
             ko = runner::shell_quote(&self.module.ko.to_string_lossy()),
@@ -103,7 +112,7 @@ impl Tools {
 }
 
 /// The preamble every scenario's script runs after: `set -eu`, debugfs, the module loaded,
-/// `GEN` and `STATE0`, and the shell helpers `wait_file` and `cmdline_word`; see its header.
+/// `GEN` and `STATE0`, and the shell helper `cmdline_word`; see its header.
 const PREAMBLE: &str = include_str!("../../../tests/guest-scripts/liveupdate/preamble.sh");
 
 /// One guest run of a scenario: its id (what names it on the command line), its name, the
@@ -212,7 +221,7 @@ pub fn run_each(tools: &Tools, ids: &[&str], rerun: impl Fn(&str) -> String) -> 
     for id in ids {
         if let Err(report) = run_one(tools, id) {
             eprintln!("    {id}: FAILED");
-            failures.push(format!("{report}\nrerun it alone: {}", rerun(id)));
+            failures.push(scenario::rerun_alone(&report, &rerun(id)));
         }
     }
     if failures.is_empty() {
@@ -305,8 +314,15 @@ mod tests {
                 "luoctl agent no longer logs {format}"
             );
         }
+        // Its hook waits for luoctl kexec's line, and the kexec's status is the agent's refusal.
+        let kexec = include_str!("../../../luoctl/src/kexec.rs");
+        assert!(failing.body.contains("grep -q 'waiting for the agent'"));
+        assert!(kexec.contains("\"luoctl: waiting for the agent's prepared hooks"));
+        let exit = include_str!("../../../luoctl/src/exit.rs");
+        assert!(failing.body.contains("[ \"$KEXEC\" = 10 ]"));
+        assert!(exit.contains("pub const AGENT: u8 = 10;"));
         let hooks = include_str!("../../../tests/guest-scripts/liveupdate/agent-hooks.sh");
-        lines::assert_agent_logs(hooks, &[("grep -q 'watching'", "\"watching {} (state: ")]);
+        lines::assert_agent_logs(hooks, &[("grep -q watching", "\"watching {} (state: ")]);
     }
 
     #[test]

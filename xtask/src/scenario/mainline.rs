@@ -8,7 +8,7 @@ use crate::build::module::{self, Module};
 use crate::build::{cache, selftests, setup};
 use crate::guest::runner::{self, GuestOptions};
 use crate::run::{self, Result};
-use crate::scenario::liveupdate;
+use crate::scenario::{self, kernel_tests, liveupdate};
 use crate::series;
 
 /// The guest script of the observer flavour (four boots); see its header.
@@ -32,13 +32,14 @@ pub fn run() -> Result {
 /// The observer flavour on `kernel` (the in-tree kernel), booted with `liveupdate=on`.
 pub fn test_observer(kernel: &Kernel) -> Result {
     let selftests = selftests::ensure()?;
-    // The userspace tools of the live-update tests (luoctl, the guest checks).
-    let _tools = liveupdate::prepare_tools()?;
+    // What the script runs: luoctl and the guest checks (not the module, nor its kernel).
+    kernel_tests::build_binary()?;
     run::step("luo beside mainline LUO: the observer flavour (QEMU, liveupdate=on, four boots)");
     let dir = cache::scratch("observer")?;
     liveupdate::clear(&dir)?;
     let script = format!(
-        "LUOCTL={luoctl}\nCHECK={check}\nDIR={dir}\nBZIMAGE={bz}\nSELFTESTS={selftests}\n{OBSERVER_SCRIPT}",
+        "LUOCTL={luoctl}\nCHECK={check}\nDIR={dir}\nBZIMAGE={bz}\nSELFTESTS={selftests}\n{lib}{OBSERVER_SCRIPT}",
+        lib = scenario::SCRIPT_LIB,
         luoctl = runner::shell_quote(
             &cache::workspace()
                 .join("target/debug/luoctl")

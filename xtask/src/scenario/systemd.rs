@@ -1,38 +1,48 @@
 //! The live update under Debian's own systemd as PID 1, with the unit of `contrib/systemd/`
-//! enabled: `cargo xtask test systemd/standalone` (the in-tree kernel, luo built in, the
-//! standalone v3 flavour; one guest, two boots).
+//! enabled, on the in-tree kernel (luo built in; one guest, two boots per test):
+//! `cargo xtask test systemd/standalone`, luo's own v3 flavour, and `systemd/observer`, luo
+//! beside mainline LUO (`liveupdate=on`), where the agent keeps a workload's memfd.
 //!
 //! The guest boots `luo-guest-init`'s systemd mode: an overlay with a tmpfs upper layer over
 //! the host's root, the host's units cut, and `systemd.unit=luo-guest.target`. The script runs
-//! twice per boot. Before systemd (`LUO_GUEST_PHASE=setup`) it installs what a package and an
-//! administrator would: `luoctl` in `/usr/bin`, the unit, enabled with `systemctl enable`, the
-//! hooks tree of `contrib/hooks` in `/etc/luo/hooks` (root's, not group- or other-writable:
-//! the agent checks), and the hooks' checkpoint directory on a host directory, the guest's
-//! only storage that outlives the boot. Under systemd (`service`), the first boot checks the
-//! agent's `Type=notify` readiness, starts a workload, runs `luoctl prepare`, waits for the
-//! prepared hooks (the checkpoint), loads the same kernel with `luoctl kexec --load-only
-//! --reuse-cmdline` and leaves the reboot to `systemctl kexec`. The second boot's systemd
-//! starts the agent, which finds `updated`, runs the updated hooks (the restore reads the
-//! checkpoint back) and sends finish; the script checks the state is `normal`, the journal,
-//! and the unit's exit status when it is stopped.
+//! twice per boot, after `systemd-lib.sh`. Before systemd (`LUO_GUEST_PHASE=setup`) it installs
+//! what a package and an administrator would: `luoctl` in `/usr/bin`, the unit, enabled with
+//! `systemctl enable` (in the observer test with its drop-in `observer.conf`), and the hooks
+//! tree of `contrib/hooks` in `/etc/luo/hooks` (root's, not group- or other-writable: the agent
+//! checks). Under systemd (`service`), each boot checks the agent's `Type=notify` readiness.
+//!
+//! Standalone: the hooks' checkpoint directory is on a host directory, the guest's only
+//! storage that outlives the boot. The first boot starts a workload, runs `luoctl prepare`,
+//! waits for the prepared hooks (the checkpoint), loads the same kernel with `luoctl kexec
+//! --load-only --reuse-cmdline` and leaves the reboot to `systemctl kexec`. The second boot's
+//! systemd starts the agent, which finds `updated`, runs the updated hooks (the restore reads
+//! the checkpoint back) and sends finish; the script checks the state is `normal`, the
+//! journal, and the unit's exit status when it is stopped.
+//!
+//! Observer: the agent is a root storage daemon (the drop-in) that the shutdown of `systemctl
+//! kexec` neither stops nor kills. The first boot starts the workload as a unit of its own,
+//! which hands its memfd to the agent; `luoctl prepare` has the agent preserve it, and
+//! `systemctl kexec` stops the workload but leaves the agent with the session. In the second
+//! boot the workload claims its memory back and checks every page, and the agent finishes.
 //!
 //! The journal lives in the tmpfs and the kexec loses it, so journald forwards it to the
-//! console, which the host reads across both boots: the agent's lines from each boot, the
-//! unit stopped cleanly by the kexec's shutdown, and the checkpoint saved in the first boot
-//! equal to the one restored in the second.
+//! console, which the host reads across both boots: standalone, the agent's lines from each
+//! boot, the unit stopped cleanly by the kexec's shutdown, and the checkpoint saved in the first
+//! boot equal to the one restored in the second; observer, the agent left running by the
+//! shutdown, and the workload's counter resumed where it was.
 
 use std::time::{Duration, Instant};
 
 use luo_sysfs_abi::State;
 use luo_sysfs_abi::log::{self, Message};
 
+use crate::build::cache;
 use crate::build::kernel::Kernel;
-use crate::build::{cache, userspace};
 use crate::guest::console;
 use crate::guest::runner::{self, GuestOptions, GuestRun, Stream};
 use crate::run::{self, Result};
 use crate::scenario::report::{self, Report};
-use crate::scenario::{lines, liveupdate};
+use crate::scenario::{self, lines, liveupdate};
 
 /// The test's name in its group (`systemd/standalone`).
 pub const STANDALONE: &str = "standalone";
@@ -70,21 +80,19 @@ const LIB: &str = include_str!("../../../tests/guest-scripts/systemd-lib.sh");
 /// alone.
 pub fn run_each(kernel: &Kernel, tests: &[&str], rerun: impl Fn(&str) -> String) -> Result {
     for test in tests {
-        match *test {
-            STANDALONE => standalone(kernel)
-                .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
-            OBSERVER => observer(kernel)
-                .map_err(|report| format!("{report}\nrerun it alone: {}", rerun(test)))?,
+        let result = match *test {
+            STANDALONE => standalone(kernel),
+            OBSERVER => observer(kernel),
             other => return Err(format!("no systemd test '{other}'")),
-        }
+        };
+        result.map_err(|report| scenario::rerun_alone(&report, &rerun(test)))?;
     }
     Ok(())
 }
 
 /// The standalone cycle under systemd.
 fn standalone(kernel: &Kernel) -> Result {
-    run::step("userspace for the guest: luoctl");
-    run::run(userspace::cargo_build().args(["-p", "luoctl", "--bin", "luoctl"]))?;
+    liveupdate::build_luoctl()?;
     let dir = cache::scratch("systemd")?;
     liveupdate::clear(&dir)?;
     run::step("live update under systemd as PID 1, standalone flavour (QEMU)");
@@ -108,7 +116,7 @@ fn standalone(kernel: &Kernel) -> Result {
         "systemd-standalone",
         EXPECTED,
     )?;
-    let console = check_console(&guest).map_err(|err| format!("{what}: {err}"))?;
+    let console = check_console(&guest.console).map_err(|err| format!("{what}: {err}"))?;
     report(what, &guest, &arrivals, &console);
     Ok(())
 }
@@ -264,7 +272,10 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
             Some(Report::CounterAt(value)) => Some(value),
             _ => None,
         })
-        .unwrap_or(0);
+        .ok_or(
+            "the first boot's journal has no 'workload: counter at N': nothing to compare the \
+             resumed counter with",
+        )?;
     if resumed < last {
         return Err(format!(
             "the workload's counter went back: {last} in the first boot, resumed at {resumed}"
@@ -340,13 +351,10 @@ fn check_observer_console(stdout: &str, console: &str) -> Result<Vec<String>> {
 
 /// The console lines of the agent (forwarded by journald), across both boots, after checking
 /// that the first boot's shutdown stopped the unit cleanly and that the checkpoint restored in
-/// the second boot is the one saved in the first.
-fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
-    let boots: Vec<&str> = guest
-        .console
-        .split(console::LINUX_VERSION)
-        .skip(1)
-        .collect();
+/// the second boot is the one saved in the first. The console is read mended (see [`mend`]).
+fn check_console(console: &str) -> Result<Vec<String>> {
+    let console = mend(console);
+    let boots: Vec<&str> = console.split(console::LINUX_VERSION).skip(1).collect();
     let [first, second] = boots[..] else {
         return Err(format!(
             "expected two boots on the console, found {}",
@@ -374,8 +382,7 @@ fn check_console(guest: &GuestRun) -> Result<Vec<String>> {
     }
     // The agent's own lines (`luoctl[PID]:`, its hooks' too), systemd's about its unit, and
     // the jump between the boots.
-    Ok(guest
-        .console
+    Ok(console
         .lines()
         .filter(|line| {
             line.contains("] luoctl[")
@@ -554,6 +561,43 @@ mod tests {
         let err = check_observer_console(&observer_stdout(0x8f97), &observer_console(killed))
             .unwrap_err();
         assert!(err.contains("sent SIGKILL to the agent"), "{err}");
+    }
+
+    #[test]
+    fn a_first_boot_without_the_counter_has_nothing_to_compare_with() {
+        let console =
+            observer_console("").replace("[ 81.2] workload[98]: workload: counter at 260\n", "");
+        let err = check_observer_console(&observer_stdout(0x8f97), &console).unwrap_err();
+        assert!(err.contains("no 'workload: counter at N'"), "{err}");
+    }
+
+    /// A console like the standalone test's, with a kernel line broken into the checkpoint's
+    /// journal line, and `restored` as the checkpoint the second boot found.
+    fn standalone_console(restored: u64) -> String {
+        format!(
+            "[ 0.0] Linux version 7.3\n\
+             [ 30.3] luoctl[91]: checkpoint: saved[   30.274882] luo: Switched from [normal] to \
+             [prepared]\n 6\n\
+             [ 38.0] systemd[1]: luo-agent.service: Deactivated successfully.\n\
+             [ 38.1] systemd[1]: Stopped luo-agent.service - agent.\n\
+             [ 39.0] kexec_core: Starting new kernel\n\
+             [ 0.0] Linux version 7.3\n\
+             [ 25.0] luoctl[80]: restore: found checkpoint {restored}\n"
+        )
+    }
+
+    #[test]
+    fn the_checkpoints_are_compared_on_the_mended_console() {
+        let lines = check_console(&standalone_console(6)).unwrap();
+        assert!(
+            lines.iter().any(|l| l.ends_with("checkpoint: saved 6")),
+            "{lines:?}"
+        );
+        let err = check_console(&standalone_console(7)).unwrap_err();
+        assert!(
+            err.contains("the first boot saved checkpoint 6, the second restored 7"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use luo_sysfs_abi::State;
 use luo_sysfs_abi::log::{self, Message};
+use luo_sysfs_abi::{Flavour, State};
 
 use crate::guest::console;
 use crate::guest::runner::Stream;
@@ -44,7 +44,8 @@ pub enum Mark {
     UpdatedSeen,
     /// The agent's record: it handed a workload its memfd back (observer flavour).
     Claimed,
-    /// The agent restored its workload.
+    /// The workload resumed: the observer flavour's claimed its memory back and checked it,
+    /// the standalone flavour's counter restarted from its checkpoint.
     Restored,
     /// The module switched back to `normal` (`finish`).
     Normal,
@@ -73,11 +74,17 @@ impl Mark {
         matches!(self, Mark::FrozenSeen | Mark::Preserved | Mark::Claimed)
     }
 
-    /// Marks whose place in the order is not fixed: the optional ones arrive on the other
-    /// stream than their neighbours (stdout against the console), which are not in step; luo
-    /// built in is ready before init, luo.ko after it.
-    fn ordered(self) -> bool {
-        !self.optional() && self != Mark::ModuleReady
+    /// Whether this mark's place in the order of `flavour`'s live update is fixed. Not the
+    /// optional ones: they are a watcher's or the agent's records on stdout, which other
+    /// processes' lines on stdout, and the kernel's on the console (not in step with stdout),
+    /// may overtake. Not luo's ready line:
+    /// luo built in (observer) is ready before init, luo.ko (standalone) after it. Not the
+    /// standalone counter's restart: the script starts it once the agent listens, and the
+    /// agent's restore and finish may come before or after it.
+    fn ordered(self, flavour: Option<Flavour>) -> bool {
+        !self.optional()
+            && self != Mark::ModuleReady
+            && !(self == Mark::Restored && flavour == Some(Flavour::Standalone))
     }
 
     fn name(self) -> &'static str {
@@ -112,7 +119,10 @@ impl Mark {
             Mark::ModuleReady => "the new kernel's luo read the handover: updated",
             Mark::UpdatedSeen => "a watcher read updated: blackout ends",
             Mark::Claimed => "the agent handed the workload its memfd back",
-            Mark::Restored => "the workload resumed (its memory checked, or its checkpoint read)",
+            Mark::Restored => {
+                "the workload resumed (its memory checked, or its counter restarted from its \
+                 checkpoint)"
+            }
             Mark::Normal => "the agent finished the live update: normal",
         }
     }
@@ -162,8 +172,13 @@ pub struct Timeline {
     /// The workload's counter last seen in the old kernel (its checkpoint, in the standalone
     /// flavour).
     pub checkpointed: Option<u64>,
+    /// Whether [`Timeline::checkpointed`] is a checkpoint, which the restart must start from
+    /// exactly (the standalone counter's); else the last value seen of a counter that ran on.
+    exact: bool,
     /// Where the restored workload started counting.
     pub restored: Option<u64>,
+    /// The flavour luo's lines name.
+    pub flavour: Option<Flavour>,
     /// The memory's check when the workload stamped it, and after the kexec.
     pub check_before: Option<u64>,
     /// The memory's check in the new kernel.
@@ -262,14 +277,7 @@ impl Timeline {
         if let Some(report) = Report::parse(text) {
             return self.see_report(report, seen, after_jump);
         }
-        if let Some(checkpoint) = text.strip_prefix(lines::RESTORE_FOUND) {
-            // The standalone flavour restores in the agent's updated hook, which reads the
-            // checkpoint back; the counter starts from it only after (maybe after the finish).
-            if after_jump {
-                self.mark(Mark::Restored, seen);
-                self.restored = checkpoint.parse().ok();
-            }
-        } else if let Some(state) = text.strip_prefix(lines::DEMO_FINAL_STATE) {
+        if let Some(state) = text.strip_prefix(lines::DEMO_FINAL_STATE) {
             self.final_state = Some(state.to_owned());
         }
         true
@@ -279,7 +287,16 @@ impl Timeline {
     /// events (the counter's ticks are not).
     fn see_report(&mut self, report: Report<'_>, seen: Seen, after_jump: bool) -> bool {
         match report {
-            Report::Checkpointed(value) => self.checkpointed = Some(value),
+            Report::Checkpointed(value) => {
+                self.checkpointed = Some(value);
+                self.exact = true;
+            }
+            // The standalone counter's restart from its checkpoint (its start in the old
+            // kernel, from 0, is no resumption).
+            Report::Started(value) if after_jump => {
+                self.mark(Mark::Restored, seen);
+                self.restored = Some(value);
+            }
             Report::CounterAt(value) => {
                 if !after_jump {
                     self.checkpointed = Some(value);
@@ -326,6 +343,13 @@ impl Timeline {
     /// Takes in one of luo's lines. The observer flavour's changes are marked like the
     /// standalone flavour's: the live update passes the same states.
     fn see_luo(&mut self, message: Message<'_>, seen: Seen) {
+        if let Some(flavour) = message
+            .switched()
+            .map(|switched| switched.flavour)
+            .or_else(|| message.ready().map(|ready| ready.flavour))
+        {
+            self.flavour = Some(flavour);
+        }
         if let Some(switched) = message.switched() {
             let mark = match (switched.from, switched.to) {
                 (State::Normal, State::Prepared) => Mark::Prepared,
@@ -399,7 +423,7 @@ impl Timeline {
                 }
                 return Err(format!("the guest never reached '{}'", mark.name()));
             };
-            if !mark.ordered() {
+            if !mark.ordered(self.flavour) {
                 continue;
             }
             let at = seen.host;
@@ -413,7 +437,14 @@ impl Timeline {
         // The memory's counter runs on until the kexec stops it, past the last value printed;
         // a checkpoint is exact.
         match (self.checkpointed, self.restored) {
-            (Some(before), Some(after)) if after >= before && before > 0 => {}
+            (Some(before), Some(after)) if self.exact && after == before && before > 0 => {}
+            (Some(before), Some(after)) if !self.exact && after >= before && before > 0 => {}
+            (Some(before), Some(after)) if self.exact => {
+                return Err(format!(
+                    "the counter checkpointed {before} in the old kernel, but restarted from \
+                     {after} in the new one"
+                ));
+            }
             (before, after) => {
                 return Err(format!(
                     "the workload did not resume: last seen at {before:?}, resumed at {after:?}"
@@ -436,17 +467,22 @@ impl Timeline {
         }
     }
 
-    /// The length of `span` in this run, and the clock it was read on.
+    /// The length of `span` in this run, and the clock it was read on; `None` when the span
+    /// is not of this run's flavour, an end was not seen, or the end came before the start.
     pub fn measure(&self, span: &Span) -> Option<(Duration, &'static str)> {
+        if !span.applies_to(self.flavour) {
+            return None;
+        }
         match span.between {
-            Between::Marks(from, to) => {
-                let (from, to) = (self.at(from)?, self.at(to)?);
-                match (from.guest, to.guest) {
-                    (Some((a, t0)), Some((b, t1))) if a == b => {
-                        Some((t1.saturating_sub(t0), "guest"))
-                    }
-                    _ => Some((to.host.saturating_duration_since(from.host), "host")),
-                }
+            Between::Marks(from, to) => elapsed(self.at(from)?, self.at(to)?),
+            Between::FromLater(first, second, to) => {
+                let (first, second) = (self.at(first)?, self.at(second)?);
+                let from = if elapsed(first, second).is_some() {
+                    second
+                } else {
+                    first
+                };
+                elapsed(from, self.at(to)?)
             }
             Between::Freeze => self.freeze.map(|d| (d, "luo")),
             Between::Preserve => self.preserve.map(|d| (d, "agent")),
@@ -456,11 +492,25 @@ impl Timeline {
     }
 }
 
+/// The time from `from` to `to`, and the clock it was read on: the guest's within one boot,
+/// else the host's; `None` when `to` came first.
+fn elapsed(from: Seen, to: Seen) -> Option<(Duration, &'static str)> {
+    match (from.guest, to.guest) {
+        (Some((a, t0)), Some((b, t1))) if a == b => t1.checked_sub(t0).map(|d| (d, "guest")),
+        _ => to
+            .host
+            .checked_duration_since(from.host)
+            .map(|d| (d, "host")),
+    }
+}
+
 /// What a span measures.
 #[derive(Clone, Copy, Debug)]
 pub enum Between {
     /// From one mark to another.
     Marks(Mark, Mark),
+    /// From the later of the first two marks to the third.
+    FromLater(Mark, Mark, Mark),
     /// luo's freeze in the reboot notifier, measured by the module.
     Freeze,
     /// Preserving the memfd in a session, measured by the agent.
@@ -480,71 +530,110 @@ pub struct Span {
     pub owner: Owner,
     /// What happens in it.
     pub what: &'static str,
+    /// The flavour whose live update has this span; `None`: both.
+    pub flavour: Option<Flavour>,
 }
 
-/// The breakdown, in order; the blackout is its own line after it.
+impl Span {
+    /// Whether a live update of `flavour` has this span.
+    fn applies_to(&self, flavour: Option<Flavour>) -> bool {
+        self.flavour.is_none() || self.flavour == flavour
+    }
+}
+
+const OBSERVER: Option<Flavour> = Some(Flavour::Observer);
+const STANDALONE: Option<Flavour> = Some(Flavour::Standalone);
+
+/// The breakdown, in order; the blackout is its own line after it. In the new kernel the
+/// flavours differ: luo.ko (standalone) is ready after init, when the script loads it, and its
+/// agent restores in its hooks while the script restarts the counter; luo built in (observer)
+/// is ready before init, and the workload claims its memory back from the agent.
 pub const SPANS: &[Span] = &[
     Span {
         between: Between::Preserve,
         owner: Owner::Kernel,
         what: "preservation: mainline pins the memfd's pages in a session (agent-measured)",
+        flavour: OBSERVER,
     },
     Span {
         between: Between::Marks(Mark::Prepared, Mark::Ready),
         owner: Owner::Agent,
         what: "prepared until the agent's hooks all succeeded",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::Ready, Mark::Frozen),
         owner: Owner::Agent,
         what: "luoctl kexec: loads the next kernel and reboots, to the freeze",
+        flavour: None,
     },
     FREEZE,
     Span {
         between: Between::Marks(Mark::Frozen, Mark::FrozenSeen),
         owner: Owner::Harness,
         what: "a watcher in the old kernel reads frozen",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::Frozen, Mark::Jump),
         owner: Owner::Kernel,
         what: "the old kernel shuts down to the jump",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::Jump, Mark::NewKernel),
         owner: Owner::Kernel,
         what: "the jump to the new kernel's first console line",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::NewKernel, Mark::Init),
         owner: Owner::Kernel,
         what: "the new kernel boots to init (TCG)",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::Init, Mark::ModuleReady),
         owner: Owner::Harness,
         what: "init, the script, insmod: to luo ready",
+        flavour: STANDALONE,
     },
     MODULE_INIT,
     Span {
-        between: Between::Marks(Mark::ModuleReady, Mark::UpdatedSeen),
+        between: Between::FromLater(Mark::Init, Mark::ModuleReady, Mark::UpdatedSeen),
         owner: Owner::Harness,
-        what: "a watcher starts in the new kernel and reads updated",
+        what: "from init or luo ready, the later: a watcher in the new kernel reads updated",
+        flavour: None,
     },
     Span {
         between: Between::Marks(Mark::UpdatedSeen, Mark::Restored),
         owner: Owner::Agent,
         what: "the workload restarts and resumes (claims and checks its memory)",
+        flavour: OBSERVER,
     },
     Span {
         between: Between::Claim,
         owner: Owner::Kernel,
         what: "restore: mainline hands the memfd back (agent-measured)",
+        flavour: OBSERVER,
     },
     Span {
         between: Between::Marks(Mark::Restored, Mark::Normal),
         owner: Owner::Agent,
         what: "the agent finishes: normal",
+        flavour: OBSERVER,
+    },
+    Span {
+        between: Between::Marks(Mark::UpdatedSeen, Mark::Normal),
+        owner: Owner::Agent,
+        what: "the agent's updated hooks read the checkpoint back, and it finishes: normal",
+        flavour: STANDALONE,
+    },
+    Span {
+        between: Between::Marks(Mark::UpdatedSeen, Mark::Restored),
+        owner: Owner::Harness,
+        what: "the script restarts the counter from its checkpoint",
+        flavour: STANDALONE,
     },
 ];
 
@@ -553,6 +642,8 @@ pub const FREEZE: Span = Span {
     between: Between::Freeze,
     owner: Owner::Luo,
     what: "the freeze in the reboot notifier (state, handover record, notify)",
+    // The observer flavour follows mainline's orchestrator, and has no freeze of its own.
+    flavour: STANDALONE,
 };
 
 /// luo's init in the new kernel, measured by the module.
@@ -560,6 +651,7 @@ pub const MODULE_INIT: Span = Span {
     between: Between::ModuleInit,
     owner: Owner::Luo,
     what: "luo's init: the handover record read, the state visible",
+    flavour: None,
 };
 
 /// The blackout: `frozen` until a watcher in the new kernel reads `updated`.
@@ -567,6 +659,7 @@ pub const BLACKOUT: Span = Span {
     between: Between::Marks(Mark::Frozen, Mark::UpdatedSeen),
     owner: Owner::Kernel,
     what: "blackout: frozen until a watcher reads updated",
+    flavour: None,
 };
 
 /// A duration for a person: microseconds, milliseconds or seconds.
@@ -611,7 +704,12 @@ pub fn report(runs: &[Timeline]) -> String {
          within one boot, host = arrival at the host, luo = measured by the module)\n",
         if n == 1 { "" } else { "s" }
     ));
-    for span in SPANS.iter().chain(std::iter::once(&BLACKOUT)) {
+    // The spans of the runs' flavours only: the others are not "not seen", they do not exist.
+    let spans = SPANS
+        .iter()
+        .chain(std::iter::once(&BLACKOUT))
+        .filter(|span| runs.iter().any(|run| span.applies_to(run.flavour)));
+    for span in spans {
         let mut values: Vec<Duration> = Vec::new();
         let mut clock = "";
         for run in runs {
@@ -812,6 +910,147 @@ mod tests {
             (timeline.checkpointed, timeline.restored),
             (Some(80), Some(81))
         );
+        // luo built in is ready before init: the harness's span starts at init, and the
+        // spans of luo.ko's flavour (insmod after init, the counter's checkpoint) are none.
+        let harness = span_of("from init or luo ready");
+        assert_eq!(
+            timeline.measure(harness),
+            Some((Duration::from_millis(1), "host")),
+            "init (line 10) to updated seen (line 11)"
+        );
+        assert_eq!(timeline.measure(span_of("insmod: to luo ready")), None);
+        let report = report(std::slice::from_ref(&timeline));
+        assert!(!report.contains("insmod"), "{report}");
+        assert!(
+            !report.contains("the counter from its checkpoint"),
+            "{report}"
+        );
+        assert!(report.contains("mainline hands the memfd back"), "{report}");
+    }
+
+    /// The span of [`SPANS`] whose text contains `what`.
+    fn span_of(what: &str) -> &'static Span {
+        SPANS.iter().find(|span| span.what.contains(what)).unwrap()
+    }
+
+    /// A standalone cycle's lines: the counter checkpointed 41 in the old kernel, restarted
+    /// from `restarted` in the new one, after the agent's finish.
+    fn standalone_cycle(restarted: u64) -> Timeline {
+        let start = Instant::now();
+        let mut timeline = Timeline::new();
+        let switched = |time, from, to| {
+            let line = Line::Switched(Switched {
+                flavour: Flavour::Standalone,
+                from,
+                to,
+            });
+            console(time, line)
+        };
+        let ready = Line::Ready(Ready {
+            flavour: Flavour::Standalone,
+            state: State::Updated,
+            generation: 1,
+            init_us: 700,
+        });
+        let lines = [
+            (Stream::Stdout, Report::Started(0).to_string()),
+            (
+                Stream::Console,
+                switched("   9.0", State::Normal, State::Prepared),
+            ),
+            (Stream::Stdout, Report::Checkpointed(41).to_string()),
+            (
+                Stream::Stdout,
+                r#"{"v":1,"time":"t","record":"ready","seq":1}"#.to_owned(),
+            ),
+            (
+                Stream::Console,
+                switched("  10.0", State::Prepared, State::Frozen),
+            ),
+            (
+                Stream::Console,
+                console("  10.1", Line::Froze(Froze { micros: 40 })),
+            ),
+            (Stream::Console, format!("[  10.2] {}", console::KEXEC_JUMP)),
+            (
+                Stream::Console,
+                format!("[   0.0] {} 7.3.4", console::LINUX_VERSION),
+            ),
+            (
+                Stream::Console,
+                format!("[   1.0] Run /init{}", console::INIT_PROCESS),
+            ),
+            (Stream::Console, console("   1.5", ready)),
+            (
+                Stream::Stdout,
+                r#"{"v":1,"time":"t","seq":1,"prev":"-","state":"updated"}"#.to_owned(),
+            ),
+            (Stream::Stdout, format!("{}41", lines::RESTORE_FOUND)),
+            (
+                Stream::Console,
+                switched("   2.0", State::Updated, State::Normal),
+            ),
+            (Stream::Stdout, Report::Started(restarted).to_string()),
+            (Stream::Stdout, format!("{}normal", lines::DEMO_FINAL_STATE)),
+        ];
+        for (i, (stream, line)) in lines.iter().enumerate() {
+            timeline.see(*stream, line, start + Duration::from_millis(i as u64));
+        }
+        timeline
+    }
+
+    #[test]
+    fn the_standalone_counter_restarts_from_its_checkpoint_exactly() {
+        let timeline = standalone_cycle(41);
+        timeline.verify().unwrap();
+        assert_eq!(
+            (timeline.checkpointed, timeline.restored),
+            (Some(41), Some(41))
+        );
+        // Its restart is the mark, not the hook's reading of the checkpoint; it came after
+        // the finish, which is no disorder in this flavour.
+        let finished = timeline.at(Mark::Normal).unwrap().host;
+        assert!(timeline.at(Mark::Restored).unwrap().host > finished);
+        let err = standalone_cycle(42).verify().unwrap_err();
+        assert!(
+            err.contains("checkpointed 41 in the old kernel, but restarted from 42"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_standalone_spans_start_after_insmod_and_none_is_negative() {
+        let timeline = standalone_cycle(41);
+        assert_eq!(
+            timeline.measure(span_of("insmod: to luo ready")),
+            Some((Duration::from_millis(500), "guest"))
+        );
+        // From luo ready (1.5 s), the later of the two, to updated seen (on the host clock).
+        assert_eq!(
+            timeline.measure(span_of("from init or luo ready")),
+            Some((Duration::from_millis(1), "host"))
+        );
+        assert_eq!(
+            timeline.measure(&FREEZE),
+            Some((Duration::from_micros(40), "luo"))
+        );
+        // Neither of the observer's spans: the counter restarted after the finish.
+        assert_eq!(
+            timeline.measure(span_of("the agent finishes: normal")),
+            None
+        );
+        let restart = span_of("the counter from its checkpoint");
+        assert_eq!(
+            timeline.measure(restart),
+            Some((Duration::from_millis(3), "host"))
+        );
+        let backwards = Span {
+            between: Between::Marks(Mark::Restored, Mark::Normal),
+            owner: Owner::Agent,
+            what: "",
+            flavour: None,
+        };
+        assert_eq!(timeline.measure(&backwards), None, "the end came first");
     }
 
     #[test]
@@ -833,6 +1072,7 @@ mod tests {
             between: Between::Marks(from, to),
             owner: Owner::Kernel,
             what: "",
+            flavour: None,
         };
         let shutdown = timeline.measure(&span(Mark::Frozen, Mark::Jump)).unwrap();
         assert_eq!(shutdown, (Duration::from_millis(100), "guest"));
