@@ -458,6 +458,14 @@ impl Keeper {
             // Whether something of the agent's is about this count (or cannot tell).
             let fresh = |at: Option<u64>| at.is_none() || count.is_none() || at == count;
             match (&inner.hooks, now) {
+                // A failed hook's cancel may come before the waiter's first look: the one
+                // change since the failed `prepared` is that cancel, so the failure is the
+                // answer, not the state it left.
+                (Hooks::Failed(Some(at), why), Some((State::Normal, Some(count))))
+                    if count.checked_sub(1) == Some(*at) =>
+                {
+                    return Err(NotReady::Refused(why.clone()));
+                }
                 (_, Some((state, _))) if state != State::Prepared => {
                     return Err(NotReady::Refused(format!(
                         "the state is {state}, not prepared: nothing to kexec; run \
@@ -738,6 +746,30 @@ mod tests {
                 .map(|mark| mark.transitions),
             Ok(Some(4))
         );
+    }
+
+    #[test]
+    fn a_failure_whose_cancel_came_first_is_still_the_answer() {
+        let keeper = Keeper::new("/nonexistent", true);
+        keeper.hooks_failed(
+            Some(mark(Some(2), 1)),
+            "prepared.d/10-fail failed".to_owned(),
+        );
+        // The agent's cancel (count 3) came before the waiter's first read.
+        let normal = |count| move || Some((State::Normal, Some(count)));
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::ZERO, normal(3), || false)
+                .unwrap_err(),
+        );
+        assert_eq!(err, "prepared.d/10-fail failed");
+        // A later `normal` is no longer that cancel's: the state is the answer.
+        let err = refusal(
+            keeper
+                .wait_ready(Duration::ZERO, normal(5), || false)
+                .unwrap_err(),
+        );
+        assert!(err.contains("the state is normal"), "{err}");
     }
 
     #[test]

@@ -81,11 +81,16 @@ fn skip_expansion(text: &str) -> &str {
     }
 }
 
-/// The source of `luoctl agent`'s log, with Rust's string continuations (`\` at a line's end
+/// The source of `luoctl agent`'s log (its own file, and luo-user's hooks module, which words
+/// a hook's failure for both agents), with Rust's string continuations (`\` at a line's end
 /// and the next line's indent) joined, so a line's format reads whole.
 #[cfg(test)]
 pub fn agent_log_source() -> String {
-    let source = include_str!("../../../luoctl/src/agent.rs");
+    let source = [
+        include_str!("../../../luoctl/src/agent.rs"),
+        include_str!("../../../luo-user/src/hooks/mod.rs"),
+    ]
+    .concat();
     let mut joined = String::with_capacity(source.len());
     let mut lines = source.lines();
     while let Some(line) = lines.next() {
