@@ -105,8 +105,10 @@ pub fn run_in_guest_with(
         script: utf8(&files.script)?,
         cwd: utf8(&cache::workspace())?,
         shares: shares(&options.rw_dirs)?,
-        // The kernel, which a script may boot again with kexec.
-        keep: vec![utf8(kernel_build)?],
+        // The kernel, which a script may boot again with kexec, and the cache, whose files
+        // (mainline's selftests, a mirrored module source) scripts run by their host paths:
+        // both may lie under the guest's scratch `/tmp` (`LUO_CACHE=/tmp/...`, `KDIR`).
+        keep: vec![utf8(kernel_build)?, utf8(&cache::root())?],
         systemd: options.systemd,
     };
     let command_line = qemu::command_line(&init, &config, &options.append)?;
