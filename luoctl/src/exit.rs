@@ -72,7 +72,8 @@ pub const DOCUMENTED: [(u8, &str); 12] = [
     ),
     (
         NOT_SENT,
-        "a cancel or finish the hooks called for was refused or could not be sent (agent)",
+        "a cancel or finish the hooks called for was refused or could not be sent, or a \
+         session's finish failed (agent)",
     ),
     (
         AGENT,
@@ -175,7 +176,8 @@ pub fn report(result: Result<(), Failure>) -> ExitCode {
         }
         Err(Failure::Agent(summary)) => {
             eprintln!(
-                "luoctl agent: {} hook(s) failed, {} cancel or finish not sent (see above)",
+                "luoctl agent: {} hook(s) failed, {} cancel, finish or session finish not done \
+                 (see above)",
                 summary.hooks_failed, summary.events_failed
             );
             agent_status(&summary)

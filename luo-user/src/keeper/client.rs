@@ -144,7 +144,7 @@ impl Client {
 
     /// Waits at most `limit` for the answer to each request but `prepare` and `ready` (which
     /// take their own), instead of [`CALL_LIMIT`]; a request that takes longer ends with
-    /// [`ClientError::Timeout`].
+    /// [`ClientError::Timeout`]. A zero `limit` means no limit.
     pub fn with_timeout(mut self, limit: Duration) -> Self {
         self.limit = limit;
         // A limit too long for the kernel's timeval leaves sends unbounded, as good as asked.
@@ -280,8 +280,11 @@ impl Client {
             Err(WireError::TimedOut) => return Err(timed_out(text)),
             Err(err) => return Err(protocol(err.to_string())),
         }
-        // A deadline past the clock's end is no deadline: the wait is then unbounded.
-        let deadline = Instant::now().checked_add(timeout);
+        // A zero limit, or a deadline past the clock's end, is no deadline: the wait is then
+        // unbounded, as a zero send timeout is (see `with_timeout`).
+        let deadline = Some(timeout)
+            .filter(|timeout| !timeout.is_zero())
+            .and_then(|timeout| Instant::now().checked_add(timeout));
         loop {
             let mut fds = [rustix::event::PollFd::new(
                 &self.socket,

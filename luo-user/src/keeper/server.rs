@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use luo_state::State;
 use rustix::event::{PollFd, PollFlags};
@@ -373,6 +373,10 @@ impl Peer {
                 );
             }
         }
+        // The client waits its timeout from the request on: the preservation (a large memfd's
+        // pages are pinned one by one) counts against it, so the agent's `timeout` answer
+        // still comes before the client gives up.
+        let start = Instant::now();
         match keeper.preserve_kept() {
             Ok(preserved) => {
                 for (name, count, took) in &preserved {
@@ -382,7 +386,8 @@ impl Peer {
                         took: *took,
                     });
                 }
-                self.wait_ready(timeout, keeper, current)
+                let left = timeout.map(|timeout| timeout.saturating_sub(start.elapsed()));
+                self.wait_ready(left, keeper, current)
             }
             Err(refusal) => Reply::Error(refusal),
         }

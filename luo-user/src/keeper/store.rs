@@ -455,8 +455,11 @@ impl Keeper {
         loop {
             let now = current();
             let count = now.and_then(|(_, count)| count);
-            // Whether something of the agent's is about this count (or cannot tell).
-            let fresh = |at: Option<u64>| at.is_none() || count.is_none() || at == count;
+            // Whether something of the agent's is about this count. Without a count now (a
+            // module older than the counter) anything is; with one, only a mark of the same
+            // count: a mark whose count was lost (the state moved on before it was read) is
+            // about an earlier `prepared`, never this one.
+            let fresh = |at: Option<u64>| count.is_none() || at == count;
             match (&inner.hooks, now) {
                 // A failed hook's cancel may come before the waiter's first look: the one
                 // change since the failed `prepared` is that cancel, so the failure is the
@@ -710,18 +713,20 @@ mod tests {
     #[test]
     fn a_failed_hook_or_a_state_that_moved_on_is_told_to_the_waiter() {
         let keeper = Keeper::new("/nonexistent", false);
-        keeper.hooks_failed(None, "10-checkpoint failed".into());
+        keeper.hooks_failed(Some(mark(Some(1), 1)), "10-checkpoint failed".into());
         let err = keeper
             .wait_ready(Duration::ZERO, prepared(1), || false)
             .unwrap_err();
         assert_eq!(err, NotReady::Refused("10-checkpoint failed".into()));
 
+        // Without a counter, the waiter cannot see that the state moved on; the agent tells.
+        let uncounted = || Some((State::Prepared, None));
         let keeper = Keeper::new("/nonexistent", false);
         keeper.hooks_started(mark(None, 1));
         keeper.left_prepared(State::Normal, mark(None, 2));
         let err = refusal(
             keeper
-                .wait_ready(Duration::ZERO, prepared(1), || false)
+                .wait_ready(Duration::ZERO, uncounted, || false)
                 .unwrap_err(),
         );
         assert!(err.contains("moved to normal"), "{err}");
@@ -745,6 +750,16 @@ mod tests {
                 .wait_ready(Duration::ZERO, prepared(4), || false)
                 .map(|mark| mark.transitions),
             Ok(Some(4))
+        );
+    }
+
+    #[test]
+    fn a_mark_without_a_count_does_not_answer_a_counted_prepared() {
+        let keeper = Keeper::new("/nonexistent", true);
+        keeper.hooks_ready(mark(None, 1));
+        assert_eq!(
+            keeper.wait_ready(Duration::ZERO, prepared(4), || false),
+            Err(NotReady::TimedOut(Duration::ZERO))
         );
     }
 
