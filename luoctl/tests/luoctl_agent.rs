@@ -138,12 +138,22 @@ fn text(bytes: &[u8]) -> String {
 /// from then on, a rewrite of the state file is a change the agent sees. Returns the rest.
 fn read_past_ready_line(child: &mut Child) -> BufReader<std::process::ChildStderr> {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("watching") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
-    }
+    read_until(&mut stderr, "watching");
     stderr
+}
+
+/// Reads `stderr` up to and including the first line that contains `needle`, and returns
+/// that line; fails the test if the output ends first.
+fn read_until(stderr: &mut impl BufRead, needle: &str) -> String {
+    let mut line = String::new();
+    while !line.contains(needle) {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no line with '{needle}'"
+        );
+    }
+    line
 }
 
 #[test]
@@ -923,11 +933,7 @@ fn in_the_observer_flavour_finish_asks_the_agent() {
     let mut stderr = read_past_ready_line(&mut agent);
     write_state(&setup.state, State::Updated);
     // The failed updated hook withholds the agent's own finish, and its log says what to do.
-    let mut line = String::new();
-    while !line.contains("no finish") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no 'no finish'");
-    }
+    let line = read_until(&mut stderr, "no finish");
     assert!(line.contains("then run 'luoctl finish'"), "{line}");
     let out = luoctl_std()
         .arg("finish")
@@ -1046,11 +1052,7 @@ fn with_a_counter_that_cannot_be_read_kexec_is_not_told_ready() {
         .unwrap();
     let mut stderr = read_past_ready_line(&mut agent);
     write_state(&setup.state, State::Prepared);
-    let mut line = String::new();
-    while !line.contains("ready for the kexec") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no ready line");
-    }
+    read_until(&mut stderr, "ready for the kexec");
     let out = kexec_with(&setup, &setup.dir.path().join("agent.sock"), "2");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(124), "{err}");
